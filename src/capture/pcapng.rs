@@ -1,0 +1,388 @@
+//! pcapng: sections of either byte order, many interfaces each with its own link type, snaplen and
+//! timestamp resolution/offset; EPB, SPB and the obsolete PB carry packets, every other block is
+//! skipped by its length.
+
+use super::source::ByteSource;
+use super::{Batch, ReadError, ReadWarning, RecordReader, MAX_RECORD_LEN};
+
+const SHB: u32 = 0x0a0d_0d0a;
+const IDB: u32 = 1;
+const PB: u32 = 2;
+const SPB: u32 = 3;
+const EPB: u32 = 6;
+const BYTE_ORDER_MAGIC: u32 = 0x1a2b_3c4d;
+/// Blocks bigger than this are corruption, not packets (the largest packet plus generous options).
+const MAX_BLOCK_LEN: u32 = MAX_RECORD_LEN + 64 * 1024;
+
+#[derive(Debug, Clone, Copy)]
+enum TsResol {
+    /// Units of 10^-n seconds.
+    Decimal(u32),
+    /// Units of 2^-n seconds.
+    Binary(u32),
+}
+
+#[derive(Debug, Clone)]
+struct Interface {
+    link: u16,
+    snaplen: u32,
+    resol: TsResol,
+    offset_s: i64,
+}
+
+impl Interface {
+    fn ts_ns(&self, units: u64) -> i64 {
+        let ns: i128 = match self.resol {
+            TsResol::Decimal(n) if n <= 9 => units as i128 * 10i128.pow(9 - n),
+            TsResol::Decimal(n) => units as i128 / 10i128.pow((n - 9).min(30)),
+            TsResol::Binary(n) => ((units as u128 * 1_000_000_000u128) >> n.min(127)) as i128,
+        };
+        (ns + self.offset_s as i128 * 1_000_000_000).clamp(i64::MIN as i128, i64::MAX as i128) as i64
+    }
+}
+
+pub struct PcapngReader {
+    src: ByteSource,
+    big_endian: bool,
+    ifaces: Vec<Interface>,
+    /// Timestamp of the previous packet: SPBs have none, so they inherit it.
+    last_ts: i64,
+    /// The first SHB's type word was consumed by format detection.
+    first_block_pending: bool,
+    block: Vec<u8>,
+    warnings: Vec<ReadWarning>,
+    skipped: u64,
+}
+
+impl PcapngReader {
+    /// `src` is positioned just after the first SHB's block type.
+    pub fn new(src: ByteSource) -> Result<Self, ReadError> {
+        Ok(PcapngReader {
+            src,
+            big_endian: false,
+            ifaces: Vec::new(),
+            last_ts: 0,
+            first_block_pending: true,
+            block: Vec::new(),
+            warnings: Vec::new(),
+            skipped: 0,
+        })
+    }
+
+    fn u16(&self, b: &[u8]) -> u16 {
+        let b = [b[0], b[1]];
+        if self.big_endian {
+            u16::from_be_bytes(b)
+        } else {
+            u16::from_le_bytes(b)
+        }
+    }
+
+    fn u32(&self, b: &[u8]) -> u32 {
+        let b = [b[0], b[1], b[2], b[3]];
+        if self.big_endian {
+            u32::from_be_bytes(b)
+        } else {
+            u32::from_le_bytes(b)
+        }
+    }
+
+    fn warn(&mut self, offset: u64, detail: String) {
+        // A hostile file could repeat one problem millions of times; keep the first ones only.
+        if self.warnings.len() < 1000 {
+            self.warnings.push(ReadWarning { offset, detail });
+        }
+    }
+
+    /// Reads the next block into `self.block` (the body, without type and lengths).
+    /// Returns the block type, or None at a clean end of file.
+    fn next_block(&mut self) -> Result<Option<(u32, u64)>, ReadError> {
+        let path = self.src.path.clone();
+        let (at, btype) = if self.first_block_pending {
+            self.first_block_pending = false;
+            (0, SHB)
+        } else {
+            let at = self.src.position();
+            let mut t = [0u8; 4];
+            match self.src.read_up_to(&mut t)? {
+                0 => return Ok(None),
+                4 => {}
+                n => {
+                    return Err(ReadError::corrupt(
+                        &path,
+                        at,
+                        format!("the file ends inside a block header ({n} of 8 bytes)"),
+                    ))
+                }
+            }
+            // The SHB type is a palindrome, so it reads the same before we know the byte order.
+            let raw = u32::from_le_bytes(t);
+            (at, if raw == SHB { SHB } else { self.u32(&t) })
+        };
+        let mut len_bytes = [0u8; 4];
+        if self.src.read_up_to(&mut len_bytes)? < 4 {
+            return Err(ReadError::corrupt(
+                &path,
+                at,
+                "the file ends inside a block header",
+            ));
+        }
+        self.block.clear();
+        if btype == SHB {
+            let mut bom = [0u8; 4];
+            if self.src.read_up_to(&mut bom)? < 4 {
+                return Err(ReadError::corrupt(
+                    &path,
+                    at,
+                    "the file ends inside a section header block",
+                ));
+            }
+            self.big_endian = match u32::from_le_bytes(bom) {
+                BYTE_ORDER_MAGIC => false,
+                m if m.swap_bytes() == BYTE_ORDER_MAGIC => true,
+                m => {
+                    return Err(ReadError::corrupt(
+                        &path,
+                        at + 8,
+                        format!("section header has byte-order magic {m:08x}, expected 1a2b3c4d"),
+                    ))
+                }
+            };
+            self.ifaces.clear();
+            self.block.extend_from_slice(&bom);
+        }
+        let total = self.u32(&len_bytes);
+        if total < 12 || total % 4 != 0 || total > MAX_BLOCK_LEN || (btype == SHB && total < 28) {
+            return Err(ReadError::corrupt(
+                &path,
+                at,
+                format!("block of type 0x{btype:08x} has an impossible length {total}"),
+            ));
+        }
+        let already = self.block.len() as u64; // the SHB's byte-order magic
+        let body_len = total as u64 - 12;
+        if let Some(left) = self.src.remaining() {
+            if body_len + 4 - already > left {
+                return Err(ReadError::corrupt(
+                    &path,
+                    at,
+                    format!("block of type 0x{btype:08x} claims {total} bytes but only {} remain in the file", left + 8 + already),
+                ));
+            }
+        }
+        let want = (body_len - already) as usize;
+        let mut body = std::mem::take(&mut self.block);
+        let got = self.src.append_up_to(&mut body, want)?;
+        self.block = body;
+        let mut trailer = [0u8; 4];
+        if got < want || self.src.read_up_to(&mut trailer)? < 4 {
+            return Err(ReadError::corrupt(
+                &path,
+                at,
+                format!("the file ends inside a block of type 0x{btype:08x} ({total} bytes claimed)"),
+            ));
+        }
+        if self.u32(&trailer) != total {
+            // The leading length framed the block; if it was wrong, the next block header will
+            // not parse and we stop there. A bad trailer alone loses nothing.
+            let detail = format!(
+                "block of type 0x{btype:08x} has length {total} at its start but {} at its end; trusted the start",
+                self.u32(&trailer)
+            );
+            self.warn(at, detail);
+        }
+        Ok(Some((btype, at)))
+    }
+
+    /// Walks an options list; returns (code, value) pairs, or an error text when it runs off the block.
+    fn options<'b>(&self, mut opts: &'b [u8]) -> Result<Vec<(u16, &'b [u8])>, String> {
+        let mut out = Vec::new();
+        while opts.len() >= 4 {
+            let code = self.u16(&opts[0..2]);
+            let len = self.u16(&opts[2..4]) as usize;
+            if code == 0 {
+                break;
+            }
+            let padded = (len + 3) & !3;
+            if 4 + padded > opts.len() {
+                return Err(format!(
+                    "option {code} claims {len} bytes but only {} remain in its block",
+                    opts.len() - 4
+                ));
+            }
+            out.push((code, &opts[4..4 + len]));
+            opts = &opts[4 + padded..];
+        }
+        Ok(out)
+    }
+
+    fn on_shb(&mut self, at: u64) {
+        // Body: magic(4) major(2) minor(2) section length(8) options. Only options can be off.
+        if self.block.len() < 16 {
+            return;
+        }
+        let major = self.u16(&self.block[4..6]);
+        if major != 1 {
+            self.warn(
+                at,
+                format!("section header version {major}.x (expected 1.x); reading on"),
+            );
+        }
+        if let Err(e) = self.options(&self.block[16..]) {
+            self.warn(
+                at,
+                format!("section header options are malformed ({e}); ignored them"),
+            );
+        }
+    }
+
+    fn on_idb(&mut self, at: u64) {
+        if self.block.len() < 8 {
+            self.warn(at, "interface description block is too short; interface defined with link type 0xffff".into());
+            self.ifaces.push(Interface {
+                link: 0xffff,
+                snaplen: 0,
+                resol: TsResol::Decimal(6),
+                offset_s: 0,
+            });
+            return;
+        }
+        let mut iface = Interface {
+            link: self.u16(&self.block[0..2]),
+            snaplen: self.u32(&self.block[4..8]),
+            resol: TsResol::Decimal(6),
+            offset_s: 0,
+        };
+        let mut problem = None;
+        match self.options(&self.block[8..]) {
+            Ok(opts) => {
+                for (code, v) in opts {
+                    match code {
+                        9 if v.len() == 1 => {
+                            let n = (v[0] & 0x7f) as u32;
+                            iface.resol = if v[0] & 0x80 != 0 {
+                                TsResol::Binary(n)
+                            } else {
+                                TsResol::Decimal(n)
+                            };
+                        }
+                        14 if v.len() == 8 => {
+                            let b: [u8; 8] = v.try_into().expect("length checked");
+                            iface.offset_s = if self.big_endian {
+                                i64::from_be_bytes(b)
+                            } else {
+                                i64::from_le_bytes(b)
+                            };
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            Err(e) => problem = Some(e),
+        }
+        if let Some(e) = problem {
+            self.warn(
+                at,
+                format!("interface description options are malformed ({e}); used defaults"),
+            );
+        }
+        self.ifaces.push(iface);
+    }
+
+    fn skip_packet(&mut self, at: u64, why: String) {
+        self.skipped += 1;
+        self.warn(at, why);
+    }
+
+    fn on_packet(&mut self, btype: u32, at: u64, batch: &mut Batch) {
+        let b = &self.block;
+        let (iface_id, ts_units, caplen, orig_len, data_at) = match btype {
+            EPB if b.len() >= 20 => (
+                self.u32(&b[0..4]),
+                Some(((self.u32(&b[4..8]) as u64) << 32) | self.u32(&b[8..12]) as u64),
+                self.u32(&b[12..16]),
+                self.u32(&b[16..20]),
+                20,
+            ),
+            PB if b.len() >= 20 => (
+                self.u16(&b[0..2]) as u32,
+                Some(((self.u32(&b[4..8]) as u64) << 32) | self.u32(&b[8..12]) as u64),
+                self.u32(&b[12..16]),
+                self.u32(&b[16..20]),
+                20,
+            ),
+            SPB if b.len() >= 4 => {
+                let orig = self.u32(&b[0..4]);
+                let snap = self.ifaces.first().map(|i| i.snaplen).unwrap_or(0);
+                let mut cap = orig.min((b.len() - 4) as u32);
+                if snap > 0 {
+                    cap = cap.min(snap);
+                }
+                (0, None, cap, orig, 4)
+            }
+            _ => {
+                self.skip_packet(at, format!("packet block of type {btype} is too short"));
+                return;
+            }
+        };
+        let Some(iface) = self.ifaces.get(iface_id as usize).cloned() else {
+            self.skip_packet(
+                at,
+                format!("packet names interface {iface_id}, which this section never defined; skipped"),
+            );
+            return;
+        };
+        if data_at + caplen as usize > self.block.len() {
+            self.skip_packet(
+                at,
+                format!("packet claims caplen {caplen}, longer than its block; skipped"),
+            );
+            return;
+        }
+        let ts = match ts_units {
+            Some(u) => iface.ts_ns(u),
+            None => self.last_ts,
+        };
+        self.last_ts = ts;
+        batch.push(
+            ts,
+            iface.link,
+            orig_len,
+            &self.block[data_at..data_at + caplen as usize],
+        );
+    }
+}
+
+impl RecordReader for PcapngReader {
+    fn fill(
+        &mut self,
+        batch: &mut Batch,
+        max_records: usize,
+        max_bytes: usize,
+    ) -> Result<bool, ReadError> {
+        while batch.len() < max_records && batch.bytes() < max_bytes {
+            let Some((btype, at)) = self.next_block()? else {
+                return Ok(false);
+            };
+            match btype {
+                SHB => self.on_shb(at),
+                IDB => self.on_idb(at),
+                EPB | PB | SPB => self.on_packet(btype, at, batch),
+                _ => {} // statistics, name resolution, custom and unknown blocks
+            }
+        }
+        Ok(true)
+    }
+
+    fn position(&self) -> u64 {
+        self.src.position()
+    }
+
+    fn take_warnings(&mut self) -> Vec<ReadWarning> {
+        std::mem::take(&mut self.warnings)
+    }
+
+    fn skipped(&self) -> u64 {
+        self.skipped
+    }
+}

@@ -1,0 +1,158 @@
+//! Opening a capture: file or stdin, gzip detection, format detection by magic number.
+
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+
+use super::{pcap::PcapReader, pcapng::PcapngReader, ReadError, RecordReader};
+
+/// A buffered byte stream that knows how far it has read, so errors can name offsets.
+pub struct ByteSource {
+    inner: Box<dyn BufRead + Send>,
+    pos: u64,
+    /// Size of the stream when known (plain files), to tell "past the end" from "too big".
+    pub total_len: Option<u64>,
+    pub path: PathBuf,
+}
+
+impl ByteSource {
+    pub fn new(inner: Box<dyn BufRead + Send>, total_len: Option<u64>, path: PathBuf) -> Self {
+        ByteSource {
+            inner,
+            pos: 0,
+            total_len,
+            path,
+        }
+    }
+
+    pub fn position(&self) -> u64 {
+        self.pos
+    }
+
+    pub fn io_error(&self, err: io::Error) -> ReadError {
+        ReadError::Io {
+            path: self.path.clone(),
+            err,
+        }
+    }
+
+    /// Fills `buf` completely, or as much as the stream has left; returns the count read.
+    pub fn read_up_to(&mut self, buf: &mut [u8]) -> Result<usize, ReadError> {
+        let mut done = 0;
+        while done < buf.len() {
+            match self.inner.read(&mut buf[done..]) {
+                Ok(0) => break,
+                Ok(n) => done += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(self.io_error(e)),
+            }
+        }
+        self.pos += done as u64;
+        Ok(done)
+    }
+
+    /// Appends up to `n` bytes to `out`; returns how many were appended (fewer only at the end).
+    pub fn append_up_to(&mut self, out: &mut Vec<u8>, n: usize) -> Result<usize, ReadError> {
+        let mut done = 0;
+        while done < n {
+            let avail = match self.inner.fill_buf() {
+                Ok(b) => b,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(self.io_error(e)),
+            };
+            if avail.is_empty() {
+                break;
+            }
+            let take = avail.len().min(n - done);
+            out.extend_from_slice(&avail[..take]);
+            self.inner.consume(take);
+            done += take;
+        }
+        self.pos += done as u64;
+        Ok(done)
+    }
+
+    /// Skips up to `n` bytes; returns how many were skipped.
+    pub fn skip_up_to(&mut self, n: u64) -> Result<u64, ReadError> {
+        let mut done = 0u64;
+        while done < n {
+            let avail = match self.inner.fill_buf() {
+                Ok(b) => b.len(),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(self.io_error(e)),
+            };
+            if avail == 0 {
+                break;
+            }
+            let take = (avail as u64).min(n - done) as usize;
+            self.inner.consume(take);
+            done += take as u64;
+        }
+        self.pos += done;
+        Ok(done)
+    }
+
+    /// Bytes left in the stream when its size is known.
+    pub fn remaining(&self) -> Option<u64> {
+        self.total_len.map(|t| t.saturating_sub(self.pos))
+    }
+}
+
+const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
+
+/// Opens `path` (or stdin for `-`), unwraps gzip, and picks the reader by magic number.
+pub fn open_capture(path: &Path) -> Result<Box<dyn RecordReader>, ReadError> {
+    let io_err = |err| ReadError::Io {
+        path: path.to_path_buf(),
+        err,
+    };
+    let (raw, size): (Box<dyn Read + Send>, Option<u64>) = if path == Path::new("-") {
+        (Box::new(io::stdin()), None)
+    } else {
+        let f = File::open(path).map_err(io_err)?;
+        let meta = f.metadata().map_err(io_err)?;
+        if meta.is_dir() {
+            return Err(ReadError::NotACapture {
+                path: path.to_path_buf(),
+                detail: "it is a directory".into(),
+            });
+        }
+        (Box::new(f), Some(meta.len()))
+    };
+    let mut buffered = BufReader::with_capacity(1 << 20, raw);
+    let head = peek(&mut buffered, 2).map_err(io_err)?;
+    let (stream, size): (Box<dyn BufRead + Send>, Option<u64>) = if head == GZIP_MAGIC {
+        let gz = flate2::read::MultiGzDecoder::new(buffered);
+        (Box::new(BufReader::with_capacity(1 << 20, gz)), None)
+    } else {
+        (Box::new(buffered), size)
+    };
+    let mut src = ByteSource::new(stream, size, path.to_path_buf());
+    let mut magic = [0u8; 4];
+    let got = src.read_up_to(&mut magic)?;
+    if got < 4 {
+        return Err(ReadError::NotACapture {
+            path: path.to_path_buf(),
+            detail: format!("only {got} bytes long"),
+        });
+    }
+    if magic == [0x0a, 0x0d, 0x0d, 0x0a] {
+        return Ok(Box::new(PcapngReader::new(src)?));
+    }
+    if let Some(kind) = super::pcap::Magic::detect(magic) {
+        return Ok(Box::new(PcapReader::new(src, kind)?));
+    }
+    Err(ReadError::NotACapture {
+        path: path.to_path_buf(),
+        detail: format!(
+            "unknown magic number {:02x}{:02x}{:02x}{:02x}",
+            magic[0], magic[1], magic[2], magic[3]
+        ),
+    })
+}
+
+/// Returns up to `n` leading bytes without consuming them.
+fn peek<R: Read>(r: &mut BufReader<R>, n: usize) -> io::Result<Vec<u8>> {
+    let buf = r.fill_buf()?;
+    Ok(buf[..buf.len().min(n)].to_vec())
+}

@@ -1,0 +1,324 @@
+//! The pipeline: batches of records -> parallel decode -> fragment resolution (in order) ->
+//! sharded flow tables updated in parallel -> sorted flow records.
+//!
+//! Determinism: decoding is a pure function of each record; fragment resolution runs in capture
+//! order; and every flow lives in one of a fixed number of shards, each fed its packets in capture
+//! order. Thread count and batch size therefore cannot change the result.
+
+use rayon::prelude::*;
+use rustc_hash::{FxHashMap, FxHasher};
+use std::collections::BTreeMap;
+use std::hash::{Hash, Hasher};
+
+use crate::capture::{Batch, ReadWarning};
+use crate::decode::{decode, Addr, DecodeOptions, Frag, Packet, Skip};
+use crate::flow::{FlowConfig, FlowKey, FlowRecord, FlowTable, ServerPorts, Timeouts};
+
+/// Fixed, so that results never depend on the thread count.
+pub const SHARDS: usize = 64;
+
+#[derive(Clone)]
+pub struct EngineConfig {
+    pub decode: DecodeOptions,
+    pub timeouts: Timeouts,
+    pub ports: ServerPorts,
+    /// Most live flows before the longest idle are evicted (spread evenly over the shards).
+    pub max_flows: usize,
+    /// Most fragments waiting for their first fragment.
+    pub max_pending_fragments: usize,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            decode: DecodeOptions::default(),
+            timeouts: Timeouts::default(),
+            ports: ServerPorts::default(),
+            max_flows: 4_000_000,
+            max_pending_fragments: 100_000,
+        }
+    }
+}
+
+/// What the engine counted, for the summary.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Stats {
+    pub packets: u64,
+    /// Sum of original frame lengths.
+    pub wire_bytes: u64,
+    /// Packets that went into a flow.
+    pub flow_packets: u64,
+    pub skipped: BTreeMap<Skip, u64>,
+    pub evicted_flows: u64,
+    pub peak_live_flows: u64,
+    pub first_ts: Option<i64>,
+    pub last_ts: Option<i64>,
+    /// Records a reader skipped (e.g. undefined pcapng interface).
+    pub reader_skipped: u64,
+    pub warnings: Vec<(String, ReadWarning)>,
+}
+
+impl Stats {
+    pub fn skipped_total(&self) -> u64 {
+        self.skipped.values().sum::<u64>() + self.reader_skipped
+    }
+}
+
+/// The key of a datagram being fragmented.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+struct DatagramId {
+    src: Addr,
+    dst: Addr,
+    proto: u8,
+    id: u32,
+}
+
+/// Remembers the ports of first fragments and holds later fragments that arrive before them.
+#[derive(Default)]
+struct Fragments {
+    ports: FxHashMap<DatagramId, (u16, u16, i64)>,
+    pending: FxHashMap<DatagramId, Vec<Packet>>,
+    pending_count: usize,
+}
+
+/// A first fragment's ports are forgotten after this long (Linux keeps fragments 30 s).
+const FRAGMENT_MEMORY_NS: i64 = 60 * 1_000_000_000;
+
+/// A unit of work for one shard, in capture order.
+#[derive(Clone, Copy)]
+enum Work {
+    /// Index into the batch's decoded packets.
+    Packet(u32),
+    /// Index into `released`: a held fragment whose first fragment just arrived.
+    Released(u32),
+    /// An ICMP unreachable (index into decoded) refusing a flow of this shard.
+    Unreachable(u32),
+}
+
+pub struct Engine {
+    cfg: EngineConfig,
+    flow_cfg: FlowConfig,
+    shards: Vec<FlowTable>,
+    frags: Fragments,
+    decoded: Vec<Result<Packet, Skip>>,
+    released: Vec<Packet>,
+    work: Vec<Vec<Work>>,
+    pub stats: Stats,
+    ops: u64,
+}
+
+fn shard_of(key: &FlowKey) -> usize {
+    let mut h = FxHasher::default();
+    key.hash(&mut h);
+    // Fx mixes poorly into the low bits; take the high ones.
+    (h.finish() >> 58) as usize % SHARDS
+}
+
+impl Engine {
+    pub fn new(cfg: EngineConfig) -> Self {
+        let flow_cfg = FlowConfig {
+            timeouts: cfg.timeouts,
+            ports: cfg.ports.clone(),
+            max_flows_per_shard: (cfg.max_flows / SHARDS).max(1),
+        };
+        Engine {
+            cfg,
+            flow_cfg,
+            shards: (0..SHARDS).map(|_| FlowTable::default()).collect(),
+            frags: Fragments::default(),
+            decoded: Vec::new(),
+            released: Vec::new(),
+            work: vec![Vec::new(); SHARDS],
+            stats: Stats::default(),
+            ops: 0,
+        }
+    }
+
+    /// Feeds one batch. Call inside the rayon pool that should do the work.
+    pub fn process(&mut self, batch: &Batch) {
+        let opts = self.cfg.decode;
+        batch
+            .records
+            .par_iter()
+            .with_min_len(512)
+            .map(|r| {
+                let data = &batch.data[r.start as usize..(r.start + r.caplen) as usize];
+                decode(r.link, data, r.ts_ns, r.orig_len, opts)
+            })
+            .collect_into_vec(&mut self.decoded);
+        self.dispatch();
+        let cfg = &self.flow_cfg;
+        let decoded = &self.decoded;
+        let released = &self.released;
+        self.shards
+            .par_iter_mut()
+            .zip(self.work.par_iter_mut())
+            .for_each(|(table, work)| {
+                for w in work.drain(..) {
+                    match w {
+                        Work::Packet(i) => {
+                            if let Ok(p) = &decoded[i as usize] {
+                                table.update(p, cfg);
+                            }
+                        }
+                        Work::Released(i) => table.update(&released[i as usize], cfg),
+                        Work::Unreachable(i) => {
+                            if let Ok(Packet {
+                                unreach: Some(q),
+                                vlan,
+                                ..
+                            }) = &decoded[i as usize]
+                            {
+                                table.notice_unreachable(*vlan, q);
+                            }
+                        }
+                    }
+                }
+            });
+    }
+
+    /// In capture order: counts, resolves fragments, and assigns each packet to its shard.
+    fn dispatch(&mut self) {
+        self.released.clear();
+        for i in 0..self.decoded.len() {
+            self.ops += 1;
+            let p = match &mut self.decoded[i] {
+                Err(skip) => {
+                    self.stats.packets += 1;
+                    *self.stats.skipped.entry(*skip).or_default() += 1;
+                    continue;
+                }
+                Ok(p) => p,
+            };
+            self.stats.packets += 1;
+            self.stats.wire_bytes += p.wire_len as u64;
+            self.stats.first_ts = Some(self.stats.first_ts.map_or(p.ts_ns, |t| t.min(p.ts_ns)));
+            self.stats.last_ts = Some(self.stats.last_ts.map_or(p.ts_ns, |t| t.max(p.ts_ns)));
+            match p.frag {
+                Frag::Whole => {}
+                Frag::First { id } => {
+                    let d = DatagramId {
+                        src: p.src,
+                        dst: p.dst,
+                        proto: p.proto,
+                        id,
+                    };
+                    self.frags.ports.insert(d, (p.sport, p.dport, p.ts_ns));
+                    let p = *p;
+                    self.assign(Work::Packet(i as u32), &p);
+                    if let Some(held) = self.frags.pending.remove(&d) {
+                        self.frags.pending_count -= held.len();
+                        for mut h in held {
+                            h.sport = p.sport;
+                            h.dport = p.dport;
+                            let idx = self.released.len() as u32;
+                            self.released.push(h);
+                            self.assign(Work::Released(idx), &h);
+                        }
+                    }
+                    self.forget_old_fragments(p.ts_ns);
+                    continue;
+                }
+                Frag::Later { id } => {
+                    let d = DatagramId {
+                        src: p.src,
+                        dst: p.dst,
+                        proto: p.proto,
+                        id,
+                    };
+                    if let Some(&(sport, dport, _)) = self.frags.ports.get(&d) {
+                        p.sport = sport;
+                        p.dport = dport;
+                    } else if self.frags.pending_count < self.cfg.max_pending_fragments {
+                        self.frags.pending.entry(d).or_default().push(*p);
+                        self.frags.pending_count += 1;
+                        self.stats.wire_bytes -= p.wire_len as u64; // counted when released
+                        self.stats.packets -= 1;
+                        continue;
+                    } else {
+                        *self.stats.skipped.entry(Skip::FragmentTableFull).or_default() += 1;
+                        continue;
+                    }
+                }
+            }
+            let p = *p;
+            self.assign(Work::Packet(i as u32), &p);
+            if let Some(q) = &p.unreach {
+                let (key, _) = FlowKey::of(p.vlan, q.proto, q.src, q.sport, q.dst, q.dport);
+                self.work[shard_of(&key)].push(Work::Unreachable(i as u32));
+            }
+        }
+    }
+
+    fn assign(&mut self, w: Work, p: &Packet) {
+        if let Work::Released(_) = w {
+            self.stats.packets += 1;
+            self.stats.wire_bytes += p.wire_len as u64;
+        }
+        self.stats.flow_packets += 1;
+        let (key, _) = FlowKey::of_packet(p);
+        self.work[shard_of(&key)].push(w);
+    }
+
+    fn forget_old_fragments(&mut self, now: i64) {
+        // Cheap enough to do rarely; the table holds only datagrams that were fragmented.
+        if self.frags.ports.len() < 4096 || self.ops % 1024 != 0 {
+            return;
+        }
+        self.frags
+            .ports
+            .retain(|_, (_, _, ts)| now.saturating_sub(*ts) <= FRAGMENT_MEMORY_NS);
+    }
+
+    /// Ends flows idle at wall-clock `now_ns` (live capture).
+    pub fn expire_idle(&mut self, now_ns: i64) {
+        let cfg = &self.flow_cfg;
+        self.shards
+            .par_iter_mut()
+            .for_each(|t| t.expire(now_ns, cfg));
+    }
+
+    /// Takes the flows that have ended so far, sorted (live capture's periodic reports).
+    pub fn live_snapshot(&self) -> Vec<FlowRecord> {
+        let mut v: Vec<FlowRecord> = Vec::new();
+        for t in &self.shards {
+            v.extend_from_slice(&t.done);
+        }
+        v.sort_unstable_by_key(|r| r.sort_key());
+        v
+    }
+
+    pub fn live_flows(&self) -> usize {
+        self.shards.iter().map(|s| s.live_len()).sum()
+    }
+
+    /// Ends everything and returns all flows in report order.
+    pub fn finish(mut self) -> (Vec<FlowRecord>, Stats) {
+        let orphans = self.frags.pending_count as u64;
+        if orphans > 0 {
+            *self.stats.skipped.entry(Skip::OrphanFragment).or_default() += orphans;
+        }
+        let mut all = Vec::new();
+        for t in &mut self.shards {
+            t.drain();
+            self.stats.evicted_flows += t.evicted;
+            self.stats.peak_live_flows += t.peak_live as u64;
+            all.append(&mut t.done);
+        }
+        all.par_sort_unstable_by_key(|r| r.sort_key());
+        (all, self.stats)
+    }
+
+    /// A copy of everything so far, as if the capture ended now (without ending it).
+    pub fn snapshot(&self) -> (Vec<FlowRecord>, Stats) {
+        let mut all = Vec::new();
+        for t in &self.shards {
+            all.extend_from_slice(&t.done);
+            all.extend(t.live_records());
+        }
+        all.par_sort_unstable_by_key(|r| r.sort_key());
+        let mut stats = self.stats.clone();
+        stats.evicted_flows = self.shards.iter().map(|t| t.evicted).sum();
+        (all, stats)
+    }
+}

@@ -1,0 +1,20 @@
+//! flowaudit: rebuilds bidirectional flows from captures and audits them against vendor port
+//! catalogs. One module per pipeline stage:
+//!
+//! - [`capture`]: pcap/pcapng readers and writers
+//! - [`decode`]: frames to fixed-size packet summaries
+//! - [`flow`]: flow keys, direction, TCP state, one shard's flow table
+//! - [`engine`]: the parallel, deterministic pipeline over batches
+//! - [`run`]: driving the engine over files
+//! - [`report`]: CSV/JSONL writers
+//! - [`summary`]: the human summary of a run
+//! - [`synth`]: the deterministic capture generator used by benchmarks and demos
+
+pub mod capture;
+pub mod decode;
+pub mod engine;
+pub mod flow;
+pub mod report;
+pub mod run;
+pub mod summary;
+pub mod synth;

@@ -1,0 +1,110 @@
+//! `flows.csv` / `flows.jsonl`: one row per flow (schema in docs/reports.md).
+
+use serde::Serialize;
+use std::io::{self, Write};
+
+use super::{format_flags, format_ts};
+use crate::decode::proto;
+use crate::flow::FlowRecord;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    Csv,
+    Jsonl,
+}
+
+/// One row of the flows report. Field order is the column order.
+#[derive(Serialize, Debug, Clone, PartialEq, Eq)]
+pub struct FlowRow {
+    pub first_seen: String,
+    pub last_seen: String,
+    pub vlan: String,
+    pub proto: String,
+    pub client_addr: String,
+    pub client_port: String,
+    pub server_addr: String,
+    pub server_port: String,
+    pub basis: &'static str,
+    pub conn_state: &'static str,
+    pub client_packets: u64,
+    pub client_bytes: u64,
+    pub server_packets: u64,
+    pub server_bytes: u64,
+    pub client_flags: String,
+    pub server_flags: String,
+    pub icmp_unreachable: bool,
+    pub evicted: bool,
+}
+
+impl FlowRow {
+    pub fn from_record(r: &FlowRecord) -> FlowRow {
+        let (c, cp) = r.client();
+        let (s, sp) = r.server();
+        let ported = proto::has_ports(r.key.proto);
+        let port = |p: u16| if ported { p.to_string() } else { String::new() };
+        FlowRow {
+            first_seen: format_ts(r.flow.first_ts),
+            last_seen: format_ts(r.flow.last_ts),
+            vlan: r.vlan().map(|v| v.to_string()).unwrap_or_default(),
+            proto: proto::name(r.key.proto).into_owned(),
+            client_addr: c.to_string(),
+            client_port: port(cp),
+            server_addr: s.to_string(),
+            server_port: port(sp),
+            basis: r.flow.basis.as_str(),
+            conn_state: r.conn_state().as_str(),
+            client_packets: r.flow.packets[0],
+            client_bytes: r.flow.bytes[0],
+            server_packets: r.flow.packets[1],
+            server_bytes: r.flow.bytes[1],
+            client_flags: format_flags(r.flow.flags[0]),
+            server_flags: format_flags(r.flow.flags[1]),
+            icmp_unreachable: r.flow.icmp_unreachable,
+            evicted: r.flow.evicted,
+        }
+    }
+}
+
+pub fn write_flows(out: &mut dyn Write, flows: &[FlowRecord], format: Format) -> io::Result<()> {
+    match format {
+        Format::Csv => {
+            let mut w = csv::Writer::from_writer(out);
+            for r in flows {
+                w.serialize(FlowRow::from_record(r))?;
+            }
+            if flows.is_empty() {
+                // serde writes the header with the first row; an empty report still has one.
+                w.write_record(FLOW_COLUMNS)?;
+            }
+            w.flush()?;
+        }
+        Format::Jsonl => {
+            for r in flows {
+                serde_json::to_writer(&mut *out, &FlowRow::from_record(r))?;
+                out.write_all(b"\n")?;
+            }
+        }
+    }
+    Ok(())
+}
+
+pub const FLOW_COLUMNS: &[&str] = &[
+    "first_seen",
+    "last_seen",
+    "vlan",
+    "proto",
+    "client_addr",
+    "client_port",
+    "server_addr",
+    "server_port",
+    "basis",
+    "conn_state",
+    "client_packets",
+    "client_bytes",
+    "server_packets",
+    "server_bytes",
+    "client_flags",
+    "server_flags",
+    "icmp_unreachable",
+    "evicted",
+];

@@ -1,0 +1,232 @@
+//! Driving the engine over capture files: open, merge several files in time order, read on a
+//! dedicated thread, process batches on the rayon pool, report progress.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use crate::capture::{open_capture, Batch, ReadError, RecordReader};
+use crate::engine::{Engine, EngineConfig, Stats};
+use crate::flow::FlowRecord;
+
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    /// Worker threads (0: one per core).
+    pub threads: usize,
+    /// Packets per batch handed to the workers.
+    pub batch_packets: usize,
+    /// Show a progress bar when stderr is a terminal.
+    pub progress: bool,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions {
+            threads: 0,
+            batch_packets: 16 * 1024,
+            progress: false,
+        }
+    }
+}
+
+/// Everything a run produced. `errors` holds damage found in inputs; the flows still include
+/// every packet read before it.
+pub struct RunOutput {
+    pub flows: Vec<FlowRecord>,
+    pub stats: Stats,
+    pub errors: Vec<ReadError>,
+    pub elapsed: Duration,
+    /// Bytes read from the inputs (decompressed size for .gz).
+    pub input_bytes: u64,
+}
+
+/// One input file and its look-ahead batch.
+struct Input {
+    name: String,
+    reader: Box<dyn RecordReader>,
+    batch: Batch,
+    next: usize,
+    done: bool,
+}
+
+/// Several captures read as one, in timestamp order (ties: earlier file on the command line).
+struct Inputs {
+    inputs: Vec<Input>,
+    errors: Vec<ReadError>,
+}
+
+const LOOKAHEAD: usize = 4096;
+
+impl Inputs {
+    fn open(paths: &[PathBuf]) -> Result<Inputs, ReadError> {
+        let mut inputs = Vec::new();
+        for p in paths {
+            inputs.push(Input {
+                name: p.display().to_string(),
+                reader: open_capture(p)?,
+                batch: Batch::default(),
+                next: 0,
+                done: false,
+            });
+        }
+        Ok(Inputs {
+            inputs,
+            errors: Vec::new(),
+        })
+    }
+
+    fn position(&self) -> u64 {
+        self.inputs.iter().map(|i| i.reader.position()).sum()
+    }
+
+    /// Fills `out`; returns false when every input is exhausted.
+    fn fill(&mut self, out: &mut Batch, max_records: usize) -> bool {
+        if self.inputs.len() == 1 {
+            let inp = &mut self.inputs[0];
+            if inp.done {
+                return false;
+            }
+            match inp.reader.fill(out, max_records, 64 << 20) {
+                Ok(more) => inp.done = !more,
+                Err(e) => {
+                    inp.done = true;
+                    self.errors.push(e);
+                }
+            }
+            return !out.is_empty() || !inp.done;
+        }
+        while out.len() < max_records {
+            let mut best: Option<(i64, usize)> = None;
+            for (k, inp) in self.inputs.iter_mut().enumerate() {
+                if inp.next >= inp.batch.len() && !inp.done {
+                    inp.batch.clear();
+                    inp.next = 0;
+                    match inp.reader.fill(&mut inp.batch, LOOKAHEAD, 8 << 20) {
+                        Ok(more) => inp.done = !more,
+                        Err(e) => {
+                            inp.done = true;
+                            self.errors.push(e);
+                        }
+                    }
+                }
+                if inp.next < inp.batch.len() {
+                    let ts = inp.batch.records[inp.next].ts_ns;
+                    if best.is_none_or(|(b, _)| ts < b) {
+                        best = Some((ts, k));
+                    }
+                }
+            }
+            let Some((_, k)) = best else {
+                return !out.is_empty();
+            };
+            let inp = &mut self.inputs[k];
+            let r = inp.batch.records[inp.next];
+            out.push(r.ts_ns, r.link, r.orig_len, inp.batch.packet(inp.next));
+            inp.next += 1;
+        }
+        true
+    }
+}
+
+enum Msg {
+    Batch(Batch),
+    Done(Inputs),
+}
+
+/// Reads `paths` as one capture and returns its flows.
+/// Fails before reading anything when an input cannot be opened or is not a capture.
+pub fn run_files(
+    paths: &[PathBuf],
+    cfg: EngineConfig,
+    opts: &RunOptions,
+) -> Result<RunOutput, ReadError> {
+    let started = Instant::now();
+    let mut inputs = Inputs::open(paths)?;
+    let total: Option<u64> = paths
+        .iter()
+        .map(|p| {
+            let gz = p.extension().is_some_and(|e| e == "gz");
+            (!gz).then(|| std::fs::metadata(p).ok().map(|m| m.len())).flatten()
+        })
+        .sum();
+    let bar = progress_bar(opts.progress, total);
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(opts.threads)
+        .build()
+        .expect("building the worker pool");
+    let (tx, rx) = mpsc::sync_channel::<Msg>(2);
+    let (recycle_tx, recycle_rx) = mpsc::channel::<Batch>();
+    let batch_packets = opts.batch_packets.max(1);
+    let bar_reader = bar.clone();
+    let reader = std::thread::spawn(move || {
+        loop {
+            let mut batch = recycle_rx.try_recv().unwrap_or_default();
+            batch.clear();
+            let more = inputs.fill(&mut batch, batch_packets);
+            if let Some(b) = &bar_reader {
+                b.set_position(inputs.position());
+            }
+            if !batch.is_empty() && tx.send(Msg::Batch(batch)).is_err() {
+                return;
+            }
+            if !more {
+                let _ = tx.send(Msg::Done(inputs));
+                return;
+            }
+        }
+    });
+    let mut engine = Engine::new(cfg);
+    let mut finished = None;
+    for msg in rx {
+        match msg {
+            Msg::Batch(batch) => {
+                pool.install(|| engine.process(&batch));
+                let _ = recycle_tx.send(batch);
+            }
+            Msg::Done(inp) => finished = Some(inp),
+        }
+    }
+    reader.join().expect("reader thread panicked");
+    let mut inputs = finished.expect("reader ends with Done");
+    for inp in &mut inputs.inputs {
+        engine.stats.reader_skipped += inp.reader.skipped();
+        for w in inp.reader.take_warnings() {
+            engine.stats.warnings.push((inp.name.clone(), w));
+        }
+    }
+    let input_bytes = inputs.position();
+    let (flows, stats) = pool.install(|| engine.finish());
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    Ok(RunOutput {
+        flows,
+        stats,
+        errors: inputs.errors,
+        elapsed: started.elapsed(),
+        input_bytes,
+    })
+}
+
+fn progress_bar(wanted: bool, total: Option<u64>) -> Option<ProgressBar> {
+    if !wanted || !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let bar = match total {
+        Some(t) => ProgressBar::new(t).with_style(
+            ProgressStyle::with_template(
+                "{bar:40} {bytes}/{total_bytes} {binary_bytes_per_sec} ETA {eta}",
+            )
+            .expect("valid template"),
+        ),
+        None => ProgressBar::new_spinner().with_style(
+            ProgressStyle::with_template("{spinner} {bytes} read, {binary_bytes_per_sec}")
+                .expect("valid template"),
+        ),
+    };
+    bar.set_draw_target(ProgressDrawTarget::stderr_with_hz(4));
+    Some(bar)
+}
