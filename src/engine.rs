@@ -236,7 +236,11 @@ impl Engine {
                         self.stats.packets -= 1;
                         continue;
                     } else {
-                        *self.stats.skipped.entry(Skip::FragmentTableFull).or_default() += 1;
+                        *self
+                            .stats
+                            .skipped
+                            .entry(Skip::FragmentTableFull)
+                            .or_default() += 1;
                         continue;
                     }
                 }

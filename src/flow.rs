@@ -20,7 +20,14 @@ pub struct FlowKey {
 
 impl FlowKey {
     /// The key of `p`'s flow, and whether `p` was sent by endpoint `a`.
-    pub fn of(vlan: u16, proto_num: u8, src: Addr, sport: u16, dst: Addr, dport: u16) -> (Self, bool) {
+    pub fn of(
+        vlan: u16,
+        proto_num: u8,
+        src: Addr,
+        sport: u16,
+        dst: Addr,
+        dport: u16,
+    ) -> (Self, bool) {
         let (sport, dport) = if proto::has_ports(proto_num) {
             (sport, dport)
         } else {
@@ -28,12 +35,26 @@ impl FlowKey {
         };
         if (src, sport) <= (dst, dport) {
             (
-                FlowKey { vlan, proto: proto_num, a: src, a_port: sport, b: dst, b_port: dport },
+                FlowKey {
+                    vlan,
+                    proto: proto_num,
+                    a: src,
+                    a_port: sport,
+                    b: dst,
+                    b_port: dport,
+                },
                 true,
             )
         } else {
             (
-                FlowKey { vlan, proto: proto_num, a: dst, a_port: dport, b: src, b_port: sport },
+                FlowKey {
+                    vlan,
+                    proto: proto_num,
+                    a: dst,
+                    a_port: dport,
+                    b: src,
+                    b_port: sport,
+                },
                 false,
             )
         }
@@ -115,9 +136,11 @@ impl ConnState {
 
     pub fn parse(s: &str) -> Option<ConnState> {
         use ConnState::*;
-        [S0, S1, SF, REJ, S2, S3, RSTO, RSTR, RSTOS0, RSTRH, SH, SHR, OTH]
-            .into_iter()
-            .find(|c| c.as_str() == s)
+        [
+            S0, S1, SF, REJ, S2, S3, RSTO, RSTR, RSTOS0, RSTRH, SH, SHR, OTH,
+        ]
+        .into_iter()
+        .find(|c| c.as_str() == s)
     }
 }
 
@@ -189,7 +212,11 @@ impl Flow {
     }
 
     fn add(&mut self, p: &Packet, from_a: bool) {
-        let side = if from_a == self.client_is_a { CLIENT } else { SERVER };
+        let side = if from_a == self.client_is_a {
+            CLIENT
+        } else {
+            SERVER
+        };
         self.first_ts = self.first_ts.min(p.ts_ns);
         self.last_ts = self.last_ts.max(p.ts_ns);
         self.packets[side] += 1;
@@ -556,7 +583,8 @@ impl FlowTable {
 
     /// Ends the longest-idle eighth of the table (at least one flow) to make room.
     fn evict(&mut self, cap: usize) {
-        let mut ages: Vec<(i64, FlowKey)> = self.live.iter().map(|(k, f)| (f.last_ts, *k)).collect();
+        let mut ages: Vec<(i64, FlowKey)> =
+            self.live.iter().map(|(k, f)| (f.last_ts, *k)).collect();
         let n = (cap / 8).max(1).min(ages.len());
         if n == 0 {
             return;
@@ -573,8 +601,11 @@ impl FlowTable {
 
     /// Ends every live flow (end of capture, or a live capture stopping).
     pub fn drain(&mut self) {
-        self.done
-            .extend(self.live.drain().map(|(key, flow)| FlowRecord { key, flow }));
+        self.done.extend(
+            self.live
+                .drain()
+                .map(|(key, flow)| FlowRecord { key, flow }),
+        );
     }
 
     /// Ends flows idle at `now` (live capture: time passes without packets).
@@ -587,6 +618,8 @@ impl FlowTable {
 impl FlowTable {
     /// The flows still open, as records (for reports written while a capture runs).
     pub fn live_records(&self) -> impl Iterator<Item = FlowRecord> + '_ {
-        self.live.iter().map(|(k, f)| FlowRecord { key: *k, flow: *f })
+        self.live
+            .iter()
+            .map(|(k, f)| FlowRecord { key: *k, flow: *f })
     }
 }

@@ -10,10 +10,13 @@
 //! - [`summary`]: the human summary of a run
 //! - [`synth`]: the deterministic capture generator used by benchmarks and demos
 
+pub mod audit;
 pub mod capture;
+pub mod catalog;
 pub mod decode;
 pub mod engine;
 pub mod flow;
+pub mod inventory;
 pub mod report;
 pub mod run;
 pub mod summary;

@@ -5,8 +5,11 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use flowaudit::audit::Severity;
+use flowaudit::catalog::Catalogs;
 use flowaudit::engine::EngineConfig;
 use flowaudit::flow::Timeouts;
+use flowaudit::inventory::Inventory;
 use flowaudit::report::flows::{write_flows, Format};
 use flowaudit::report::write_output;
 use flowaudit::run::{run_files, RunOptions};
@@ -39,6 +42,15 @@ enum Cmd {
     ///
     /// Example: flowaudit flows backup-window.pcapng -o flows.csv
     Flows(FlowsArgs),
+    /// Audit captures against the vendor port catalogs, by the roles an inventory gives each host.
+    ///
+    /// Writes flows.csv, services.csv, rules.csv, findings.csv, summary.md and manifest.json into
+    /// the report directory. Example:
+    ///   flowaudit audit window.pcapng --inventory hosts.csv -o report/ --fail-on high
+    Audit(AuditArgs),
+    /// List, show and lint port catalogs; list the role vocabulary.
+    #[command(subcommand)]
+    Catalog(CatalogCmd),
     /// Write a deterministic synthetic capture (for benchmarks and demos).
     ///
     /// Example: flowaudit synth --packets 3600000 --flows 200000 -o imix.pcap
@@ -114,6 +126,53 @@ struct FlowsArgs {
     engine: EngineArgs,
 }
 
+#[derive(Args)]
+struct AuditArgs {
+    /// Capture files (.pcap, .pcapng, optionally .gz); several are merged in time order.
+    #[arg(required = true, value_name = "CAPTURE")]
+    captures: Vec<PathBuf>,
+    /// Inventory CSV: address,roles,name (address or CIDR; roles separated by ';').
+    #[arg(long, short = 'I', value_name = "FILE")]
+    inventory: PathBuf,
+    /// Report directory (created if missing).
+    #[arg(short, long, value_name = "DIR")]
+    output: PathBuf,
+    /// Extra catalog files (docs/catalog-format.md); rules with a built-in id replace it.
+    #[arg(long, value_name = "FILE")]
+    catalog: Vec<PathBuf>,
+    /// Use only these built-in catalogs (veeam-vbr, veeam-em, veeam-agent, veeam-proxmox,
+    /// backup-exec). Default: all.
+    #[arg(long, value_name = "ID")]
+    product: Vec<String>,
+    /// Exit with code 1 when a finding has at least this severity (info, low, medium, high).
+    #[arg(long, value_name = "SEVERITY")]
+    fail_on: Option<String>,
+    #[command(flatten)]
+    engine: EngineArgs,
+}
+
+#[derive(Subcommand)]
+enum CatalogCmd {
+    /// List rules, optionally filtered.
+    List {
+        #[arg(long)]
+        product: Option<String>,
+        /// Rules where this role is either end (families included: gateway-server matches
+        /// windows-gateway-server rules only if you name the child).
+        #[arg(long)]
+        role: Option<String>,
+        #[arg(long)]
+        port: Option<u16>,
+    },
+    /// Show one rule in full.
+    Show { id: String },
+    /// Check a catalog file: unknown roles, bad or glued ranges, ports above 65535, duplicate
+    /// ids, dangling references. Exit 1 when problems are found.
+    Lint { file: PathBuf },
+    /// List the role vocabulary.
+    Roles,
+}
+
 #[derive(Clone, Copy, ValueEnum)]
 enum OutFormat {
     Csv,
@@ -146,6 +205,8 @@ fn main() -> ExitCode {
     match cli.cmd {
         Cmd::Flows(a) => cmd_flows(a),
         Cmd::Synth(a) => cmd_synth(a),
+        Cmd::Audit(a) => cmd_audit(a),
+        Cmd::Catalog(c) => cmd_catalog(c),
     }
 }
 
@@ -204,6 +265,247 @@ fn cmd_synth(a: SynthArgs) -> ExitCode {
         Err(e) => {
             eprintln!("flowaudit: cannot write {}: {e}", a.output.display());
             ExitCode::from(EXIT_INPUT)
+        }
+    }
+}
+
+fn load_catalogs(product: &[String], extra: &[PathBuf]) -> Result<Catalogs, String> {
+    let known = [
+        "veeam-vbr",
+        "veeam-em",
+        "veeam-agent",
+        "veeam-proxmox",
+        "backup-exec",
+    ];
+    for p in product {
+        if !known.contains(&p.as_str()) {
+            return Err(format!(
+                "unknown --product {p:?}; choose from {}",
+                known.join(", ")
+            ));
+        }
+    }
+    let mut cat = Catalogs::builtin(product).map_err(|p| {
+        format!(
+            "built-in catalogs are broken: {}",
+            p.iter()
+                .map(|x| x.to_string())
+                .collect::<Vec<_>>()
+                .join("; ")
+        )
+    })?;
+    for f in extra {
+        let text =
+            std::fs::read_to_string(f).map_err(|e| format!("{}: cannot read: {e}", f.display()))?;
+        let problems = cat.add_file(&f.display().to_string(), &text);
+        if !problems.is_empty() {
+            return Err(problems
+                .iter()
+                .map(|p| p.to_string())
+                .collect::<Vec<_>>()
+                .join("\n"));
+        }
+    }
+    Ok(cat)
+}
+
+fn cmd_audit(a: AuditArgs) -> ExitCode {
+    let fail_on = match a.fail_on.as_deref().map(|s| (s, Severity::parse(s))) {
+        None => None,
+        Some((_, Some(s))) => Some(s),
+        Some((s, None)) => {
+            eprintln!("flowaudit: --fail-on {s:?}: use info, low, medium or high");
+            return ExitCode::from(EXIT_INPUT);
+        }
+    };
+    let cat = match load_catalogs(&a.product, &a.catalog) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("flowaudit: {e}");
+            return ExitCode::from(EXIT_INPUT);
+        }
+    };
+    let inv_text = match std::fs::read_to_string(&a.inventory) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!(
+                "flowaudit: {}: cannot read the inventory: {e}",
+                a.inventory.display()
+            );
+            return ExitCode::from(EXIT_INPUT);
+        }
+    };
+    let inv = match Inventory::parse(&a.inventory.display().to_string(), &inv_text, &cat.roles) {
+        Ok(i) => i,
+        Err(problems) => {
+            for p in problems {
+                eprintln!("flowaudit: {p}");
+            }
+            return ExitCode::from(EXIT_INPUT);
+        }
+    };
+    let mut cfg = a.engine.config();
+    for r in &cat.rules {
+        for p in &r.protocols {
+            for range in &r.ports {
+                // Single documented ports tell the engine which end usually serves.
+                if range.lo == range.hi {
+                    cfg.ports.add(*p, range.lo);
+                }
+            }
+        }
+    }
+    let out = match run_files(&a.captures, cfg, &a.engine.run_options()) {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("flowaudit: {e}");
+            return ExitCode::from(e.exit_code() as u8);
+        }
+    };
+    let names = std::collections::BTreeMap::new();
+    let audit = flowaudit::audit::audit(out.flows.clone(), &cat, &inv, &names);
+    let inputs: Vec<String> = a.captures.iter().map(|p| p.display().to_string()).collect();
+    if let Err(e) = flowaudit::report::audit::write_audit(&a.output, &audit, &out, &inputs) {
+        eprintln!(
+            "flowaudit: cannot write reports to {}: {e}",
+            a.output.display()
+        );
+        return ExitCode::from(EXIT_INPUT);
+    }
+    if !a.engine.quiet || !out.errors.is_empty() {
+        eprint!("{}", flowaudit::summary::render(&out));
+        let mut by: std::collections::BTreeMap<&str, usize> = Default::default();
+        for s in &audit.services {
+            *by.entry(s.verdict.as_str()).or_default() += 1;
+        }
+        eprintln!(
+            "services: {} ({}); findings: {}; reports in {}",
+            audit.services.len(),
+            by.iter()
+                .map(|(k, v)| format!("{k} {v}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            audit.findings.len(),
+            a.output.display()
+        );
+    }
+    if !out.errors.is_empty() || !out.stats.warnings.is_empty() {
+        return ExitCode::from(EXIT_CORRUPT);
+    }
+    match fail_on {
+        Some(t) if audit.findings.iter().any(|f| f.severity >= t) => ExitCode::from(1),
+        _ => ExitCode::SUCCESS,
+    }
+}
+
+fn cmd_catalog(c: CatalogCmd) -> ExitCode {
+    match c {
+        CatalogCmd::Lint { file } => {
+            let text = match std::fs::read_to_string(&file) {
+                Ok(t) => t,
+                Err(e) => {
+                    eprintln!("flowaudit: {}: cannot read: {e}", file.display());
+                    return ExitCode::from(EXIT_INPUT);
+                }
+            };
+            let problems = Catalogs::lint(&file.display().to_string(), &text);
+            for p in &problems {
+                println!("{p}");
+            }
+            if problems.is_empty() {
+                eprintln!("{}: no problems", file.display());
+                ExitCode::SUCCESS
+            } else {
+                eprintln!("{}: {} problems", file.display(), problems.len());
+                ExitCode::from(1)
+            }
+        }
+        CatalogCmd::Roles => {
+            let roles = flowaudit::catalog::Roles::builtin();
+            println!("id,parent,description");
+            for d in roles.defs.values() {
+                println!(
+                    "{},{},{}",
+                    d.id,
+                    d.parent.clone().unwrap_or_default(),
+                    d.description
+                );
+            }
+            ExitCode::SUCCESS
+        }
+        CatalogCmd::List {
+            product,
+            role,
+            port,
+        } => {
+            let only: Vec<String> = product.into_iter().collect();
+            let cat = match load_catalogs(&only, &[]) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("flowaudit: {e}");
+                    return ExitCode::from(EXIT_INPUT);
+                }
+            };
+            let mut w = csv::Writer::from_writer(std::io::stdout());
+            let _ = w.write_record([
+                "id",
+                "product",
+                "section",
+                "from_role",
+                "to_role",
+                "proto",
+                "ports",
+                "qualifiers",
+                "host_pattern",
+                "note",
+            ]);
+            for r in &cat.rules {
+                if role
+                    .as_ref()
+                    .is_some_and(|x| *x != r.from_role && *x != r.to_role)
+                {
+                    continue;
+                }
+                if port.is_some_and(|p| !r.ports.iter().any(|x| x.contains(p))) {
+                    continue;
+                }
+                let _ = w.write_record([
+                    r.id.as_str(),
+                    &r.product,
+                    &r.section,
+                    &r.from_role,
+                    &r.to_role,
+                    &r.protocols_str(),
+                    &r.ports_str(),
+                    &r.qualifiers_str(),
+                    r.host_pattern.as_deref().unwrap_or(""),
+                    &r.note,
+                ]);
+            }
+            let _ = w.flush();
+            ExitCode::SUCCESS
+        }
+        CatalogCmd::Show { id } => {
+            let cat = match load_catalogs(&[], &[]) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("flowaudit: {e}");
+                    return ExitCode::from(EXIT_INPUT);
+                }
+            };
+            match cat.rules.iter().find(|r| r.id == id) {
+                Some(r) => {
+                    println!("id:          {}\nproduct:     {}\nsection:     {}\nfrom role:   {}\nto role:     {}\nprotocols:   {}\nports:       {}\nqualifiers:  {}\nhost:        {}\nnote:        {}\ndecision:    {}\nsource line: {}{}",
+                        r.id, r.product, r.section, r.from_role, r.to_role, r.protocols_str(), r.ports_str(), r.qualifiers_str(),
+                        r.host_pattern.as_deref().unwrap_or(""), r.note, r.decision, r.source_line,
+                        r.via.as_ref().map(|v| format!("\nvia:         {v} (reference row)")).unwrap_or_default());
+                    ExitCode::SUCCESS
+                }
+                None => {
+                    eprintln!("flowaudit: no rule {id:?}; `flowaudit catalog list` shows the ids");
+                    ExitCode::from(EXIT_INPUT)
+                }
+            }
         }
     }
 }

@@ -149,7 +149,9 @@ pub fn run_files(
         .iter()
         .map(|p| {
             let gz = p.extension().is_some_and(|e| e == "gz");
-            (!gz).then(|| std::fs::metadata(p).ok().map(|m| m.len())).flatten()
+            (!gz)
+                .then(|| std::fs::metadata(p).ok().map(|m| m.len()))
+                .flatten()
         })
         .sum();
     let bar = progress_bar(opts.progress, total);
@@ -161,21 +163,19 @@ pub fn run_files(
     let (recycle_tx, recycle_rx) = mpsc::channel::<Batch>();
     let batch_packets = opts.batch_packets.max(1);
     let bar_reader = bar.clone();
-    let reader = std::thread::spawn(move || {
-        loop {
-            let mut batch = recycle_rx.try_recv().unwrap_or_default();
-            batch.clear();
-            let more = inputs.fill(&mut batch, batch_packets);
-            if let Some(b) = &bar_reader {
-                b.set_position(inputs.position());
-            }
-            if !batch.is_empty() && tx.send(Msg::Batch(batch)).is_err() {
-                return;
-            }
-            if !more {
-                let _ = tx.send(Msg::Done(inputs));
-                return;
-            }
+    let reader = std::thread::spawn(move || loop {
+        let mut batch = recycle_rx.try_recv().unwrap_or_default();
+        batch.clear();
+        let more = inputs.fill(&mut batch, batch_packets);
+        if let Some(b) = &bar_reader {
+            b.set_position(inputs.position());
+        }
+        if !batch.is_empty() && tx.send(Msg::Batch(batch)).is_err() {
+            return;
+        }
+        if !more {
+            let _ = tx.send(Msg::Done(inputs));
+            return;
         }
     });
     let mut engine = Engine::new(cfg);

@@ -46,7 +46,14 @@ pub struct Frame {
 }
 
 impl Frame {
-    pub fn tcp(src: IpAddr, sport: u16, dst: IpAddr, dport: u16, flags: u8, payload: usize) -> Frame {
+    pub fn tcp(
+        src: IpAddr,
+        sport: u16,
+        dst: IpAddr,
+        dport: u16,
+        flags: u8,
+        payload: usize,
+    ) -> Frame {
         Frame {
             src,
             dst,
@@ -79,7 +86,9 @@ impl Frame {
             proto::TCP => {
                 t.extend_from_slice(&self.sport.to_be_bytes());
                 t.extend_from_slice(&self.dport.to_be_bytes());
-                t.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 0, 0x50, self.flags, 0xff, 0xff, 0, 0, 0, 0]);
+                t.extend_from_slice(&[
+                    0, 0, 0, 1, 0, 0, 0, 0, 0x50, self.flags, 0xff, 0xff, 0, 0, 0, 0,
+                ]);
             }
             proto::UDP => {
                 t.extend_from_slice(&self.sport.to_be_bytes());

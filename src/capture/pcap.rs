@@ -53,7 +53,10 @@ impl PcapReader {
             return Err(ReadError::corrupt(
                 &src.path,
                 4 + got as u64,
-                format!("the pcap file header is cut short ({} of 24 bytes)", 4 + got),
+                format!(
+                    "the pcap file header is cut short ({} of 24 bytes)",
+                    4 + got
+                ),
             ));
         }
         let u16_at = |i: usize| {
@@ -156,7 +159,9 @@ impl RecordReader for PcapReader {
                 return Err(ReadError::corrupt(
                     &self.src.path,
                     at,
-                    format!("record claims caplen {caplen} but the file ends after {n} bytes of it"),
+                    format!(
+                        "record claims caplen {caplen} but the file ends after {n} bytes of it"
+                    ),
                 ));
             }
             batch.record_appended(start, ts_ns, self.link, orig_len);

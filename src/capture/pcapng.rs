@@ -37,7 +37,8 @@ impl Interface {
             TsResol::Decimal(n) => units as i128 / 10i128.pow((n - 9).min(30)),
             TsResol::Binary(n) => ((units as u128 * 1_000_000_000u128) >> n.min(127)) as i128,
         };
-        (ns + self.offset_s as i128 * 1_000_000_000).clamp(i64::MIN as i128, i64::MAX as i128) as i64
+        (ns + self.offset_s as i128 * 1_000_000_000).clamp(i64::MIN as i128, i64::MAX as i128)
+            as i64
     }
 }
 
@@ -179,7 +180,9 @@ impl PcapngReader {
             return Err(ReadError::corrupt(
                 &path,
                 at,
-                format!("the file ends inside a block of type 0x{btype:08x} ({total} bytes claimed)"),
+                format!(
+                    "the file ends inside a block of type 0x{btype:08x} ({total} bytes claimed)"
+                ),
             ));
         }
         if self.u32(&trailer) != total {
@@ -238,7 +241,11 @@ impl PcapngReader {
 
     fn on_idb(&mut self, at: u64) {
         if self.block.len() < 8 {
-            self.warn(at, "interface description block is too short; interface defined with link type 0xffff".into());
+            self.warn(
+                at,
+                "interface description block is too short; interface defined with link type 0xffff"
+                    .into(),
+            );
             self.ifaces.push(Interface {
                 link: 0xffff,
                 snaplen: 0,
@@ -328,7 +335,9 @@ impl PcapngReader {
         let Some(iface) = self.ifaces.get(iface_id as usize).cloned() else {
             self.skip_packet(
                 at,
-                format!("packet names interface {iface_id}, which this section never defined; skipped"),
+                format!(
+                    "packet names interface {iface_id}, which this section never defined; skipped"
+                ),
             );
             return;
         };

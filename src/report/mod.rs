@@ -1,6 +1,7 @@
 //! Writing reports: CSV and JSON Lines with stable schemas (docs/reports.md), cells made safe for
 //! spreadsheets, files replaced atomically.
 
+pub mod audit;
 pub mod flows;
 
 use std::borrow::Cow;
@@ -102,7 +103,14 @@ pub fn format_ts(ts_ns: i64) -> String {
 pub fn format_flags(f: u8) -> String {
     use crate::decode::tcp_flags::*;
     let mut s = String::new();
-    for (bit, c) in [(SYN, 'S'), (ACK, 'A'), (PSH, 'P'), (FIN, 'F'), (RST, 'R'), (0x20, 'U')] {
+    for (bit, c) in [
+        (SYN, 'S'),
+        (ACK, 'A'),
+        (PSH, 'P'),
+        (FIN, 'F'),
+        (RST, 'R'),
+        (0x20, 'U'),
+    ] {
         if f & bit != 0 {
             s.push(c);
         }

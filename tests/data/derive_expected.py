@@ -732,7 +732,8 @@ def main():
             if not mism and len(tpk) >= len(spk):
                 pkts = tpk[:len(spk)]   # identical packets; tshark's copies carry layer names
             if terr:
-                notes.append("tshark: %s (tshark yields %d packets)" % (" ".join(terr.split()), len(tpk)))
+                msg = " ".join(terr.replace(path, fname).split()).replace("tshark: ", "", 1)
+                notes.append("tshark: %s (tshark yields %d packets)" % (msg, len(tpk)))
         if mism:
             notes.append("tshark/struct cross-check: %d mismatching packets" % len(mism))
         elif n:
@@ -773,6 +774,79 @@ def main():
 # Notes written by hand after looking at the packets (hex dumps / tshark -V); the numbers
 # above them are all computed.
 HAND_NOTES = {
+    "enterprise-https-tls-443-dns-stp.pcap": [
+        "all 9 TCP splits are one pattern: client SYN / server bare ACK (challenge ACK) / client RST, "
+        "then the same SYN (same ISN) retransmitted ~3 s later (13 s once) and accepted: RST closed the "
+        "flow so flowaudit counts 2 flows where tshark (and the MANIFEST's '68 TCP flows') count 1",
+        "the 48 non-IP frames are 802.3/LLC spanning-tree BPDUs; the other flow is ICMPv6 MLD to ff02::16"],
+    "enterprise-windows-lan-smb2-dcerpc-dns-llmnr-nbns-dhcp.pcap": [
+        "UDP splits are NBNS/NetBIOS-datagram broadcasts, DHCP and DHCPv6 repeated more than 60 s apart; "
+        "IGMP and ICMPv6 flows split the same way (MANIFEST's 190 UDP conversations = tshark's count)"],
+    "lan-background-ssdp-mdns-netbios-arp-ipv6.pcapng": [
+        "TCP: 192.168.152.101:38832 <-> 192.168.152.1:139 exchanges 2-packet keepalives about every 6 min, "
+        "each more than 300 s after the last, so one tshark conversation is 5 flowaudit flows; UDP +99 "
+        "from SSDP/mDNS/NetBIOS announcements repeated more than 60 s apart; Teredo (udp/3544) is keyed "
+        "on its outer UDP header"],
+    "malformed-pcap-fuzzed-bogus-record-length.pcap": [
+        "hex: record 1 at byte 24 (caplen 188) is intact; the record header at byte 228 has ts_sec 0x43fefb00 "
+        "ts_usec 0 caplen 0x53fe6000 wirelen 4211277 and only 141 bytes follow",
+        "the kept packet is Ethernet/IPv4/TCP with fuzzed addresses 192.168.0.0:256 -> 0.0.16.64:0 = 1 TCP flow",
+        "tshark's pcap-variant heuristic picks a different record layout: its frame 1 starts 6 bytes later "
+        "(so it sees ethertype 0x4000, no IP) and it adds a 1-byte garbage frame 2 before failing; this is "
+        "the expected cross-check mismatch, and why tshark's conversation counts are 0"],
+    "malformed-pcap-header-version-1.4.pcap": [
+        "hex: the 24-byte file header has magic d4c3b2a1 (little-endian usec) and version 1.4 at byte 4; "
+        "libpcap and tshark refuse it, so a strict reader keeps 0 packets and error_offset points at the "
+        "version field; the single record behind it is a valid IPv6/UDP packet (fe80:: -> ff02::)"],
+    "malformed-pcap-truncated-tail-tls.pcap": [
+        "hex: 6 records at bytes 24,114,204,286,663,745 then a record header at 5035 with caplen 4325376 "
+        "(0x420000) and 645 bytes left",
+        "packet 2 (the SYN-ACK) carries ts 761195582.033594 (1994) while its neighbours are at "
+        "1429518024 (2015): expected 1 TCP flow assumes last-seen time never goes backwards"],
+    "malformed-pcapng-shb-option-too-long.pcapng": [
+        "hex: SHB at 0 (len 52) has a first option at byte 24 with code 0x3030 length 12336 that runs past the "
+        "block; the block lengths in the headers (SHB 52, IDB 52..84 linktype 1, EPB 84..180) are consistent "
+        "and end exactly at EOF, but every trailing length is 0x30303030 ('0000')",
+        "strict-but-forgiving reading: skip the bad SHB option and ignore the trailing-length copies with a "
+        "warning, trust the leading block lengths; the single EPB (caplen 64, bogus wirelen 808464432) is "
+        "Ethernet + 802.1ad tag (VID 48) + ARP, so 1 packet, 1 non-IP, no flows; error_offset = the bad option"],
+    "pcap-6in4-ipv6-in-ipv4-udp.pcap": ["1.2.3.4 -> 5.6.7.8 proto 41 is one flow; tshark counts the inner IPv6 UDP"],
+    "pcap-gre-tunnel-ssh-dns-ntp-icmp.pcap": [
+        "all 40 frames are GRE between 172.27.1.66 and 66.59.109.137 (one proto-47 flow); tshark's 1 TCP "
+        "(inner SSH) and 4 UDP (inner DNS + 3 NTP) conversations are inside the tunnel; inside it there are "
+        "also echo request/replies and 2 ICMP port-unreachables quoting the DNS queries, whose quoted headers tshark does not count either"],
+    "pcap-icmp-dest-unreach-embedding-udp-dns.pcap": [
+        "192.168.1.102 -> 192.168.1.1 port unreachable; the quoted 192.168.1.1:53 -> 192.168.1.102:59207 UDP header makes no flow, and tshark does not "
+        "count it either"],
+    "pcap-ipv4-fragments.pcap": [
+        "the offset-0 fragment carries TCP 210.54.213.247:1265 -> 131.243.1.10:21, the 4 later fragments "
+        "(same src/dst/proto/id 0x4bc5) join it: 1 TCP flow of 5 packets, 0 orphans; tshark's conv table "
+        "(ip.defragment on by default) shows 0 TCP because the datagram never reassembles (last fragment missing)"],
+    "pcap-ipv6-long-extension-header-chain-udp.pcap": [
+        "the chain has 1 hop-by-hop + 33 x (routing, fragment, destination options) headers; all 33 fragment "
+        "headers have offset 0 and M=0 (atomic), so the packet is not a fragment; the walk ends at UDP port 12345"],
+    "pcap-vlan-ipv6-fragmented-tcp.pcap": [
+        "VLAN 6, IPv6 fragments at offsets 0/55/110 of id 0xa5d33a2d: the first carries TCP ::1:12345 -> ::1:8080"],
+    "pcap-vlan-collisions-same-5tuple-per-vlan.pcap": [
+        "the same TCP 5-tuple untagged, on VLAN 42 and on VLANs 10/20 (outermost 10): 3 keys"],
+    "pcap-vlan-triple-tag-8100-http.pcap": ["key VLAN = outermost tag 30 (tags 30/20/10)"],
+    "pcap-8021ad-qinq-88a8-arp.pcap": ["S-tag 200 (0x88a8) + C-tag 2001, ARP only"],
+    "pcap-mixed-vlan-mpls-tcp-telnet-http.pcap": [
+        "3 flows: MPLS-labelled telnet (no VLAN), untagged HTTP, VLAN 4093 HTTP with F5 Ethernet trailers"],
+    "pcap-vxlan-udp4789-inner-http.pcap": ["the inner Ethernet/IPv4/TCP HTTP is counted by tshark only"],
+    "pcapng-126-idbs-vlan-ipv6-ldap-gss.pcapng": [
+        "routed asymmetric VLANs: client->server packets are on VLAN 81, server->client on VLAN 80, so "
+        "with the VLAN in the key each direction is its own one-way flow (10 and 8 packets)"],
+    "pcapng-3-sections-mixed-endian-all-block-types.pcapng": [
+        "tshark 4.0 lists the 3 custom blocks as frames without an encapsulation (11 frames): not packets; "
+        "2 packets come from SPBs, which have no timestamp: they never split a flow"],
+    "pcapng-bigendian-all-block-types-intermixed.pcapng": [
+        "tshark 4.0 lists the 3 custom blocks as frames without an encapsulation (8 frames): not packets; "
+        "1 packet comes from an SPB (no timestamp)"],
+    "pcapng-2-interfaces-mixed-tsresol-dns.pcapng": [
+        "interface 0 at 1e-9 and interface 1 at 1e-6 resolution; flows' first_ts are scaled per interface"],
+    "pcap-kuznetzov-modified-magic-icmp.pcap": ["tshark 4.0 reads the a1b2cd34 'modified' format itself"],
+    "pcap-nflog-linktype239-http.pcap": ["tshark 4.0 reads NFLOG itself; the struct reader takes the NFULA_PAYLOAD TLV"],
 }
 
 

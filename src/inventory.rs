@@ -1,0 +1,240 @@
+//! The host inventory: `address,roles,name` rows giving each host (or subnet) its roles.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use crate::catalog::{Problem, Roles};
+use crate::decode::Addr;
+
+/// An address block in the 16-byte address space (IPv4 as mapped: prefix + 96).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Cidr {
+    pub addr: Addr,
+    pub prefix: u8,
+}
+
+impl Cidr {
+    pub fn parse(s: &str) -> Result<Cidr, String> {
+        let (ip, len) = match s.split_once('/') {
+            Some((a, l)) => (a, Some(l)),
+            None => (s, None),
+        };
+        let ip: IpAddr = ip
+            .trim()
+            .parse()
+            .map_err(|_| format!("{s:?} is not an IPv4/IPv6 address or CIDR block"))?;
+        let (max, base) = if ip.is_ipv4() { (32u8, 96u8) } else { (128, 0) };
+        let len = match len {
+            None => max,
+            Some(l) => l
+                .trim()
+                .parse::<u8>()
+                .ok()
+                .filter(|l| *l <= max)
+                .ok_or_else(|| format!("{s:?}: prefix length must be 0 to {max}"))?,
+        };
+        let c = Cidr {
+            addr: Addr::from(ip),
+            prefix: base + len,
+        };
+        if c.network() != c.addr {
+            return Err(format!(
+                "{s:?} has host bits set; write the network address"
+            ));
+        }
+        Ok(c)
+    }
+
+    fn network(&self) -> Addr {
+        let mut b = self.addr.0;
+        for (i, byte) in b.iter_mut().enumerate() {
+            let keep = (self.prefix as i32 - 8 * i as i32).clamp(0, 8) as u32;
+            *byte &= (0xffu16 << (8 - keep)) as u8;
+        }
+        Addr(b)
+    }
+
+    pub fn contains(&self, a: Addr) -> bool {
+        Cidr {
+            addr: a,
+            prefix: self.prefix,
+        }
+        .network()
+            == self.addr
+    }
+
+    pub fn is_host(&self) -> bool {
+        self.prefix == 128
+    }
+}
+
+impl std::fmt::Display for Cidr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.is_host() {
+            write!(f, "{}", self.addr)
+        } else {
+            let v4 = self.addr.to_ip().is_ipv4();
+            write!(
+                f,
+                "{}/{}",
+                self.addr,
+                if v4 { self.prefix - 96 } else { self.prefix }
+            )
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Entry {
+    pub cidr: Cidr,
+    pub roles: Vec<String>,
+    pub name: String,
+    pub line: u64,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Inventory {
+    /// One entry per distinct address block, roles merged over its rows.
+    pub entries: Vec<Entry>,
+}
+
+/// What the inventory says about one address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostInfo {
+    /// The most specific block covering the address.
+    pub block: Cidr,
+    pub name: String,
+    /// Roles from every covering block, with their families, sorted.
+    pub roles: Vec<String>,
+}
+
+impl Inventory {
+    pub fn parse(file: &str, text: &str, roles: &Roles) -> Result<Inventory, Vec<Problem>> {
+        let mut problems = Vec::new();
+        let mut by_block: BTreeMap<Cidr, Entry> = BTreeMap::new();
+        let mut rdr = csv::ReaderBuilder::new()
+            .comment(Some(b'#'))
+            .flexible(true)
+            .has_headers(false)
+            .from_reader(text.as_bytes());
+        let prob = |line: u64, m: String| Problem {
+            file: file.to_string(),
+            line,
+            message: m,
+        };
+        for rec in rdr.records() {
+            let rec = match rec {
+                Ok(r) => r,
+                Err(e) => {
+                    let line = e.position().map(|p| p.line()).unwrap_or(0);
+                    problems.push(prob(line, format!("not valid CSV: {e}")));
+                    continue;
+                }
+            };
+            let line = rec.position().map(|p| p.line()).unwrap_or(0);
+            let cell = |i: usize| rec.get(i).unwrap_or("").trim();
+            if rec.iter().all(|c| c.trim().is_empty()) {
+                continue;
+            }
+            if cell(0) == "address" {
+                continue; // header
+            }
+            if rec.len() < 2 || rec.len() > 3 {
+                problems.push(prob(
+                    line,
+                    format!("expected address,roles,name; found {} columns", rec.len()),
+                ));
+                continue;
+            }
+            let cidr = match Cidr::parse(cell(0)) {
+                Ok(c) => c,
+                Err(e) => {
+                    problems.push(prob(line, e));
+                    continue;
+                }
+            };
+            let mut row_roles = Vec::new();
+            for r in cell(1).split(';').map(str::trim).filter(|r| !r.is_empty()) {
+                if roles.contains(r) {
+                    row_roles.push(r.to_string());
+                } else {
+                    problems.push(prob(
+                        line,
+                        format!("unknown role {r:?} (run `flowaudit catalog roles` for the list)"),
+                    ));
+                }
+            }
+            if row_roles.is_empty() && cell(1).is_empty() {
+                problems.push(prob(line, "no roles given".into()));
+            }
+            let name = cell(2).to_string();
+            let e = by_block.entry(cidr).or_insert_with(|| Entry {
+                cidr,
+                roles: Vec::new(),
+                name: String::new(),
+                line,
+            });
+            if !name.is_empty() {
+                if !e.name.is_empty() && e.name != name {
+                    problems.push(prob(
+                        line,
+                        format!(
+                            "{} is named {:?} here but {:?} on line {}",
+                            cidr, name, e.name, e.line
+                        ),
+                    ));
+                } else {
+                    e.name = name;
+                }
+            }
+            for r in row_roles {
+                if !e.roles.contains(&r) {
+                    e.roles.push(r);
+                }
+            }
+        }
+        if problems.is_empty() {
+            Ok(Inventory {
+                entries: by_block.into_values().collect(),
+            })
+        } else {
+            Err(problems)
+        }
+    }
+
+    pub fn lookup(&self, a: Addr, roles: &Roles) -> Option<HostInfo> {
+        let mut best: Option<&Entry> = None;
+        let mut all = Vec::new();
+        for e in &self.entries {
+            if e.cidr.contains(a) {
+                for r in &e.roles {
+                    all.extend(roles.with_ancestors(r));
+                }
+                if best.is_none_or(|b| e.cidr.prefix > b.cidr.prefix) {
+                    best = Some(e);
+                }
+            }
+        }
+        let best = best?;
+        all.sort();
+        all.dedup();
+        Some(HostInfo {
+            block: best.cidr,
+            name: best.name.clone(),
+            roles: all,
+        })
+    }
+
+    /// Entries holding `role` (directly or through a family), for rule instantiation.
+    pub fn holders<'a>(
+        &'a self,
+        role: &'a str,
+        roles: &'a Roles,
+    ) -> impl Iterator<Item = &'a Entry> + 'a {
+        self.entries.iter().filter(move |e| {
+            e.roles
+                .iter()
+                .any(|r| roles.with_ancestors(r).iter().any(|x| x == role))
+        })
+    }
+}
