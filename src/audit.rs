@@ -328,7 +328,12 @@ pub fn audit(
             };
             (Verdict::UnknownHost, Vec::new(), Vec::new(), end)
         } else {
-            let on_port: Vec<&Rule> = cat.rules_for_port(key.proto, key.port).collect();
+            // A port inside some dynamic or very wide range between other roles is not "documented
+            // between the wrong roles": only specific openings count for role-mismatch.
+            let on_port: Vec<&Rule> = cat
+                .rules_for_port(key.proto, key.port)
+                .filter(|r| is_specific_for(r, key.port))
+                .collect();
             let (c, s) = (hc.as_ref().unwrap(), hs.as_ref().unwrap());
             let reversed: Vec<&Rule> = on_port
                 .iter()
@@ -626,4 +631,14 @@ fn findings(services: &[Service], rules: &[RuleUse], cav: &Caveats) -> Vec<Findi
             .then(a.subject.cmp(&b.subject))
     });
     out
+}
+
+/// Widest range still treated as a specific opening (2500-3300 is 801 ports wide).
+const SPECIFIC_RANGE_MAX: u32 = 1024;
+
+fn is_specific_for(r: &Rule, port: u16) -> bool {
+    !r.has(Qualifier::DynamicRange)
+        && r.ports
+            .iter()
+            .any(|p| p.contains(port) && p.width() <= SPECIFIC_RANGE_MAX)
 }

@@ -349,7 +349,12 @@ impl Ctx {
             etherparse::err::ipv4::HeaderSliceError::Content(_) => Skip::BadIpHeader,
         })?;
         let hlen = h.slice().len();
-        let total = (h.total_len() as usize).max(hlen);
+        // A total length of 0 (or less than the header) comes from TCP segmentation offload on
+        // the capturing host: the captured bytes are the packet, as tshark also assumes.
+        let total = match h.total_len() as usize {
+            t if t < hlen => d.len(),
+            t => t,
+        };
         let payload = &d[hlen..d.len().min(total)];
         let payload_len = (total - hlen) as u32;
         let offset = h.fragments_offset().value();

@@ -300,7 +300,9 @@ impl Engine {
     pub fn finish(mut self) -> (Vec<FlowRecord>, Stats) {
         let orphans = self.frags.pending_count as u64;
         if orphans > 0 {
+            // Held fragments were not yet counted as packets; they are, as skipped ones.
             *self.stats.skipped.entry(Skip::OrphanFragment).or_default() += orphans;
+            self.stats.packets += orphans;
         }
         let mut all = Vec::new();
         for t in &mut self.shards {

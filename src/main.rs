@@ -195,6 +195,9 @@ struct SynthArgs {
     small: bool,
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// Write the demo backup window (fixtures/demo) instead; the size options are ignored.
+    #[arg(long)]
+    demo: bool,
     /// Output pcap file.
     #[arg(short, long)]
     output: PathBuf,
@@ -244,6 +247,17 @@ fn cmd_flows(a: FlowsArgs) -> ExitCode {
 }
 
 fn cmd_synth(a: SynthArgs) -> ExitCode {
+    if a.demo {
+        let r = std::fs::File::create(&a.output)
+            .and_then(|f| flowaudit::synth::demo(std::io::BufWriter::new(f)));
+        return match r {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("flowaudit: cannot write {}: {e}", a.output.display());
+                ExitCode::from(EXIT_INPUT)
+            }
+        };
+    }
     let spec = SynthSpec {
         packets: a.packets,
         flows: a.flows,

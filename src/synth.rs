@@ -275,3 +275,112 @@ pub fn generate(spec: &SynthSpec, out: impl Write) -> io::Result<u64> {
     w.into_inner().flush()?;
     Ok(started)
 }
+
+/// The inventory of the demo site (fixtures/demo/hosts.csv is this text).
+pub const DEMO_INVENTORY: &str = "address,roles,name
+10.1.0.5,backup-console,admin01
+10.1.0.10,backup-server;windows-backup-server,vbr01
+10.1.0.11,enterprise-manager,em01
+10.1.0.20,backup-proxy;windows-server,proxy01
+10.1.0.30,backup-repository;linux-server,repo01
+10.1.0.40,agent-computer-windows,ws-fin-01
+10.1.0.50,proxmox-ve-server,pve01
+10.1.0.51,proxmox-worker,pvew01
+10.1.0.60,be-server,bemedia01
+10.1.0.61,be-remote-agent,files01
+";
+
+/// How a generated TCP conversation goes.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Session {
+    /// Handshake, data both ways, FIN both ways (Zeek SF).
+    Complete,
+    /// SYN answered by RST-ACK (REJ).
+    Refused,
+    /// SYN and one retransmission, no answer (S0).
+    Unanswered,
+}
+
+/// Appends the frames of one TCP conversation; returns the time after it.
+pub fn tcp_session<W: Write>(
+    w: &mut PcapWriter<W>,
+    mut ts: i64,
+    client: (Ipv4Addr, u16),
+    server: (Ipv4Addr, u16),
+    kind: Session,
+) -> io::Result<i64> {
+    let (c, cp) = client;
+    let (s, sp) = server;
+    let c2s = |flags, len| Frame::tcp(c.into(), cp, s.into(), sp, flags, len);
+    let s2c = |flags, len| Frame::tcp(s.into(), sp, c.into(), cp, flags, len);
+    let frames: Vec<Frame> = match kind {
+        Session::Complete => vec![
+            c2s(F::SYN, 0),
+            s2c(F::SYN | F::ACK, 0),
+            c2s(F::ACK, 0),
+            c2s(F::ACK | F::PSH, 200),
+            s2c(F::ACK | F::PSH, 1000),
+            c2s(F::FIN | F::ACK, 0),
+            s2c(F::FIN | F::ACK, 0),
+            c2s(F::ACK, 0),
+        ],
+        Session::Refused => vec![c2s(F::SYN, 0), s2c(F::RST | F::ACK, 0)],
+        Session::Unanswered => vec![c2s(F::SYN, 0), c2s(F::SYN, 0)],
+    };
+    for f in frames {
+        let bytes = f.ethernet();
+        let len = bytes.len().max(60) as u32;
+        w.write(ts, &bytes, len)?;
+        ts += 1_000_000; // 1 ms between packets
+    }
+    Ok(ts)
+}
+
+/// The demo backup window: documented jobs of every product, plus a refused, an unanswered,
+/// an undocumented, a wrong-role, a reversed and an unknown-host service (docs/demo.md).
+pub fn demo(out: impl Write) -> io::Result<()> {
+    use Session::*;
+    let ip = |last: u8| Ipv4Addr::new(10, 1, 0, last);
+    let mut w = PcapWriter::new(out, link::ETHERNET, false)?;
+    let mut ts: i64 = 1_767_225_600 * 1_000_000_000; // 2026-01-01 00:00:00 UTC
+    let mut port = 50_000u16;
+    let mut next_port = || {
+        port += 1;
+        port
+    };
+    let plan: &[(u8, u8, u16, Session)] = &[
+        (10, 20, 6162, Complete), // backup server -> Windows proxy Data Mover
+        (10, 30, 22, Complete),   // backup server -> Linux repository SSH
+        (20, 30, 2500, Complete), // proxy -> repository data channels
+        (20, 30, 2501, Complete),
+        (20, 30, 2502, Complete),
+        (20, 30, 2505, Complete),
+        (5, 10, 9392, Complete),   // console -> backup server
+        (11, 10, 9392, Complete),  // Enterprise Manager -> backup server
+        (51, 50, 8006, Complete),  // Proxmox worker -> Proxmox VE API
+        (60, 61, 10000, Complete), // Backup Exec control connection
+        (61, 60, 6101, Complete),  // Backup Exec agent advertising
+        (60, 61, 40000, Complete), // Backup Exec data in the dynamic range
+        (60, 61, 40001, Complete),
+        (60, 61, 40003, Complete),
+        (10, 20, 6160, Refused), // installer service port closed on the proxy
+        (10, 30, 6162, Unanswered), // Data Mover on the repository filtered
+        (20, 30, 3306, Complete), // undocumented: MySQL from the proxy
+        (40, 30, 8006, Complete), // role mismatch: agent to the repository on the PVE API port
+        (30, 10, 22, Complete),  // reverse: repository opens SSH to the backup server
+        (99, 10, 443, Complete), // unknown host
+    ];
+    for &(c, s, sp, kind) in plan {
+        ts = tcp_session(&mut w, ts, (ip(c), next_port()), (ip(s), sp), kind)?;
+        ts += 500_000_000;
+    }
+    // A DNS lookup to a resolver that is not in the inventory.
+    let q = Frame::udp(ip(10).into(), next_port(), ip(2).into(), 53, 40);
+    let r = Frame::udp(ip(2).into(), 53, ip(10).into(), port, 80);
+    for f in [q, r] {
+        let b = f.ethernet();
+        w.write(ts, &b, b.len().max(60) as u32)?;
+        ts += 2_000_000;
+    }
+    w.into_inner().flush()
+}

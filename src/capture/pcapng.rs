@@ -198,8 +198,9 @@ impl PcapngReader {
     }
 
     /// Walks an options list; returns (code, value) pairs, or an error text when it runs off the block.
-    fn options<'b>(&self, mut opts: &'b [u8]) -> Result<Vec<(u16, &'b [u8])>, String> {
+    fn options<'b>(&self, mut opts: &'b [u8]) -> Result<Vec<(u16, &'b [u8])>, (usize, String)> {
         let mut out = Vec::new();
+        let total = opts.len();
         while opts.len() >= 4 {
             let code = self.u16(&opts[0..2]);
             let len = self.u16(&opts[2..4]) as usize;
@@ -208,9 +209,12 @@ impl PcapngReader {
             }
             let padded = (len + 3) & !3;
             if 4 + padded > opts.len() {
-                return Err(format!(
-                    "option {code} claims {len} bytes but only {} remain in its block",
-                    opts.len() - 4
+                return Err((
+                    total - opts.len(),
+                    format!(
+                        "option {code} claims {len} bytes but only {} remain in its block",
+                        opts.len() - 4
+                    ),
                 ));
             }
             out.push((code, &opts[4..4 + len]));
@@ -231,9 +235,10 @@ impl PcapngReader {
                 format!("section header version {major}.x (expected 1.x); reading on"),
             );
         }
-        if let Err(e) = self.options(&self.block[16..]) {
+        if let Err((off, e)) = self.options(&self.block[16..]) {
+            // Options start after type, length and 16 bytes of fixed fields.
             self.warn(
-                at,
+                at + 24 + off as u64,
                 format!("section header options are malformed ({e}); ignored them"),
             );
         }
@@ -285,7 +290,7 @@ impl PcapngReader {
                     }
                 }
             }
-            Err(e) => problem = Some(e),
+            Err((_, e)) => problem = Some(e),
         }
         if let Some(e) = problem {
             self.warn(

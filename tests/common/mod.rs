@@ -82,11 +82,19 @@ pub struct Rec {
 
 pub fn rec(ts: i64, data: Vec<u8>) -> Rec {
     let orig_len = data.len() as u32;
-    Rec { ts, data, orig_len, iface: 0 }
+    Rec {
+        ts,
+        data,
+        orig_len,
+        iface: 0,
+    }
 }
 
 pub fn rec_on(iface: u32, ts: i64, data: Vec<u8>) -> Rec {
-    Rec { iface, ..rec(ts, data) }
+    Rec {
+        iface,
+        ..rec(ts, data)
+    }
 }
 
 /// Classic pcap bytes (little-endian; micro- or nanosecond timestamps).
@@ -380,7 +388,10 @@ pub fn ext_options(kind: u8, n8: usize) -> Ext {
 pub fn ext_routing(via: Ipv6Addr) -> Ext {
     let mut body = vec![0u8, 1, 0, 0, 0, 0]; // routing type 0, segments left 1, reserved
     body.extend_from_slice(&via.octets());
-    Ext { kind: EXT_ROUTING, body }
+    Ext {
+        kind: EXT_ROUTING,
+        body,
+    }
 }
 
 /// A fragment header: offset in 8-byte units, more-fragments flag, 32-bit id.
@@ -388,18 +399,35 @@ pub fn ext_fragment(offset8: u16, more: bool, id: u32) -> Ext {
     let mut body = Vec::with_capacity(6);
     body.extend_from_slice(&((offset8 << 3) | more as u16).to_be_bytes());
     body.extend_from_slice(&id.to_be_bytes());
-    Ext { kind: EXT_FRAGMENT, body }
+    Ext {
+        kind: EXT_FRAGMENT,
+        body,
+    }
 }
 
 /// An IPv6 packet with extension headers before `upper` (protocol `upper_proto`).
-pub fn ipv6_ext(src: Ipv6Addr, dst: Ipv6Addr, exts: &[Ext], upper_proto: u8, upper: &[u8]) -> Vec<u8> {
+pub fn ipv6_ext(
+    src: Ipv6Addr,
+    dst: Ipv6Addr,
+    exts: &[Ext],
+    upper_proto: u8,
+    upper: &[u8],
+) -> Vec<u8> {
     let mut chain = Vec::new();
     for (i, e) in exts.iter().enumerate() {
         let next = exts.get(i + 1).map_or(upper_proto, |n| n.kind);
         let len = e.body.len() + 2;
-        assert_eq!(len % 8, 0, "extension header length must be a multiple of 8");
+        assert_eq!(
+            len % 8,
+            0,
+            "extension header length must be a multiple of 8"
+        );
         chain.push(next);
-        chain.push(if e.kind == EXT_FRAGMENT { 0 } else { (len / 8 - 1) as u8 });
+        chain.push(if e.kind == EXT_FRAGMENT {
+            0
+        } else {
+            (len / 8 - 1) as u8
+        });
         chain.extend_from_slice(&e.body);
     }
     chain.extend_from_slice(upper);
@@ -432,7 +460,14 @@ pub fn set_ipv4_frag(ip: &mut [u8], id: u16, more: bool, offset8: u16) {
 
 /// Splits an IPv4 datagram's payload (`upper`, transport header included) into fragments at
 /// the given payload offsets (multiples of 8). Returns the IP packets in order.
-pub fn ipv4_fragments(src: &str, dst: &str, proto_num: u8, upper: &[u8], id: u16, cuts: &[usize]) -> Vec<Vec<u8>> {
+pub fn ipv4_fragments(
+    src: &str,
+    dst: &str,
+    proto_num: u8,
+    upper: &[u8],
+    id: u16,
+    cuts: &[usize],
+) -> Vec<Vec<u8>> {
     let mut bounds = vec![0];
     bounds.extend_from_slice(cuts);
     bounds.push(upper.len());

@@ -1,0 +1,451 @@
+//! The audit end to end on the demo fixture, catalog self-checks, and lint/inventory errors.
+//!
+//! Expected values are worked out by hand from the demo plan (src/synth.rs `demo`), the catalog
+//! rows named below, and frame sizes: a complete session is SYN, SYN-ACK, ACK (60-byte minimum
+//! frames), 200 bytes of data (54 + 200 = 254), 1000 back (1054), FIN, FIN, ACK: 6 * 60 + 254 +
+//! 1054 = 1668 bytes in 8 packets. A refused attempt is SYN + RST-ACK: 120 bytes.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Command;
+
+use flowaudit::catalog::{parse_ports, Catalogs, Roles};
+use flowaudit::inventory::Inventory;
+
+const BIN: &str = env!("CARGO_BIN_EXE_flowaudit");
+
+fn read_csv(path: &Path) -> Vec<BTreeMap<String, String>> {
+    let mut r = csv::Reader::from_path(path).unwrap();
+    let headers = r.headers().unwrap().clone();
+    r.records()
+        .map(|rec| {
+            let rec = rec.unwrap();
+            headers
+                .iter()
+                .map(String::from)
+                .zip(rec.iter().map(String::from))
+                .collect()
+        })
+        .collect()
+}
+
+fn run_demo_audit(dir: &Path, threads: &str) -> i32 {
+    Command::new(BIN)
+        .args([
+            "audit",
+            "fixtures/demo/backup-window.pcap",
+            "-I",
+            "fixtures/demo/hosts.csv",
+            "-q",
+            "-j",
+            threads,
+            "-o",
+        ])
+        .arg(dir)
+        .status()
+        .unwrap()
+        .code()
+        .unwrap()
+}
+
+#[test]
+fn demo_fixture_is_what_the_generator_writes() {
+    let mut buf = Vec::new();
+    flowaudit::synth::demo(&mut buf).unwrap();
+    assert_eq!(
+        buf,
+        std::fs::read("fixtures/demo/backup-window.pcap").unwrap()
+    );
+    assert_eq!(
+        flowaudit::synth::DEMO_INVENTORY,
+        std::fs::read_to_string("fixtures/demo/hosts.csv").unwrap()
+    );
+}
+
+#[test]
+fn demo_reports_match_expected_for_any_thread_count() {
+    for threads in ["1", "2", "7"] {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(run_demo_audit(dir.path(), threads), 0);
+        for f in [
+            "flows.csv",
+            "services.csv",
+            "rules.csv",
+            "findings.csv",
+            "summary.md",
+            "manifest.json",
+        ] {
+            let got = std::fs::read_to_string(dir.path().join(f)).unwrap();
+            let want =
+                std::fs::read_to_string(Path::new("fixtures/demo/expected").join(f)).unwrap();
+            // summary.md names the report's inputs; both runs audit the same relative path.
+            assert_eq!(got, want, "{f} differs with --threads {threads}");
+        }
+    }
+}
+
+#[test]
+fn demo_verdicts_outcomes_and_rules_worked_by_hand() {
+    let dir = tempfile::tempdir().unwrap();
+    assert_eq!(run_demo_audit(dir.path(), "2"), 0);
+    let services = read_csv(&dir.path().join("services.csv"));
+    let find = |c: &str, s: &str, port: &str| {
+        services
+            .iter()
+            .find(|r| r["client_addr"] == c && r["server_addr"] == s && r["server_port"] == port)
+            .unwrap_or_else(|| panic!("no service {c} -> {s}:{port}"))
+    };
+    // (client, server, port, verdict, outcome, rule ids, flows, bytes)
+    let expect = [
+        // VBR-007: backup-server -> windows-server tcp/6162 (Data Mover).
+        (
+            "10.1.0.10",
+            "10.1.0.20",
+            "6162",
+            "documented",
+            "established",
+            "VBR-007",
+            "1",
+            "1668",
+        ),
+        // VBR-002: backup-server -> windows-server tcp/6160, answered by RST.
+        (
+            "10.1.0.10",
+            "10.1.0.20",
+            "6160",
+            "documented",
+            "refused",
+            "VBR-002",
+            "1",
+            "120",
+        ),
+        // VBR-016: backup-server -> linux-server tcp/6162, two SYNs and nothing back.
+        (
+            "10.1.0.10",
+            "10.1.0.30",
+            "6162",
+            "documented",
+            "unanswered",
+            "VBR-016",
+            "1",
+            "120",
+        ),
+        (
+            "10.1.0.10",
+            "10.1.0.30",
+            "22",
+            "documented",
+            "established",
+            "VBR-015",
+            "1",
+            "1668",
+        ),
+        (
+            "10.1.0.5",
+            "10.1.0.10",
+            "9392",
+            "documented",
+            "established",
+            "VBR-036",
+            "1",
+            "1668",
+        ),
+        // EM-030: enterprise-manager -> windows-backup-server tcp/9392.
+        (
+            "10.1.0.11",
+            "10.1.0.10",
+            "9392",
+            "documented",
+            "established",
+            "EM-030",
+            "1",
+            "1668",
+        ),
+        (
+            "10.1.0.51",
+            "10.1.0.50",
+            "8006",
+            "documented",
+            "established",
+            "PVE-001",
+            "1",
+            "1668",
+        ),
+        // BE-001/BE-005: be-server -> be-remote-agent 1025-65535; BE-003: the control port 10000.
+        (
+            "10.1.0.60",
+            "10.1.0.61",
+            "10000",
+            "documented",
+            "established",
+            "BE-001;BE-003;BE-005",
+            "1",
+            "1668",
+        ),
+        (
+            "10.1.0.61",
+            "10.1.0.60",
+            "6101",
+            "documented",
+            "established",
+            "BE-002;BE-004;BE-006",
+            "1",
+            "1668",
+        ),
+        // 3306 is in no specific rule: undocumented.
+        (
+            "10.1.0.20",
+            "10.1.0.30",
+            "3306",
+            "undocumented",
+            "established",
+            "",
+            "1",
+            "1668",
+        ),
+        // 8006 is documented only towards proxmox-ve-server (PVE-001 from a worker, PVE-016 from
+        // the backup server): an agent computer to a repository is the wrong roles.
+        (
+            "10.1.0.40",
+            "10.1.0.30",
+            "8006",
+            "role-mismatch",
+            "established",
+            "PVE-001;PVE-016",
+            "1",
+            "1668",
+        ),
+        // SSH is documented backup-server -> linux-server (VBR-015), not the other way.
+        (
+            "10.1.0.30",
+            "10.1.0.10",
+            "22",
+            "reverse",
+            "established",
+            "VBR-015",
+            "1",
+            "1668",
+        ),
+        (
+            "10.1.0.99",
+            "10.1.0.10",
+            "443",
+            "unknown-host",
+            "established",
+            "",
+            "1",
+            "1668",
+        ),
+    ];
+    for (c, s, p, verdict, outcome, rules, flows, bytes) in expect {
+        let r = find(c, s, p);
+        assert_eq!(
+            (
+                r["verdict"].as_str(),
+                r["outcome"].as_str(),
+                r["rule_ids"].as_str(),
+                r["flows"].as_str(),
+                r["bytes"].as_str()
+            ),
+            (verdict, outcome, rules, flows, bytes),
+            "{c} -> {s}:{p}"
+        );
+    }
+    assert_eq!(
+        find("10.1.0.99", "10.1.0.10", "443")["unknown_end"],
+        "client"
+    );
+    assert_eq!(find("10.1.0.10", "10.1.0.2", "53")["unknown_end"], "server");
+    assert_eq!(
+        services.len(),
+        21,
+        "20 planned TCP services (4 + 3 share a service each way) and DNS"
+    );
+
+    // Rule usage and narrowed ranges: proxy -> repository used 2500, 2501, 2502 and 2505 of
+    // VBR-058's 2500-3300; Backup Exec used 10000, 40000, 40001, 40003 of 1025-65535.
+    let rules = read_csv(&dir.path().join("rules.csv"));
+    let rule = |id: &str, c: &str, s: &str| {
+        rules
+            .iter()
+            .find(|r| r["rule_id"] == id && r["client"] == c && r["server"] == s)
+            .unwrap_or_else(|| panic!("no rule row {id} {c} {s}"))
+    };
+    let vbr058 = rule("VBR-058", "10.1.0.20", "10.1.0.30");
+    assert_eq!(
+        (
+            vbr058["status"].as_str(),
+            vbr058["flows"].as_str(),
+            vbr058["ports_seen"].as_str(),
+            vbr058["suggested_range"].as_str()
+        ),
+        ("used", "4", "2500-2502;2505", "2500-2505")
+    );
+    let be001 = rule("BE-001", "10.1.0.60", "10.1.0.61");
+    assert_eq!(
+        (
+            be001["ports_seen"].as_str(),
+            be001["suggested_range"].as_str()
+        ),
+        ("10000;40000-40001;40003", "10000-40003")
+    );
+    // VBR-036 (console -> backup server 9392) is used; VBR-037 (console -> backup server 10003,
+    // optional for Cloud Connect) is not, and says why it may stay.
+    assert_eq!(rule("VBR-036", "10.1.0.5", "10.1.0.10")["status"], "used");
+    assert_eq!(rule("VBR-037", "10.1.0.5", "10.1.0.10")["status"], "unused");
+    let findings = read_csv(&dir.path().join("findings.csv"));
+    let f037 = findings
+        .iter()
+        .find(|f| f["subject"].starts_with("VBR-037 "))
+        .unwrap();
+    assert!(f037["reason"].contains("optional"), "{}", f037["reason"]);
+    // The two broken documented services are the high findings, and nothing else is.
+    let high: Vec<&str> = findings
+        .iter()
+        .filter(|f| f["severity"] == "high")
+        .map(|f| f["kind"].as_str())
+        .collect();
+    assert_eq!(high, ["documented-refused", "documented-unanswered"]);
+}
+
+#[test]
+fn fail_on_sets_the_exit_code() {
+    let dir = tempfile::tempdir().unwrap();
+    let code = |sev: &str| {
+        Command::new(BIN)
+            .args([
+                "audit",
+                "fixtures/demo/backup-window.pcap",
+                "-I",
+                "fixtures/demo/hosts.csv",
+                "-q",
+                "--fail-on",
+                sev,
+                "-o",
+            ])
+            .arg(dir.path())
+            .status()
+            .unwrap()
+            .code()
+            .unwrap()
+    };
+    assert_eq!(code("high"), 1);
+    assert_eq!(code("bogus"), 2);
+}
+
+#[test]
+fn catalogs_self_check() {
+    let cat = Catalogs::builtin(&[]).expect("built-in catalogs load without problems");
+    let roles = Roles::builtin();
+    let mut ids = std::collections::BTreeSet::new();
+    for r in &cat.rules {
+        assert!(ids.insert(r.id.clone()), "duplicate id {}", r.id);
+        assert!(
+            roles.contains(&r.from_role) && roles.contains(&r.to_role),
+            "{}",
+            r.id
+        );
+        assert!(!r.note.is_empty(), "{} has no note", r.id);
+    }
+    // Every document contributes rules, each from several sections (counts from the seeds'
+    // table headings, as transcribed).
+    let mut sections: BTreeMap<&str, std::collections::BTreeSet<&str>> = BTreeMap::new();
+    for r in &cat.rules {
+        sections
+            .entry(r.catalog.as_str())
+            .or_default()
+            .insert(r.section.as_str());
+    }
+    let got: BTreeMap<&str, usize> = sections.iter().map(|(k, v)| (*k, v.len())).collect();
+    assert_eq!(got["veeam-proxmox"], 13);
+    assert_eq!(got["veeam-em"], 7);
+    assert_eq!(got["veeam-agent"], 7);
+    assert_eq!(got["backup-exec"], 4);
+    assert!(got["veeam-vbr"] >= 30, "{got:?}");
+    for c in &cat.catalogs {
+        assert!(!c.version.is_empty() && !c.product.is_empty(), "{c:?}");
+    }
+}
+
+#[test]
+fn lint_names_lines() {
+    let text = "# catalog: mine\n# product: Mine\nid,section,from_role,to_role,protocol,ports,qualifiers,host_pattern,ref,note,decision,source_line\n\
+X-1,S,backup-server,no-such-role,tcp,443,,,,n,,1\n\
+X-2,S,backup-server,linux-server,tcp,137-139-445,,,,n,,2\n\
+X-3,S,backup-server,linux-server,tcp,70000,,,,n,,3\n\
+X-1,S,backup-server,linux-server,tcp,22,,,,n,,4\n\
+X-5,S,backup-server,linux-server,,,,,Nowhere,n,,5\n";
+    let problems: Vec<String> = Catalogs::lint("mine.csv", text)
+        .iter()
+        .map(|p| p.to_string())
+        .collect();
+    let want = [
+        "mine.csv:4: X-1: unknown role \"no-such-role\" (see docs/roles.md)",
+        "mine.csv:5: X-2: \"137-139-445\" has more than one '-': glued ranges must be separated with ';'",
+        "mine.csv:6: X-3: port 70000 in \"70000\" is above 65535",
+        "mine.csv:7: duplicate rule id X-1 (first on line 4)",
+        "mine.csv:8: X-5: reference to section \"Nowhere\" of catalog mine, which has no rules",
+    ];
+    for w in want {
+        assert!(
+            problems.iter().any(|p| p == w),
+            "missing {w:?} in {problems:#?}"
+        );
+    }
+    assert_eq!(problems.len(), want.len(), "{problems:#?}");
+    assert_eq!(parse_ports("135;137-139;445").unwrap().len(), 3);
+}
+
+#[test]
+fn inventory_errors_name_lines_and_roles_merge() {
+    let roles = Roles::builtin();
+    let bad = "address,roles,name\n10.0.0.1,backup-server,a\n10.0.0.300,backup-server,b\n10.0.0.2,nope,c\n10.0.0.1,linux-server,other\n10.0.0.0/33,server,x\n";
+    let err: Vec<String> = Inventory::parse("hosts.csv", bad, &roles)
+        .unwrap_err()
+        .iter()
+        .map(|p| p.to_string())
+        .collect();
+    assert_eq!(
+        err,
+        [
+            "hosts.csv:3: \"10.0.0.300\" is not an IPv4/IPv6 address or CIDR block",
+            "hosts.csv:4: unknown role \"nope\" (run `flowaudit catalog roles` for the list)",
+            "hosts.csv:5: 10.0.0.1 is named \"other\" here but \"a\" on line 2",
+            "hosts.csv:6: \"10.0.0.0/33\": prefix length must be 0 to 32",
+        ]
+    );
+    let good =
+        "10.0.0.0/24,linux-server,lab\n10.0.0.5,backup-repository,repo\n10.0.0.5,gateway-server\n";
+    let inv = Inventory::parse("hosts.csv", good, &roles).unwrap();
+    let h = inv
+        .lookup(flowaudit::decode::Addr::v4([10, 0, 0, 5]), &roles)
+        .unwrap();
+    assert_eq!(h.name, "repo");
+    // Own roles, the subnet's role, and their families (server is the parent of all three).
+    assert_eq!(
+        h.roles,
+        [
+            "backup-repository",
+            "gateway-server",
+            "linux-server",
+            "server"
+        ]
+    );
+    let other = inv
+        .lookup(flowaudit::decode::Addr::v4([10, 0, 0, 9]), &roles)
+        .unwrap();
+    assert_eq!((other.name.as_str(), other.roles.len()), ("lab", 2));
+    assert!(inv
+        .lookup(flowaudit::decode::Addr::v4([10, 0, 1, 9]), &roles)
+        .is_none());
+}
+
+#[test]
+fn formula_cells_are_neutralised() {
+    assert_eq!(
+        flowaudit::report::safe_cell("=cmd|' /C calc'!A0"),
+        "'=cmd|' /C calc'!A0"
+    );
+    assert_eq!(flowaudit::report::safe_cell("@SUM(1)"), "'@SUM(1)");
+    assert_eq!(flowaudit::report::safe_cell("vbr01"), "vbr01");
+}
