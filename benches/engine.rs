@@ -18,7 +18,7 @@ use std::io::Write;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::Duration;
 
-use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion, SamplingMode, Throughput};
 
 use flowaudit::capture::{open_capture, Batch};
 use flowaudit::decode::{decode, link, tcp_flags as F, DecodeOptions, Packet};
@@ -167,7 +167,9 @@ fn bench_flow_table(c: &mut Criterion) {
     let mut g = c.benchmark_group("flow_table");
     g.warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(3))
-        .sample_size(10);
+        .sample_size(10)
+        // Iterations take 30-200 ms: the same count per sample keeps the run near 3 s.
+        .sampling_mode(SamplingMode::Flat);
     for (label, flows) in [("1k", 1_000u64), ("100k", 100_000)] {
         let packets: Vec<Packet> = synth_batches(&spec(PACKETS, flows, false))
             .iter()
@@ -227,7 +229,9 @@ fn bench_engine(c: &mut Criterion) {
     let mut g = c.benchmark_group("engine");
     g.warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(3))
-        .sample_size(10);
+        .sample_size(10)
+        // Iterations take 30-200 ms: the same count per sample keeps the run near 3 s.
+        .sampling_mode(SamplingMode::Flat);
     let shapes = [
         // IMIX frames (64/594/1518 in 7:4:1), 18 packets per flow like the 1 GiB benchmark file.
         ("imix", spec(360_000, 20_000, false)),

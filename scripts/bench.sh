@@ -42,6 +42,8 @@ mkdir -p "$DATA"
 # A private copy: other builds may replace target/release/flowaudit while this runs.
 BIN="$DATA/flowaudit"
 cp target/release/flowaudit "$BIN.tmp" && mv -f "$BIN.tmp" "$BIN"
+# Which code was measured: the source tree changes under a shared checkout, so name it by content.
+SRC_ID=$(find src Cargo.toml Cargo.lock -type f | LC_ALL=C sort | xargs cat | sha256sum | cut -c1-12)
 
 HAVE_TCPDUMP=0
 if command -v tcpdump >/dev/null 2>&1; then HAVE_TCPDUMP=1; fi
@@ -60,6 +62,8 @@ run_once() {
         die "$label failed: $*"
     fi
     t1=$EPOCHREALTIME
+    # Something else on a shared machine may replace /dev/null; then every figure is wrong.
+    [ -c /dev/null ] || die "/dev/null stopped being a character device during '$label'; results discarded"
     WALL=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.4f", b - a }')
     RSS_KB=$(awk -F': ' '/Maximum resident set size/ { print $2 }' "$TMP/time")
     log "  $label: $WALL s, max RSS $((RSS_KB / 1024)) MiB"
@@ -139,7 +143,8 @@ LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
 CPU=$(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo)
 
 echo "flowaudit scripts/bench.sh, $STARTED; SCALE=$SCALE, RUNS=$RUNS (median wall time);"
-echo "$(nproc) cores ($CPU), load average before $LOAD_BEFORE, after $LOAD_AFTER."
+echo "$(nproc) cores ($CPU), load average before $LOAD_BEFORE, after $LOAD_AFTER;"
+echo "source fingerprint $SRC_ID (sha256 of src/, Cargo.toml, Cargo.lock), tcpdump: $([ "$HAVE_TCPDUMP" = 1 ] && echo yes || echo no)."
 echo
 echo "| capture | command | wall s | packets/s | ratio to cat | max RSS | bytes/flow |"
 echo "|---|---|---:|---:|---:|---:|---:|"

@@ -419,17 +419,31 @@ fn prob(file: &str, line: u64, m: impl Into<String>) -> Problem {
     }
 }
 
-/// Reads CSV records with their line numbers; `#` lines are comments. The first record is the header.
-fn csv_records(
+/// Reads CSV records with their 1-based line numbers, skipping comments (`#`) and blank lines.
+///
+/// The csv crate's own line numbers go wrong after skipped comment lines, and users need exact
+/// lines in error messages, so comments and blank lines are replaced by an empty quoted cell
+/// (which keeps every line a record) and dropped here. A header row, if any, is returned too:
+/// callers recognise it by its first cell.
+pub fn csv_lines(
     file: &str,
     text: &str,
     problems: &mut Vec<Problem>,
 ) -> Vec<(u64, csv::StringRecord)> {
+    let mut masked = String::with_capacity(text.len() + 16);
+    for line in text.lines() {
+        let t = line.trim();
+        if t.is_empty() || t.starts_with('#') {
+            masked.push_str("\"\"\n");
+        } else {
+            masked.push_str(line);
+            masked.push('\n');
+        }
+    }
     let mut rdr = csv::ReaderBuilder::new()
-        .comment(Some(b'#'))
         .flexible(true)
-        .has_headers(true)
-        .from_reader(text.as_bytes());
+        .has_headers(false)
+        .from_reader(masked.as_bytes());
     let mut out = Vec::new();
     for rec in rdr.records() {
         match rec {
@@ -447,6 +461,19 @@ fn csv_records(
         }
     }
     out
+}
+
+/// [`csv_lines`] without the header row (the first record whose first cell is `first_column`).
+fn csv_records(
+    file: &str,
+    text: &str,
+    problems: &mut Vec<Problem>,
+) -> Vec<(u64, csv::StringRecord)> {
+    let mut v = csv_lines(file, text, problems);
+    if !v.is_empty() {
+        v.remove(0);
+    }
+    v
 }
 
 fn parse_protocols(s: &str) -> Result<Vec<u8>, String> {

@@ -303,6 +303,13 @@ impl Engine {
             // Held fragments were not yet counted as packets; they are, as skipped ones.
             *self.stats.skipped.entry(Skip::OrphanFragment).or_default() += orphans;
             self.stats.packets += orphans;
+            self.stats.wire_bytes += self
+                .frags
+                .pending
+                .values()
+                .flatten()
+                .map(|p| p.wire_len as u64)
+                .sum::<u64>();
         }
         let mut all = Vec::new();
         for t in &mut self.shards {

@@ -112,26 +112,12 @@ impl Inventory {
     pub fn parse(file: &str, text: &str, roles: &Roles) -> Result<Inventory, Vec<Problem>> {
         let mut problems = Vec::new();
         let mut by_block: BTreeMap<Cidr, Entry> = BTreeMap::new();
-        let mut rdr = csv::ReaderBuilder::new()
-            .comment(Some(b'#'))
-            .flexible(true)
-            .has_headers(false)
-            .from_reader(text.as_bytes());
         let prob = |line: u64, m: String| Problem {
             file: file.to_string(),
             line,
             message: m,
         };
-        for rec in rdr.records() {
-            let rec = match rec {
-                Ok(r) => r,
-                Err(e) => {
-                    let line = e.position().map(|p| p.line()).unwrap_or(0);
-                    problems.push(prob(line, format!("not valid CSV: {e}")));
-                    continue;
-                }
-            };
-            let line = rec.position().map(|p| p.line()).unwrap_or(0);
+        for (line, rec) in crate::catalog::csv_lines(file, text, &mut problems) {
             let cell = |i: usize| rec.get(i).unwrap_or("").trim();
             if rec.iter().all(|c| c.trim().is_empty()) {
                 continue;

@@ -9,15 +9,21 @@
 //! - [`report`]: CSV/JSONL writers
 //! - [`summary`]: the human summary of a run
 //! - [`synth`]: the deterministic capture generator used by benchmarks and demos
+//! - [`diff`]: comparing two audits' report directories, and the change gates
+//! - [`waiver`]: accepted exceptions to findings, with expiry dates
 
 pub mod audit;
 pub mod capture;
 pub mod catalog;
 pub mod decode;
+pub mod diff;
 pub mod engine;
 pub mod flow;
 pub mod inventory;
+#[cfg(feature = "live")]
+pub mod live;
 pub mod report;
 pub mod run;
 pub mod summary;
 pub mod synth;
+pub mod waiver;

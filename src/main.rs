@@ -5,6 +5,10 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+mod diff_cmd;
+#[cfg(feature = "live")]
+mod sniff_cmd;
+
 use flowaudit::audit::Severity;
 use flowaudit::catalog::Catalogs;
 use flowaudit::engine::EngineConfig;
@@ -28,7 +32,8 @@ const EXIT_CORRUPT: u8 = 3;
     long_about = "flowaudit reads packet captures (pcap, pcapng, optionally gzip-compressed) or sniffs live, \
 rebuilds bidirectional flows with client and server decided the way network people expect, and audits \
 them against the port catalogs of Veeam and Veritas backup products.\n\n\
-Exit codes: 0 success; 1 findings at or above --fail-on; 2 usage or input error; \
+Exit codes: 0 success; 1 findings at or above --fail-on, or a change gate holds (diff --fail-on, \
+audit --fail-on-change); 2 usage or input error; \
 3 a capture was truncated or corrupt (the packets before the damage were still reported)."
 )]
 struct Cli {
@@ -48,9 +53,21 @@ enum Cmd {
     /// the report directory. Example:
     ///   flowaudit audit window.pcapng --inventory hosts.csv -o report/ --fail-on high
     Audit(AuditArgs),
+    /// Compare two audits' report directories: what changed, as diff.csv and a Markdown summary.
+    ///
+    /// Exit 1 when a --fail-on change gate holds. Example:
+    ///   flowaudit diff baseline/ report/ -o diff.csv --md diff.md --fail-on new-undocumented
+    Diff(diff_cmd::DiffArgs),
     /// List, show and lint port catalogs; list the role vocabulary.
     #[command(subcommand)]
     Catalog(CatalogCmd),
+    /// Capture live on an interface (a mirror/SPAN port) and write flows or an audit.
+    ///
+    /// Runs until Ctrl-C/SIGTERM, --duration or --packets, then finishes every flow in progress
+    /// and writes complete reports. Example:
+    ///   flowaudit sniff -i eth1 -I hosts.csv -o report/ --report-every 5m -w window.pcapng
+    #[cfg(feature = "live")]
+    Sniff(sniff_cmd::SniffArgs),
     /// Write a deterministic synthetic capture (for benchmarks and demos).
     ///
     /// Example: flowaudit synth --packets 3600000 --flows 200000 -o imix.pcap
@@ -148,6 +165,8 @@ struct AuditArgs {
     #[arg(long, value_name = "SEVERITY")]
     fail_on: Option<String>,
     #[command(flatten)]
+    changes: diff_cmd::AuditDiffArgs,
+    #[command(flatten)]
     engine: EngineArgs,
 }
 
@@ -210,6 +229,9 @@ fn main() -> ExitCode {
         Cmd::Synth(a) => cmd_synth(a),
         Cmd::Audit(a) => cmd_audit(a),
         Cmd::Catalog(c) => cmd_catalog(c),
+        Cmd::Diff(a) => diff_cmd::cmd_diff(a),
+        #[cfg(feature = "live")]
+        Cmd::Sniff(a) => sniff_cmd::cmd_sniff(a),
     }
 }
 
@@ -323,6 +345,19 @@ fn load_catalogs(product: &[String], extra: &[PathBuf]) -> Result<Catalogs, Stri
     Ok(cat)
 }
 
+/// Single documented ports tell the engine which end usually serves.
+fn add_catalog_ports(cfg: &mut EngineConfig, cat: &Catalogs) {
+    for r in &cat.rules {
+        for p in &r.protocols {
+            for range in &r.ports {
+                if range.lo == range.hi {
+                    cfg.ports.add(*p, range.lo);
+                }
+            }
+        }
+    }
+}
+
 fn cmd_audit(a: AuditArgs) -> ExitCode {
     let fail_on = match a.fail_on.as_deref().map(|s| (s, Severity::parse(s))) {
         None => None,
@@ -358,17 +393,12 @@ fn cmd_audit(a: AuditArgs) -> ExitCode {
             return ExitCode::from(EXIT_INPUT);
         }
     };
+    let extras = match a.changes.prepare(&cat.roles) {
+        Ok(x) => x,
+        Err(code) => return code,
+    };
     let mut cfg = a.engine.config();
-    for r in &cat.rules {
-        for p in &r.protocols {
-            for range in &r.ports {
-                // Single documented ports tell the engine which end usually serves.
-                if range.lo == range.hi {
-                    cfg.ports.add(*p, range.lo);
-                }
-            }
-        }
-    }
+    add_catalog_ports(&mut cfg, &cat);
     let out = match run_files(&a.captures, cfg, &a.engine.run_options()) {
         Ok(o) => o,
         Err(e) => {
@@ -379,7 +409,15 @@ fn cmd_audit(a: AuditArgs) -> ExitCode {
     let names = std::collections::BTreeMap::new();
     let audit = flowaudit::audit::audit(out.flows.clone(), &cat, &inv, &names);
     let inputs: Vec<String> = a.captures.iter().map(|p| p.display().to_string()).collect();
-    if let Err(e) = flowaudit::report::audit::write_audit(&a.output, &audit, &out, &inputs) {
+    let marks = extras.marks(&audit);
+    let waived = extras.report(&marks);
+    if let Err(e) = flowaudit::report::audit::write_audit_with(
+        &a.output,
+        &audit,
+        &out,
+        &inputs,
+        waived.as_ref(),
+    ) {
         eprintln!(
             "flowaudit: cannot write reports to {}: {e}",
             a.output.display()
@@ -403,11 +441,21 @@ fn cmd_audit(a: AuditArgs) -> ExitCode {
             a.output.display()
         );
     }
+    let changed = match extras.diff_after(&a.output, a.engine.quiet) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
     if !out.errors.is_empty() || !out.stats.warnings.is_empty() {
         return ExitCode::from(EXIT_CORRUPT);
     }
+    // Waived findings do not count; an expired waiver makes its finding count again.
+    let counted = |t| {
+        (audit.findings.iter().zip(&marks))
+            .any(|(f, m)| f.severity >= t && flowaudit::waiver::counts(m.as_ref()))
+    };
     match fail_on {
-        Some(t) if audit.findings.iter().any(|f| f.severity >= t) => ExitCode::from(1),
+        Some(t) if counted(t) => ExitCode::from(1),
+        _ if changed => ExitCode::from(1),
         _ => ExitCode::SUCCESS,
     }
 }

@@ -201,6 +201,12 @@ proptest! {
                 &RunOptions { threads, batch_packets: batch, progress: false },
             );
             let got = (rows(&out), out.stats);
+            prop_assert_eq!(
+                got.1.packets,
+                got.1.flow_packets + got.1.skipped_total(),
+                "every packet is in a flow or skipped (seed {})",
+                seed
+            );
             prop_assert!(!got.0.is_empty());
             match &first {
                 None => first = Some(got),

@@ -10,6 +10,7 @@ use super::{format_ts, safe_cell, AtomicFile, SCHEMA_VERSION};
 use crate::audit::{service_label, Audit, Outcome, Severity, Verdict};
 use crate::decode::proto;
 use crate::run::RunOutput;
+use crate::waiver::{describe, Date, Mark, Waivers};
 
 pub const SERVICES_COLUMNS: &[&str] = &[
     "client_addr",
@@ -57,7 +58,17 @@ pub const RULES_COLUMNS: &[&str] = &[
     "suggested_range",
 ];
 
-pub const FINDINGS_COLUMNS: &[&str] = &["severity", "kind", "subject", "reason", "evidence"];
+pub const FINDINGS_COLUMNS: &[&str] = &[
+    "severity", "kind", "subject", "reason", "evidence", "waiver",
+];
+
+/// Waivers applied to an audit: the file, the date they were judged on, and one mark per
+/// finding (in the order of `Audit::findings`).
+pub struct WaiverReport<'a> {
+    pub waivers: &'a Waivers,
+    pub marks: &'a [Option<Mark>],
+    pub today: Date,
+}
 
 fn csv_file(
     dir: &Path,
@@ -78,6 +89,18 @@ fn csv_file(
 }
 
 pub fn write_audit(dir: &Path, a: &Audit, run: &RunOutput, inputs: &[String]) -> io::Result<()> {
+    write_audit_with(dir, a, run, inputs, None)
+}
+
+/// [`write_audit`] with waivers: findings.csv's `waiver` column is filled and summary.md gets a
+/// Waivers section.
+pub fn write_audit_with(
+    dir: &Path,
+    a: &Audit,
+    run: &RunOutput,
+    inputs: &[String],
+    waivers: Option<&WaiverReport>,
+) -> io::Result<()> {
     std::fs::create_dir_all(dir)?;
     let mut f = AtomicFile::create(&dir.join("flows.csv"))?;
     write_flows(&mut f, &a.flows, Format::Csv)?;
@@ -156,18 +179,26 @@ pub fn write_audit(dir: &Path, a: &Audit, run: &RunOutput, inputs: &[String]) ->
         dir,
         "findings.csv",
         FINDINGS_COLUMNS,
-        a.findings.iter().map(|f| {
+        a.findings.iter().enumerate().map(|(i, f)| {
             vec![
                 f.severity.as_str().into(),
                 f.kind.into(),
                 f.subject.clone(),
                 f.reason.clone(),
                 f.evidence.clone(),
+                waivers
+                    .and_then(|w| w.marks.get(i).cloned().flatten())
+                    .map(|m| m.to_string())
+                    .unwrap_or_default(),
             ]
         }),
     )?;
     let mut m = AtomicFile::create(&dir.join("summary.md"))?;
-    m.write_all(summary_md(a, run, inputs).as_bytes())?;
+    let mut text = summary_md(a, run, inputs);
+    if let Some(w) = waivers {
+        text.push_str(&waivers_md(a, w));
+    }
+    m.write_all(text.as_bytes())?;
     m.commit()?;
     let mut j = AtomicFile::create(&dir.join("manifest.json"))?;
     serde_json::to_writer_pretty(
@@ -315,6 +346,66 @@ fn summary_md(a: &Audit, run: &RunOutput, inputs: &[String]) -> String {
     }
     let _ = writeln!(t, "\nA rule never seen in one capture window may still be needed by jobs that did not run in it (restores, upgrades, monthly jobs).");
     let _ = service_label;
+    t
+}
+
+/// The summary's Waivers section: waived findings, findings whose waiver expired, and waivers
+/// that expire soon or have expired.
+fn waivers_md(a: &Audit, w: &WaiverReport) -> String {
+    let mut t = String::new();
+    let marked: Vec<_> = a
+        .findings
+        .iter()
+        .zip(w.marks)
+        .filter_map(|(f, m)| m.as_ref().map(|m| (f, m)))
+        .collect();
+    let waived = marked.iter().filter(|(_, m)| !m.expired).count();
+    let _ = writeln!(
+        t,
+        "\n## Waivers\n\nWaivers from {} judged on {}: waived findings (they do not count for --fail-on): {}; findings whose waiver expired (they count again): {}.\n",
+        md(&w.waivers.file),
+        w.today,
+        waived,
+        marked.len() - waived
+    );
+    if !marked.is_empty() {
+        let _ = writeln!(t, "| severity | finding | waiver |\n|---|---|---|");
+        for (f, m) in &marked {
+            let _ = writeln!(
+                t,
+                "| {} | {}: {} | {} |",
+                f.severity.as_str(),
+                f.kind,
+                md(&f.subject),
+                md(&m.to_string())
+            );
+        }
+        t.push('\n');
+    }
+    let soon = w.waivers.expiring(w.today);
+    if soon.is_empty() {
+        let _ = writeln!(
+            t,
+            "No waiver expires within {} days.",
+            crate::waiver::EXPIRY_WARNING_DAYS
+        );
+    } else {
+        let _ = writeln!(
+            t,
+            "Waivers expiring within {} days:\n",
+            crate::waiver::EXPIRY_WARNING_DAYS
+        );
+        for x in soon {
+            let _ = writeln!(t, "- {}", md(&describe(x, &w.waivers.file, w.today)));
+        }
+    }
+    let gone = w.waivers.expired(w.today);
+    if !gone.is_empty() {
+        let _ = writeln!(t, "\nExpired waivers (renew or remove them):\n");
+        for x in gone {
+            let _ = writeln!(t, "- {}", md(&describe(x, &w.waivers.file, w.today)));
+        }
+    }
     t
 }
 

@@ -84,6 +84,13 @@ pub fn write_output(
             lock.flush()
         }
         Some(p) if p == Path::new("-") => write_output(None, write),
+        // Devices, pipes and the like (/dev/null, a FIFO) are written in place: renaming a
+        // temporary file over them would replace the device itself.
+        Some(p) if std::fs::metadata(p).is_ok_and(|m| !m.is_file()) => {
+            let mut f = BufWriter::new(std::fs::OpenOptions::new().write(true).open(p)?);
+            write(&mut f)?;
+            f.flush()
+        }
         Some(p) => {
             let mut f = AtomicFile::create(p)?;
             write(&mut f)?;

@@ -1,0 +1,1212 @@
+//! Comparing two audits (docs/diff.md): reads two report directories (manifest.json,
+//! services.csv, rules.csv, findings.csv), lists what changed between them as `diff.csv` rows and
+//! a Markdown summary, and evaluates the change gates (`--fail-on`).
+//!
+//! A directory that is not an audit, or reports of another schema version, are errors: the diff
+//! is never computed from files it does not understand.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::io::{self, Write};
+use std::path::Path;
+
+use crate::decode::{proto, Addr};
+use crate::report::{safe_cell, AtomicFile, SCHEMA_VERSION};
+use crate::waiver::{self, Date, ServiceRef, Waivers};
+
+/// diff.csv's columns, in order.
+pub const DIFF_COLUMNS: &[&str] = &[
+    "change", "subject", "client", "server", "proto", "port", "rule_id", "kind", "baseline",
+    "current", "severity", "waiver",
+];
+
+/// What changed. diff.csv lists rows in this order, then by subject within each change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub enum ChangeKind {
+    #[default]
+    HostNew,
+    HostGone,
+    HostRolesChanged,
+    ServiceNew,
+    ServiceGone,
+    VerdictChanged,
+    OutcomeChanged,
+    RuleUsed,
+    RuleUnused,
+    RangeWidened,
+    RangeNarrowed,
+    RangeShifted,
+    FindingNew,
+    FindingResolved,
+    FindingUnwaived,
+    FindingWaived,
+}
+
+impl ChangeKind {
+    pub const ALL: [ChangeKind; 16] = [
+        ChangeKind::HostNew,
+        ChangeKind::HostGone,
+        ChangeKind::HostRolesChanged,
+        ChangeKind::ServiceNew,
+        ChangeKind::ServiceGone,
+        ChangeKind::VerdictChanged,
+        ChangeKind::OutcomeChanged,
+        ChangeKind::RuleUsed,
+        ChangeKind::RuleUnused,
+        ChangeKind::RangeWidened,
+        ChangeKind::RangeNarrowed,
+        ChangeKind::RangeShifted,
+        ChangeKind::FindingNew,
+        ChangeKind::FindingResolved,
+        ChangeKind::FindingUnwaived,
+        ChangeKind::FindingWaived,
+    ];
+
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            ChangeKind::HostNew => "host-new",
+            ChangeKind::HostGone => "host-gone",
+            ChangeKind::HostRolesChanged => "host-roles-changed",
+            ChangeKind::ServiceNew => "service-new",
+            ChangeKind::ServiceGone => "service-gone",
+            ChangeKind::VerdictChanged => "verdict-changed",
+            ChangeKind::OutcomeChanged => "outcome-changed",
+            ChangeKind::RuleUsed => "rule-used",
+            ChangeKind::RuleUnused => "rule-unused",
+            ChangeKind::RangeWidened => "range-widened",
+            ChangeKind::RangeNarrowed => "range-narrowed",
+            ChangeKind::RangeShifted => "range-shifted",
+            ChangeKind::FindingNew => "finding-new",
+            ChangeKind::FindingResolved => "finding-resolved",
+            ChangeKind::FindingUnwaived => "finding-unwaived",
+            ChangeKind::FindingWaived => "finding-waived",
+        }
+    }
+
+    /// A heading for the Markdown summary.
+    fn title(&self) -> &'static str {
+        match self {
+            ChangeKind::HostNew => "Hosts newly seen",
+            ChangeKind::HostGone => "Hosts no longer seen",
+            ChangeKind::HostRolesChanged => "Hosts whose inventory roles changed",
+            ChangeKind::ServiceNew => "Services newly seen",
+            ChangeKind::ServiceGone => "Services no longer seen",
+            ChangeKind::VerdictChanged => "Verdict changes",
+            ChangeKind::OutcomeChanged => "Outcome changes",
+            ChangeKind::RuleUsed => "Rules newly used",
+            ChangeKind::RuleUnused => "Rules newly unused",
+            ChangeKind::RangeWidened => "Port ranges that widened",
+            ChangeKind::RangeNarrowed => "Port ranges that narrowed",
+            ChangeKind::RangeShifted => "Port ranges that moved",
+            ChangeKind::FindingNew => "New findings",
+            ChangeKind::FindingResolved => "Resolved findings",
+            ChangeKind::FindingUnwaived => "Findings whose waiver expired or was removed",
+            ChangeKind::FindingWaived => "Findings newly waived",
+        }
+    }
+}
+
+/// A change gate: when it holds, `--fail-on` makes the exit code 1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Gate {
+    /// A service that is not documented (any verdict but documented) is new, or its verdict
+    /// changed; its finding is not waived.
+    NewUndocumented,
+    /// A documented service is newly refused or unanswered (it was absent, not documented, or
+    /// established); its finding is not waived.
+    NewRefused,
+    /// A finding counts now that did not count before (it was absent or waived).
+    NewFindings,
+    /// diff.csv has any row.
+    AnyChange,
+}
+
+impl Gate {
+    pub const ALL: [Gate; 4] = [
+        Gate::NewUndocumented,
+        Gate::NewRefused,
+        Gate::NewFindings,
+        Gate::AnyChange,
+    ];
+
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Gate::NewUndocumented => "new-undocumented",
+            Gate::NewRefused => "new-refused",
+            Gate::NewFindings => "new-findings",
+            Gate::AnyChange => "any-change",
+        }
+    }
+
+    pub fn parse(s: &str) -> Result<Gate, String> {
+        Gate::ALL
+            .into_iter()
+            .find(|g| g.as_str() == s)
+            .ok_or_else(|| {
+                format!(
+                    "{s:?} is not a change gate; use {}",
+                    Gate::ALL.map(|g| g.as_str()).join(", ")
+                )
+            })
+    }
+}
+
+/// One row of services.csv, as the diff needs it.
+#[derive(Debug, Clone)]
+pub struct ServiceRow {
+    pub client: Addr,
+    pub server: Addr,
+    pub client_name: String,
+    pub server_name: String,
+    pub client_roles: Vec<String>,
+    pub server_roles: Vec<String>,
+    pub proto: String,
+    proto_num: u8,
+    pub port: Option<u16>,
+    pub verdict: String,
+    pub outcome: String,
+    pub rule_ids: String,
+}
+
+type ServiceKey = (Addr, Addr, u8, Option<u16>);
+
+impl ServiceRow {
+    fn key(&self) -> ServiceKey {
+        (self.client, self.server, self.proto_num, self.port)
+    }
+
+    /// The name findings.csv gives the service (`audit::service_label`).
+    pub fn label(&self) -> String {
+        let port = self.port.map(|p| format!("/{p}")).unwrap_or_default();
+        format!(
+            "{} -> {} {}{}",
+            host_label(&self.client_name, self.client),
+            host_label(&self.server_name, self.server),
+            self.proto,
+            port
+        )
+    }
+
+    fn state(&self) -> String {
+        format!("{}/{}", self.verdict, self.outcome)
+    }
+
+    fn waiver_ref(&self) -> ServiceRef<'_> {
+        ServiceRef {
+            client: self.client,
+            server: self.server,
+            proto: &self.proto,
+            port: self.port,
+            client_roles: &self.client_roles,
+            server_roles: &self.server_roles,
+        }
+    }
+
+    fn blocked(&self) -> bool {
+        self.verdict == "documented" && matches!(self.outcome.as_str(), "refused" | "unanswered")
+    }
+}
+
+fn host_label(name: &str, a: Addr) -> String {
+    if name.is_empty() {
+        a.to_string()
+    } else {
+        format!("{name} ({a})")
+    }
+}
+
+/// One row of rules.csv, as the diff needs it.
+#[derive(Debug, Clone)]
+pub struct RuleRow {
+    pub rule_id: String,
+    pub client: String,
+    pub server: String,
+    pub proto: String,
+    pub ports: String,
+    pub used: bool,
+    /// Lowest and highest port seen.
+    pub span: Option<(u16, u16)>,
+}
+
+impl RuleRow {
+    /// The name findings.csv gives the rule instance.
+    pub fn label(&self) -> String {
+        format!(
+            "{} {} -> {} ({})",
+            self.rule_id, self.client, self.server, self.ports
+        )
+    }
+}
+
+/// One row of findings.csv.
+#[derive(Debug, Clone)]
+pub struct FindingRow {
+    pub severity: String,
+    pub kind: String,
+    pub subject: String,
+    /// The `waiver` cell: empty, `waived until ...` or `EXPIRED on ...`.
+    pub waiver: String,
+}
+
+impl FindingRow {
+    /// Counts for the gates: no waiver, or an expired one.
+    pub fn counts(&self) -> bool {
+        self.waiver.is_empty() || self.waiver.starts_with("EXPIRED")
+    }
+
+    fn state(&self) -> &'static str {
+        if self.counts() {
+            "counts"
+        } else {
+            "waived"
+        }
+    }
+}
+
+fn severity_rank(s: &str) -> u8 {
+    match s {
+        "high" => 0,
+        "medium" => 1,
+        "low" => 2,
+        _ => 3,
+    }
+}
+
+/// An audit report directory, read and checked.
+#[derive(Debug, Clone)]
+pub struct Report {
+    pub dir: String,
+    pub services: Vec<ServiceRow>,
+    pub rules: Vec<RuleRow>,
+    pub findings: Vec<FindingRow>,
+}
+
+struct Table {
+    path: String,
+    idx: Vec<usize>,
+    rows: Vec<(u64, csv::StringRecord)>,
+}
+
+impl Table {
+    /// Column `i` of the `need` list, with a spreadsheet escape (`safe_cell`) undone.
+    fn get<'r>(&self, rec: &'r csv::StringRecord, i: usize) -> &'r str {
+        let s = rec.get(self.idx[i]).unwrap_or("");
+        match s.as_bytes() {
+            [b'\'', b'=' | b'+' | b'-' | b'@' | b'\t' | b'\r', ..] => &s[1..],
+            _ => s,
+        }
+    }
+}
+
+fn read_table(dir: &Path, name: &str, need: &[&str], optional: &[&str]) -> Result<Table, String> {
+    let path = dir.join(name);
+    let shown = path.display().to_string();
+    let text = std::fs::read_to_string(&path).map_err(|e| format!("{shown}: cannot read: {e}"))?;
+    let mut rdr = csv::ReaderBuilder::new()
+        .has_headers(true)
+        .from_reader(text.as_bytes());
+    let headers = rdr
+        .headers()
+        .map_err(|e| format!("{shown}: not valid CSV: {e}"))?
+        .clone();
+    let mut idx = Vec::new();
+    for n in need {
+        match headers.iter().position(|h| h == *n) {
+            Some(i) => idx.push(i),
+            None => {
+                return Err(format!(
+                    "{shown}: no {n:?} column: not a flowaudit audit report of schema version {SCHEMA_VERSION}"
+                ))
+            }
+        }
+    }
+    for n in optional {
+        // Missing optional columns read as empty cells.
+        idx.push(headers.iter().position(|h| h == *n).unwrap_or(usize::MAX));
+    }
+    let mut rows = Vec::new();
+    for rec in rdr.records() {
+        let rec = rec.map_err(|e| format!("{shown}: not valid CSV: {e}"))?;
+        let line = rec.position().map(|p| p.line()).unwrap_or(0);
+        rows.push((line, rec));
+    }
+    Ok(Table {
+        path: shown,
+        idx,
+        rows,
+    })
+}
+
+fn proto_number(s: &str) -> Option<u8> {
+    match s {
+        "icmp" => Some(proto::ICMP),
+        "igmp" => Some(2),
+        "ipip" => Some(proto::IPIP),
+        "tcp" => Some(proto::TCP),
+        "udp" => Some(proto::UDP),
+        "ipv6" => Some(proto::IPV6),
+        "gre" => Some(proto::GRE),
+        "esp" => Some(50),
+        "ah" => Some(51),
+        "icmpv6" => Some(proto::ICMPV6),
+        "ospf" => Some(89),
+        "pim" => Some(103),
+        "vrrp" => Some(112),
+        "sctp" => Some(proto::SCTP),
+        n => n.parse().ok(),
+    }
+}
+
+fn split_list(s: &str) -> Vec<String> {
+    s.split(';')
+        .filter(|x| !x.is_empty())
+        .map(String::from)
+        .collect()
+}
+
+/// Lowest and highest port of a `ports_seen` cell (`2500-2502;2505`).
+fn span_of(s: &str) -> Result<Option<(u16, u16)>, String> {
+    let r = crate::catalog::parse_ports(s)?;
+    Ok(r.iter()
+        .map(|x| x.lo)
+        .min()
+        .zip(r.iter().map(|x| x.hi).max()))
+}
+
+fn fmt_span((lo, hi): (u16, u16)) -> String {
+    if lo == hi {
+        lo.to_string()
+    } else {
+        format!("{lo}-{hi}")
+    }
+}
+
+fn check_manifest(dir: &Path) -> Result<(), String> {
+    let shown = dir.display();
+    if !dir.exists() {
+        return Err(format!("{shown}: no such directory"));
+    }
+    if !dir.is_dir() {
+        return Err(format!(
+            "{shown}: not a directory (give the audit's report directory)"
+        ));
+    }
+    let m = dir.join("manifest.json");
+    let text = match std::fs::read_to_string(&m) {
+        Ok(t) => t,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            return Err(format!(
+                "{shown}: not an audit report directory: it has no manifest.json (`flowaudit audit ... -o DIR` writes one)"
+            ))
+        }
+        Err(e) => return Err(format!("{}: cannot read: {e}", m.display())),
+    };
+    let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
+        format!(
+            "{}: not valid JSON ({e}): not an audit report directory",
+            m.display()
+        )
+    })?;
+    let tool = v.get("tool").and_then(|x| x.as_str());
+    let kind = v.get("kind").and_then(|x| x.as_str());
+    if tool != Some("flowaudit") || kind != Some("audit") {
+        return Err(format!(
+            "{}: not the manifest of a flowaudit audit (tool {}, kind {})",
+            m.display(),
+            tool.unwrap_or("missing"),
+            kind.unwrap_or("missing")
+        ));
+    }
+    match v.get("schema_version").and_then(|x| x.as_u64()) {
+        Some(n) if n == SCHEMA_VERSION as u64 => Ok(()),
+        Some(n) => Err(format!(
+            "{shown}: reports of schema version {n}, but this flowaudit reads schema version {SCHEMA_VERSION}: \
+diff audits written with the same report schema (re-run the audit of the other capture with this flowaudit)"
+        )),
+        None => Err(format!(
+            "{}: no schema_version: not an audit this flowaudit can read",
+            m.display()
+        )),
+    }
+}
+
+const SERVICE_NEED: &[&str] = &[
+    "client_addr",
+    "client_name",
+    "client_roles",
+    "server_addr",
+    "server_name",
+    "server_roles",
+    "proto",
+    "server_port",
+    "verdict",
+    "outcome",
+    "rule_ids",
+];
+const RULE_NEED: &[&str] = &[
+    "rule_id",
+    "proto",
+    "ports",
+    "client",
+    "server",
+    "status",
+    "ports_seen",
+];
+const FINDING_NEED: &[&str] = &["severity", "kind", "subject"];
+
+const VERDICTS: [&str; 5] = [
+    "documented",
+    "role-mismatch",
+    "reverse",
+    "unknown-host",
+    "undocumented",
+];
+const OUTCOMES: [&str; 3] = ["established", "refused", "unanswered"];
+
+impl Report {
+    /// Reads an audit report directory; anything that is not a readable audit of this build's
+    /// schema version is an error naming the directory or file (and line).
+    pub fn load(dir: &Path) -> Result<Report, String> {
+        check_manifest(dir)?;
+        let t = read_table(dir, "services.csv", SERVICE_NEED, &[])?;
+        let mut services = Vec::new();
+        let mut seen = BTreeMap::new();
+        for (line, rec) in &t.rows {
+            let bad = |m: String| format!("{}:{line}: {m}", t.path);
+            let addr = |i: usize| -> Result<Addr, String> {
+                let s = t.get(rec, i);
+                s.parse::<std::net::IpAddr>()
+                    .map(Addr::from)
+                    .map_err(|_| bad(format!("{} {s:?} is not an address", SERVICE_NEED[i])))
+            };
+            let proto_s = t.get(rec, 6).to_string();
+            let proto_num = proto_number(&proto_s)
+                .ok_or_else(|| bad(format!("unknown protocol {proto_s:?}")))?;
+            let port = match t.get(rec, 7) {
+                "" => None,
+                p => Some(
+                    p.parse::<u16>()
+                        .map_err(|_| bad(format!("server_port {p:?} is not a port")))?,
+                ),
+            };
+            let verdict = t.get(rec, 8).to_string();
+            if !VERDICTS.contains(&verdict.as_str()) {
+                return Err(bad(format!("unknown verdict {verdict:?}")));
+            }
+            let outcome = t.get(rec, 9).to_string();
+            if !OUTCOMES.contains(&outcome.as_str()) {
+                return Err(bad(format!("unknown outcome {outcome:?}")));
+            }
+            let row = ServiceRow {
+                client: addr(0)?,
+                server: addr(3)?,
+                client_name: t.get(rec, 1).to_string(),
+                server_name: t.get(rec, 4).to_string(),
+                client_roles: split_list(t.get(rec, 2)),
+                server_roles: split_list(t.get(rec, 5)),
+                proto: proto_s,
+                proto_num,
+                port,
+                verdict,
+                outcome,
+                rule_ids: t.get(rec, 10).to_string(),
+            };
+            if let Some(first) = seen.insert(row.key(), *line) {
+                return Err(bad(format!(
+                    "the same service as on line {first}: not a report flowaudit wrote"
+                )));
+            }
+            services.push(row);
+        }
+        let t = read_table(dir, "rules.csv", RULE_NEED, &[])?;
+        let mut rules = Vec::new();
+        for (line, rec) in &t.rows {
+            let bad = |m: String| format!("{}:{line}: {m}", t.path);
+            let used = match t.get(rec, 5) {
+                "used" => true,
+                "unused" => false,
+                s => return Err(bad(format!("unknown status {s:?}"))),
+            };
+            let span = span_of(t.get(rec, 6)).map_err(|e| bad(format!("ports_seen: {e}")))?;
+            rules.push(RuleRow {
+                rule_id: t.get(rec, 0).to_string(),
+                proto: t.get(rec, 1).to_string(),
+                ports: t.get(rec, 2).to_string(),
+                client: t.get(rec, 3).to_string(),
+                server: t.get(rec, 4).to_string(),
+                used,
+                span,
+            });
+        }
+        let t = read_table(dir, "findings.csv", FINDING_NEED, &["waiver"])?;
+        let mut findings = Vec::new();
+        for (line, rec) in &t.rows {
+            let severity = t.get(rec, 0).to_string();
+            if !["high", "medium", "low", "info"].contains(&severity.as_str()) {
+                return Err(format!("{}:{line}: unknown severity {severity:?}", t.path));
+            }
+            findings.push(FindingRow {
+                severity,
+                kind: t.get(rec, 1).to_string(),
+                subject: t.get(rec, 2).to_string(),
+                waiver: t.get(rec, 3).to_string(),
+            });
+        }
+        Ok(Report {
+            dir: dir.display().to_string(),
+            services,
+            rules,
+            findings,
+        })
+    }
+
+    /// Re-judges the waiver cell of every service finding against `w` on `today`.
+    pub fn apply_waivers(&mut self, w: &Waivers, today: Date) {
+        let by_label: BTreeMap<String, &ServiceRow> =
+            self.services.iter().map(|s| (s.label(), s)).collect();
+        for f in &mut self.findings {
+            f.waiver = if waiver::SERVICE_FINDING_KINDS.contains(&f.kind.as_str()) {
+                by_label
+                    .get(&f.subject)
+                    .and_then(|s| w.find(&s.waiver_ref(), today))
+                    .map(|m| m.to_string())
+                    .unwrap_or_default()
+            } else {
+                String::new()
+            };
+        }
+    }
+}
+
+/// One row of diff.csv.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Change {
+    pub change: ChangeKind,
+    pub subject: String,
+    pub client: String,
+    pub server: String,
+    pub proto: String,
+    pub port: String,
+    pub rule_id: String,
+    pub kind: String,
+    pub baseline: String,
+    pub current: String,
+    pub severity: String,
+    pub waiver: String,
+}
+
+impl Change {
+    pub fn cells(&self) -> [&str; 12] {
+        [
+            self.change.as_str(),
+            &self.subject,
+            &self.client,
+            &self.server,
+            &self.proto,
+            &self.port,
+            &self.rule_id,
+            &self.kind,
+            &self.baseline,
+            &self.current,
+            &self.severity,
+            &self.waiver,
+        ]
+    }
+}
+
+/// A gate asked for with `--fail-on`, and what makes it hold (empty: it does not).
+#[derive(Debug, Clone)]
+pub struct GateResult {
+    pub gate: Gate,
+    pub hits: Vec<String>,
+}
+
+/// Waiver notes for the Markdown summary.
+#[derive(Debug, Clone)]
+pub struct WaiverNotes {
+    pub file: String,
+    pub today: Date,
+    pub expiring: Vec<String>,
+    pub expired: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Diff {
+    pub baseline: String,
+    pub current: String,
+    pub changes: Vec<Change>,
+    pub gates: Vec<GateResult>,
+    /// Findings of the current audit with a waiver cell: (severity, kind, subject, waiver).
+    pub waived: Vec<[String; 4]>,
+    pub waiver_notes: Option<WaiverNotes>,
+}
+
+impl Diff {
+    /// Whether any requested gate holds (exit code 1).
+    pub fn failed(&self) -> bool {
+        self.gates.iter().any(|g| !g.hits.is_empty())
+    }
+
+    pub fn count(&self, k: ChangeKind) -> usize {
+        self.changes.iter().filter(|c| c.change == k).count()
+    }
+}
+
+/// What the diff is given besides the two reports.
+#[derive(Debug, Clone, Copy)]
+pub struct Options<'a> {
+    /// Re-judge the current audit's findings against these waivers (the baseline keeps the
+    /// waiver cells it was written with).
+    pub waivers: Option<&'a Waivers>,
+    pub today: Date,
+    pub gates: &'a [Gate],
+}
+
+fn host_map(r: &Report) -> BTreeMap<Addr, (String, String)> {
+    let mut m = BTreeMap::new();
+    for s in &r.services {
+        for (a, n, roles) in [
+            (s.client, &s.client_name, &s.client_roles),
+            (s.server, &s.server_name, &s.server_roles),
+        ] {
+            m.entry(a).or_insert_with(|| {
+                let r = if roles.is_empty() {
+                    "not-in-inventory".to_string()
+                } else {
+                    roles.join(";")
+                };
+                (host_label(n, a), r)
+            });
+        }
+    }
+    m
+}
+
+/// Compares two loaded reports.
+pub fn diff(base: &Report, cur: &Report, opts: &Options) -> Diff {
+    let mut cur = cur.clone();
+    if let Some(w) = opts.waivers {
+        cur.apply_waivers(w, opts.today);
+    }
+    let cur = &cur;
+    let mut out: Vec<Change> = Vec::new();
+    let findings_of = |r: &Report| -> BTreeMap<String, FindingRow> {
+        let mut m = BTreeMap::new();
+        for f in &r.findings {
+            m.entry(f.subject.clone()).or_insert_with(|| f.clone());
+        }
+        m
+    };
+    let (bf, cf) = (findings_of(base), findings_of(cur));
+    let with_finding = |mut c: Change, f: Option<&FindingRow>| {
+        if let Some(f) = f {
+            c.kind = f.kind.clone();
+            c.severity = f.severity.clone();
+            c.waiver = f.waiver.clone();
+        }
+        c
+    };
+
+    // Hosts.
+    let (bh, ch) = (host_map(base), host_map(cur));
+    for (a, (label, roles)) in &ch {
+        match bh.get(a) {
+            None => out.push(Change {
+                change: ChangeKind::HostNew,
+                subject: label.clone(),
+                client: a.to_string(),
+                current: roles.clone(),
+                ..Default::default()
+            }),
+            Some((_, old)) if old != roles => out.push(Change {
+                change: ChangeKind::HostRolesChanged,
+                subject: label.clone(),
+                client: a.to_string(),
+                baseline: old.clone(),
+                current: roles.clone(),
+                ..Default::default()
+            }),
+            Some(_) => {}
+        }
+    }
+    for (a, (label, roles)) in &bh {
+        if !ch.contains_key(a) {
+            out.push(Change {
+                change: ChangeKind::HostGone,
+                subject: label.clone(),
+                client: a.to_string(),
+                baseline: roles.clone(),
+                ..Default::default()
+            });
+        }
+    }
+
+    // Services.
+    let svc_map = |r: &Report| -> BTreeMap<ServiceKey, ServiceRow> {
+        r.services.iter().map(|s| (s.key(), s.clone())).collect()
+    };
+    let (bs, cs) = (svc_map(base), svc_map(cur));
+    let svc_change = |k: ChangeKind, s: &ServiceRow| Change {
+        change: k,
+        subject: s.label(),
+        client: s.client.to_string(),
+        server: s.server.to_string(),
+        proto: s.proto.clone(),
+        port: s.port.map(|p| p.to_string()).unwrap_or_default(),
+        rule_id: s.rule_ids.clone(),
+        ..Default::default()
+    };
+    for (k, s) in &cs {
+        let f = cf.get(&s.label());
+        match bs.get(k) {
+            None => out.push(with_finding(
+                Change {
+                    current: s.state(),
+                    ..svc_change(ChangeKind::ServiceNew, s)
+                },
+                f,
+            )),
+            Some(b) => {
+                if b.verdict != s.verdict {
+                    out.push(with_finding(
+                        Change {
+                            baseline: b.verdict.clone(),
+                            current: s.verdict.clone(),
+                            ..svc_change(ChangeKind::VerdictChanged, s)
+                        },
+                        f,
+                    ));
+                }
+                if b.outcome != s.outcome {
+                    out.push(with_finding(
+                        Change {
+                            baseline: b.outcome.clone(),
+                            current: s.outcome.clone(),
+                            ..svc_change(ChangeKind::OutcomeChanged, s)
+                        },
+                        f,
+                    ));
+                }
+            }
+        }
+    }
+    for (k, b) in &bs {
+        if !cs.contains_key(k) {
+            out.push(with_finding(
+                Change {
+                    baseline: b.state(),
+                    ..svc_change(ChangeKind::ServiceGone, b)
+                },
+                bf.get(&b.label()),
+            ));
+        }
+    }
+
+    // Rules.
+    type RuleKey = (String, String, String);
+    let rule_map = |r: &Report| -> BTreeMap<RuleKey, RuleRow> {
+        r.rules
+            .iter()
+            .map(|u| {
+                (
+                    (u.rule_id.clone(), u.client.clone(), u.server.clone()),
+                    u.clone(),
+                )
+            })
+            .collect()
+    };
+    let (br, cr) = (rule_map(base), rule_map(cur));
+    let rule_change = |k: ChangeKind, u: &RuleRow| Change {
+        change: k,
+        subject: u.label(),
+        client: u.client.clone(),
+        server: u.server.clone(),
+        proto: u.proto.clone(),
+        port: u.ports.clone(),
+        rule_id: u.rule_id.clone(),
+        ..Default::default()
+    };
+    let status = |u: Option<&RuleRow>| match u {
+        None => "",
+        Some(u) if u.used => "used",
+        Some(_) => "unused",
+    };
+    let mut keys: Vec<&RuleKey> = br.keys().chain(cr.keys()).collect();
+    keys.sort();
+    keys.dedup();
+    for k in keys {
+        let (b, c) = (br.get(k), cr.get(k));
+        let (bu, cu) = (b.is_some_and(|u| u.used), c.is_some_and(|u| u.used));
+        let u = c.or(b).expect("a key of one of the maps");
+        let f = if c.is_some() {
+            cf.get(&u.label())
+        } else {
+            bf.get(&u.label())
+        };
+        if bu != cu {
+            let kind = if cu {
+                ChangeKind::RuleUsed
+            } else {
+                ChangeKind::RuleUnused
+            };
+            out.push(with_finding(
+                Change {
+                    baseline: status(b).into(),
+                    current: status(c).into(),
+                    ..rule_change(kind, u)
+                },
+                f,
+            ));
+        } else if let (true, Some((bl, bh)), Some((cl, ch))) =
+            (bu && cu, b.and_then(|u| u.span), c.and_then(|u| u.span))
+        {
+            if (bl, bh) != (cl, ch) {
+                let kind = if cl <= bl && ch >= bh {
+                    ChangeKind::RangeWidened
+                } else if cl >= bl && ch <= bh {
+                    ChangeKind::RangeNarrowed
+                } else {
+                    ChangeKind::RangeShifted
+                };
+                out.push(with_finding(
+                    Change {
+                        baseline: fmt_span((bl, bh)),
+                        current: fmt_span((cl, ch)),
+                        ..rule_change(kind, u)
+                    },
+                    f,
+                ));
+            }
+        }
+    }
+
+    // Findings. Each names the service or rule instance it is about, where the reports have it.
+    let svc_by_label = |r: &Report| -> BTreeMap<String, ServiceRow> {
+        r.services.iter().map(|s| (s.label(), s.clone())).collect()
+    };
+    let rule_by_label = |r: &Report| -> BTreeMap<String, RuleRow> {
+        r.rules.iter().map(|u| (u.label(), u.clone())).collect()
+    };
+    let (bsl, csl) = (svc_by_label(base), svc_by_label(cur));
+    let (brl, crl) = (rule_by_label(base), rule_by_label(cur));
+    let fkey = |f: &FindingRow| (f.kind.clone(), f.subject.clone());
+    let bfk: BTreeMap<(String, String), &FindingRow> =
+        base.findings.iter().map(|f| (fkey(f), f)).collect();
+    let cfk: BTreeMap<(String, String), &FindingRow> =
+        cur.findings.iter().map(|f| (fkey(f), f)).collect();
+    let finding_change = |k: ChangeKind, f: &FindingRow, in_cur: bool| {
+        let mut c = Change {
+            change: k,
+            subject: f.subject.clone(),
+            kind: f.kind.clone(),
+            severity: f.severity.clone(),
+            waiver: f.waiver.clone(),
+            ..Default::default()
+        };
+        let (sl, rl) = if in_cur { (&csl, &crl) } else { (&bsl, &brl) };
+        if let Some(s) = sl.get(&f.subject) {
+            let s = svc_change(k, s);
+            (c.client, c.server, c.proto, c.port, c.rule_id) =
+                (s.client, s.server, s.proto, s.port, s.rule_id);
+        } else if let Some(u) = rl.get(&f.subject) {
+            let u = rule_change(k, u);
+            (c.client, c.server, c.proto, c.port, c.rule_id) =
+                (u.client, u.server, u.proto, u.port, u.rule_id);
+        }
+        c
+    };
+    let mut fchanges: Vec<(u8, Change)> = Vec::new();
+    for (k, f) in &cfk {
+        let rank = severity_rank(&f.severity);
+        match bfk.get(k) {
+            None => fchanges.push((
+                rank,
+                Change {
+                    current: f.state().into(),
+                    ..finding_change(ChangeKind::FindingNew, f, true)
+                },
+            )),
+            Some(b) if b.counts() != f.counts() => {
+                let kind = if f.counts() {
+                    ChangeKind::FindingUnwaived
+                } else {
+                    ChangeKind::FindingWaived
+                };
+                fchanges.push((
+                    rank,
+                    Change {
+                        baseline: b.state().into(),
+                        current: f.state().into(),
+                        ..finding_change(kind, f, true)
+                    },
+                ))
+            }
+            Some(_) => {}
+        }
+    }
+    for (k, b) in &bfk {
+        if !cfk.contains_key(k) {
+            fchanges.push((
+                severity_rank(&b.severity),
+                Change {
+                    baseline: b.state().into(),
+                    ..finding_change(ChangeKind::FindingResolved, b, false)
+                },
+            ));
+        }
+    }
+    fchanges.sort_by(|a, b| (a.0, &a.1.kind, &a.1.subject).cmp(&(b.0, &b.1.kind, &b.1.subject)));
+    out.extend(fchanges.into_iter().map(|(_, c)| c));
+    // Stable: keeps the order within each change kind.
+    out.sort_by_key(|c| c.change);
+
+    // Gates.
+    let counts_now = |label: &str| cf.get(label).is_none_or(|f| f.counts());
+    let gates = opts
+        .gates
+        .iter()
+        .map(|&gate| {
+            let hits: Vec<String> = match gate {
+                Gate::NewUndocumented => cs
+                    .iter()
+                    .filter(|(k, s)| {
+                        s.verdict != "documented"
+                            && bs.get(*k).is_none_or(|b| b.verdict != s.verdict)
+                            && counts_now(&s.label())
+                    })
+                    .map(|(_, s)| format!("{} ({})", s.label(), s.verdict))
+                    .collect(),
+                Gate::NewRefused => cs
+                    .iter()
+                    .filter(|(k, s)| {
+                        s.blocked()
+                            && bs.get(*k).is_none_or(|b| !b.blocked())
+                            && counts_now(&s.label())
+                    })
+                    .map(|(_, s)| format!("{} ({})", s.label(), s.outcome))
+                    .collect(),
+                Gate::NewFindings => cfk
+                    .iter()
+                    .filter(|(k, f)| f.counts() && bfk.get(*k).is_none_or(|b| !b.counts()))
+                    .map(|(_, f)| format!("{} {}: {}", f.severity, f.kind, f.subject))
+                    .collect(),
+                Gate::AnyChange => out
+                    .iter()
+                    .map(|c| format!("{} {}", c.change.as_str(), c.subject))
+                    .collect(),
+            };
+            GateResult { gate, hits }
+        })
+        .collect();
+
+    let waived = cur
+        .findings
+        .iter()
+        .filter(|f| !f.waiver.is_empty())
+        .map(|f| {
+            [
+                f.severity.clone(),
+                f.kind.clone(),
+                f.subject.clone(),
+                f.waiver.clone(),
+            ]
+        })
+        .collect();
+    let waiver_notes = opts.waivers.map(|w| WaiverNotes {
+        file: w.file.clone(),
+        today: opts.today,
+        expiring: w
+            .expiring(opts.today)
+            .into_iter()
+            .map(|x| waiver::describe(x, &w.file, opts.today))
+            .collect(),
+        expired: w
+            .expired(opts.today)
+            .into_iter()
+            .map(|x| waiver::describe(x, &w.file, opts.today))
+            .collect(),
+    });
+    Diff {
+        baseline: base.dir.clone(),
+        current: cur.dir.clone(),
+        changes: out,
+        gates,
+        waived,
+        waiver_notes,
+    }
+}
+
+/// Writes diff.csv (atomically; `-` is stdout).
+pub fn write_csv(dest: &Path, d: &Diff) -> io::Result<()> {
+    crate::report::write_output(Some(dest), |w| write_csv_to(w, d))
+}
+
+pub fn write_csv_to(w: &mut dyn Write, d: &Diff) -> io::Result<()> {
+    let mut c = csv::Writer::from_writer(w);
+    c.write_record(DIFF_COLUMNS)?;
+    for ch in &d.changes {
+        c.write_record(ch.cells().iter().map(|s| safe_cell(s).into_owned()))?;
+    }
+    c.flush()
+}
+
+/// Writes the Markdown summary to a file, atomically.
+pub fn write_md(dest: &Path, d: &Diff) -> io::Result<()> {
+    let mut f = AtomicFile::create(dest)?;
+    f.write_all(markdown(d).as_bytes())?;
+    f.commit()
+}
+
+fn md(s: &str) -> String {
+    s.replace('|', "\\|").replace('\n', " ")
+}
+
+/// Most items listed per section of the Markdown summary; diff.csv has them all.
+const MD_LIST_MAX: usize = 50;
+
+/// The Markdown summary, for a change ticket or a pull-request comment.
+pub fn markdown(d: &Diff) -> String {
+    let mut t = String::new();
+    let _ = writeln!(t, "## flowaudit diff\n");
+    let _ = writeln!(
+        t,
+        "Baseline `{}`, current `{}` (report schema version {SCHEMA_VERSION}).\n",
+        d.baseline.replace('`', "'"),
+        d.current.replace('`', "'")
+    );
+    if d.changes.is_empty() {
+        let _ = writeln!(t, "No changes.");
+    } else {
+        let _ = writeln!(t, "| change | count |\n|---|---|");
+        for k in ChangeKind::ALL {
+            let n = d.count(k);
+            if n > 0 {
+                let _ = writeln!(t, "| {} | {n} |", k.as_str());
+            }
+        }
+    }
+    if !d.gates.is_empty() {
+        let _ = writeln!(t, "\n### Gates\n");
+        for g in &d.gates {
+            if g.hits.is_empty() {
+                let _ = writeln!(t, "- `{}`: passed", g.gate.as_str());
+            } else {
+                let _ = writeln!(
+                    t,
+                    "- `{}`: **FAILED** ({} item{})",
+                    g.gate.as_str(),
+                    g.hits.len(),
+                    if g.hits.len() == 1 { "" } else { "s" }
+                );
+                if g.gate != Gate::AnyChange {
+                    for h in g.hits.iter().take(10) {
+                        let _ = writeln!(t, "  - {}", md(h));
+                    }
+                    if g.hits.len() > 10 {
+                        let _ = writeln!(t, "  - ... and {} more", g.hits.len() - 10);
+                    }
+                }
+            }
+        }
+    }
+    for k in ChangeKind::ALL {
+        let rows: Vec<&Change> = d.changes.iter().filter(|c| c.change == k).collect();
+        if rows.is_empty() {
+            continue;
+        }
+        let _ = writeln!(t, "\n### {} ({})\n", k.title(), rows.len());
+        for c in rows.iter().take(MD_LIST_MAX) {
+            let _ = writeln!(t, "- {}", md(&md_item(c)));
+        }
+        if rows.len() > MD_LIST_MAX {
+            let _ = writeln!(
+                t,
+                "- ... and {} more (see diff.csv)",
+                rows.len() - MD_LIST_MAX
+            );
+        }
+    }
+    if !d.waived.is_empty() || d.waiver_notes.is_some() {
+        let _ = writeln!(t, "\n### Waivers\n");
+        if !d.waived.is_empty() {
+            let _ = writeln!(t, "Findings of the current audit under a waiver:\n");
+            for [sev, kind, subject, w] in d.waived.iter().take(MD_LIST_MAX) {
+                let _ = writeln!(t, "- {sev} {kind}: {} — {}", md(subject), md(w));
+            }
+            if d.waived.len() > MD_LIST_MAX {
+                let _ = writeln!(t, "- ... and {} more", d.waived.len() - MD_LIST_MAX);
+            }
+        }
+        if let Some(n) = &d.waiver_notes {
+            if n.expiring.is_empty() {
+                let _ = writeln!(
+                    t,
+                    "\nNo waiver in {} expires within {} days of {}.",
+                    md(&n.file),
+                    waiver::EXPIRY_WARNING_DAYS,
+                    n.today
+                );
+            } else {
+                let _ = writeln!(
+                    t,
+                    "\nWaivers expiring within {} days of {}:\n",
+                    waiver::EXPIRY_WARNING_DAYS,
+                    n.today
+                );
+                for x in &n.expiring {
+                    let _ = writeln!(t, "- {}", md(x));
+                }
+            }
+            if !n.expired.is_empty() {
+                let _ = writeln!(t, "\nExpired waivers (renew or remove them):\n");
+                for x in &n.expired {
+                    let _ = writeln!(t, "- {}", md(x));
+                }
+            }
+        }
+    }
+    t
+}
+
+fn md_item(c: &Change) -> String {
+    let finding = if c.kind.is_empty() {
+        String::new()
+    } else {
+        let w = if c.waiver.is_empty() {
+            String::new()
+        } else {
+            format!("; {}", c.waiver)
+        };
+        format!(" [{} {}{w}]", c.severity, c.kind)
+    };
+    let arrow = |a: &str, b: &str| {
+        format!(
+            "{} → {}",
+            if a.is_empty() { "(absent)" } else { a },
+            if b.is_empty() { "(absent)" } else { b }
+        )
+    };
+    match c.change {
+        ChangeKind::HostNew => format!("{} ({})", c.subject, c.current),
+        ChangeKind::HostGone => format!("{} ({})", c.subject, c.baseline),
+        ChangeKind::ServiceNew => format!("{}: {}{finding}", c.subject, c.current),
+        ChangeKind::ServiceGone => format!("{}: was {}{finding}", c.subject, c.baseline),
+        ChangeKind::FindingNew | ChangeKind::FindingResolved => {
+            let w = if c.waiver.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", c.waiver)
+            };
+            format!("**{}** {}: {}{w}", c.severity, c.kind, c.subject)
+        }
+        ChangeKind::FindingUnwaived | ChangeKind::FindingWaived => {
+            let w = if c.waiver.is_empty() {
+                "waiver removed".to_string()
+            } else {
+                c.waiver.clone()
+            };
+            format!("**{}** {}: {} ({w})", c.severity, c.kind, c.subject)
+        }
+        _ => format!("{}: {}{finding}", c.subject, arrow(&c.baseline, &c.current)),
+    }
+}

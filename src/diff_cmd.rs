@@ -1,0 +1,246 @@
+//! `flowaudit diff`, and the waiver and baseline options of `flowaudit audit` (docs/diff.md).
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::Args;
+
+use flowaudit::audit::Audit;
+use flowaudit::catalog::Roles;
+use flowaudit::diff::{self, Gate, Report};
+use flowaudit::report::audit::WaiverReport;
+use flowaudit::waiver::{Date, Mark, Waivers};
+
+const EXIT_INPUT: u8 = 2;
+
+fn parse_gate(s: &str) -> Result<Gate, String> {
+    Gate::parse(s)
+}
+
+fn parse_date(s: &str) -> Result<Date, String> {
+    Date::parse(s)
+}
+
+#[derive(Args)]
+pub struct WaiverArgs {
+    /// Accepted exceptions, a CSV of client,server,proto,ports,reason,owner,expires
+    /// (docs/diff.md). Waived findings are reported as waived and do not count for the gates;
+    /// from its expires date on, a waiver no longer holds.
+    #[arg(long, value_name = "FILE")]
+    waivers: Option<PathBuf>,
+    /// The date waivers are judged on (default: today's date in UTC).
+    #[arg(long, value_name = "YYYY-MM-DD", value_parser = parse_date, hide = true)]
+    today: Option<Date>,
+}
+
+impl WaiverArgs {
+    fn today(&self) -> Date {
+        self.today.unwrap_or_else(Date::today_utc)
+    }
+
+    /// The waiver file, parsed; problems are printed (each names its line).
+    fn load(&self, roles: &Roles) -> Result<Option<Waivers>, ExitCode> {
+        let Some(p) = &self.waivers else {
+            return Ok(None);
+        };
+        Waivers::load(p, roles).map(Some).map_err(|problems| {
+            for p in problems {
+                eprintln!("flowaudit: {p}");
+            }
+            ExitCode::from(EXIT_INPUT)
+        })
+    }
+}
+
+#[derive(Args)]
+pub struct DiffArgs {
+    /// The earlier audit's report directory (`flowaudit audit -o DIR`).
+    #[arg(value_name = "BASELINE_DIR")]
+    baseline: PathBuf,
+    /// The later audit's report directory.
+    #[arg(value_name = "CURRENT_DIR")]
+    current: PathBuf,
+    /// Where to write diff.csv (- for stdout, then give --md a file).
+    #[arg(short, long, value_name = "FILE", default_value = "diff.csv")]
+    output: PathBuf,
+    /// Write the Markdown summary to this file instead of stdout.
+    #[arg(long, value_name = "FILE")]
+    md: Option<PathBuf>,
+    /// Exit with code 1 when this holds; repeatable. new-undocumented: a service that is not
+    /// documented appeared or changed verdict; new-refused: a documented service is newly
+    /// refused or unanswered; new-findings: a finding counts that did not; any-change: diff.csv
+    /// has a row. Waived findings never count.
+    #[arg(long, value_name = "CONDITION", value_parser = parse_gate)]
+    fail_on: Vec<Gate>,
+    #[command(flatten)]
+    waivers: WaiverArgs,
+}
+
+/// Options `audit` shares with `diff`: waivers, and a baseline to diff against in one step.
+#[derive(Args)]
+pub struct AuditDiffArgs {
+    #[command(flatten)]
+    waivers: WaiverArgs,
+    /// Compare with this earlier audit's report directory after writing the reports: adds
+    /// diff.csv and diff.md to the report directory (as `flowaudit diff DIR OUTPUT`).
+    #[arg(long, value_name = "DIR")]
+    baseline: Option<PathBuf>,
+    /// With --baseline: exit with code 1 when this change gate holds; repeatable
+    /// (new-undocumented, new-refused, new-findings, any-change; see `flowaudit diff --help`).
+    #[arg(long, value_name = "CONDITION", value_parser = parse_gate, requires = "baseline")]
+    fail_on_change: Vec<Gate>,
+}
+
+/// What `audit` prepared before reading the captures, so that bad waivers or a bad baseline
+/// fail before the long part.
+pub struct AuditExtras {
+    waivers: Option<Waivers>,
+    today: Date,
+    baseline: Option<Report>,
+    gates: Vec<Gate>,
+}
+
+impl AuditDiffArgs {
+    pub fn prepare(&self, roles: &Roles) -> Result<AuditExtras, ExitCode> {
+        let waivers = self.waivers.load(roles)?;
+        let baseline = match &self.baseline {
+            None => None,
+            Some(d) => Some(Report::load(d).map_err(|e| {
+                eprintln!("flowaudit: --baseline: {e}");
+                ExitCode::from(EXIT_INPUT)
+            })?),
+        };
+        Ok(AuditExtras {
+            waivers,
+            today: self.waivers.today(),
+            baseline,
+            gates: self.fail_on_change.clone(),
+        })
+    }
+}
+
+impl AuditExtras {
+    /// One waiver mark per finding (all None without waivers).
+    pub fn marks(&self, a: &Audit) -> Vec<Option<Mark>> {
+        match &self.waivers {
+            Some(w) => flowaudit::waiver::mark_findings(a, w, self.today),
+            None => vec![None; a.findings.len()],
+        }
+    }
+
+    pub fn report<'a>(&'a self, marks: &'a [Option<Mark>]) -> Option<WaiverReport<'a>> {
+        self.waivers.as_ref().map(|w| WaiverReport {
+            waivers: w,
+            marks,
+            today: self.today,
+        })
+    }
+
+    /// With --baseline, after the reports are written: diff.csv and diff.md into `dir`.
+    /// Ok(true) when a --fail-on-change gate holds.
+    pub fn diff_after(&self, dir: &Path, quiet: bool) -> Result<bool, ExitCode> {
+        let Some(base) = &self.baseline else {
+            return Ok(false);
+        };
+        let cur = Report::load(dir).map_err(|e| {
+            eprintln!("flowaudit: {e}");
+            ExitCode::from(EXIT_INPUT)
+        })?;
+        let d = diff::diff(
+            base,
+            &cur,
+            &diff::Options {
+                waivers: self.waivers.as_ref(),
+                today: self.today,
+                gates: &self.gates,
+            },
+        );
+        write_diff(&d, &dir.join("diff.csv"), Some(&dir.join("diff.md")))?;
+        if !quiet {
+            eprintln!("{}", one_line(&d));
+        }
+        Ok(d.failed())
+    }
+}
+
+fn one_line(d: &diff::Diff) -> String {
+    let gates: Vec<String> = d
+        .gates
+        .iter()
+        .map(|g| {
+            format!(
+                "{} {}",
+                g.gate.as_str(),
+                if g.hits.is_empty() {
+                    "passed".to_string()
+                } else {
+                    format!("FAILED ({})", g.hits.len())
+                }
+            )
+        })
+        .collect();
+    format!(
+        "diff against {}: {} changes{}",
+        d.baseline,
+        d.changes.len(),
+        if gates.is_empty() {
+            String::new()
+        } else {
+            format!("; {}", gates.join(", "))
+        }
+    )
+}
+
+fn write_diff(d: &diff::Diff, csv: &Path, md: Option<&Path>) -> Result<(), ExitCode> {
+    let fail = |p: &Path, e: std::io::Error| {
+        eprintln!("flowaudit: cannot write {}: {e}", p.display());
+        ExitCode::from(EXIT_INPUT)
+    };
+    diff::write_csv(csv, d).map_err(|e| fail(csv, e))?;
+    match md {
+        Some(p) if p != Path::new("-") => diff::write_md(p, d).map_err(|e| fail(p, e)),
+        _ => {
+            print!("{}", diff::markdown(d));
+            Ok(())
+        }
+    }
+}
+
+pub fn cmd_diff(a: DiffArgs) -> ExitCode {
+    let md_to_stdout = a.md.as_deref().is_none_or(|p| p == Path::new("-"));
+    if a.output == Path::new("-") && md_to_stdout {
+        eprintln!("flowaudit: diff.csv and the Markdown summary cannot both go to stdout: give --md FILE or -o FILE");
+        return ExitCode::from(EXIT_INPUT);
+    }
+    let waivers = match a.waivers.load(&Roles::builtin()) {
+        Ok(w) => w,
+        Err(c) => return c,
+    };
+    let mut reports = Vec::new();
+    for dir in [&a.baseline, &a.current] {
+        match Report::load(dir) {
+            Ok(r) => reports.push(r),
+            Err(e) => {
+                eprintln!("flowaudit: {e}");
+                return ExitCode::from(EXIT_INPUT);
+            }
+        }
+    }
+    let d = diff::diff(
+        &reports[0],
+        &reports[1],
+        &diff::Options {
+            waivers: waivers.as_ref(),
+            today: a.waivers.today(),
+            gates: &a.fail_on,
+        },
+    );
+    if let Err(c) = write_diff(&d, &a.output, a.md.as_deref()) {
+        return c;
+    }
+    if d.failed() {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
