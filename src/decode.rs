@@ -112,10 +112,17 @@ pub const NO_VLAN: u16 = 0xffff;
 pub enum Frag {
     /// Not fragmented.
     Whole,
-    /// The fragment at offset 0, which carries the transport header; `id` identifies the datagram.
-    First { id: u32 },
-    /// A later fragment: its ports come from the first fragment.
-    Later { id: u32 },
+    /// The fragment at offset 0, which carries the transport header; `id` identifies the datagram
+    /// and `len` is the number of datagram bytes it carries.
+    First { id: u32, len: u32 },
+    /// A later fragment: its ports come from the first fragment. `offset` and `len` place its
+    /// bytes in the datagram; `last` is set on the fragment without "more fragments".
+    Later {
+        id: u32,
+        offset: u32,
+        len: u32,
+        last: bool,
+    },
 }
 
 /// The headers of a packet an ICMP unreachable quoted: the attempt that was refused.
@@ -132,6 +139,10 @@ pub struct Quoted {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Packet {
     pub ts_ns: i64,
+    /// The capture clock when this packet was handled: the latest timestamp seen so far in the
+    /// capture (set by the engine, in capture order). Idle timeouts are measured against it,
+    /// like Zeek's network_time, so a packet stamped in the past never moves time backwards.
+    pub clock: i64,
     /// Original length of the frame on the wire.
     pub wire_len: u32,
     /// Transport payload bytes (as the IP lengths say, even when snaplen cut them).
@@ -361,10 +372,14 @@ impl Ctx {
         let frag = if offset > 0 {
             Frag::Later {
                 id: h.identification() as u32,
+                offset: offset as u32 * 8,
+                len: payload_len,
+                last: !h.more_fragments(),
             }
         } else if h.more_fragments() {
             Frag::First {
                 id: h.identification() as u32,
+                len: payload_len,
             }
         } else {
             Frag::Whole
@@ -406,10 +421,16 @@ impl Ctx {
                     let offset = be16(rest, 2) >> 3;
                     let more = rest[3] & 1 != 0;
                     let id = u32::from_be_bytes([rest[4], rest[5], rest[6], rest[7]]);
+                    let len = payload_len.saturating_sub(8) as u32;
                     frag = if offset > 0 {
-                        Frag::Later { id }
+                        Frag::Later {
+                            id,
+                            offset: offset as u32 * 8,
+                            len,
+                            last: !more,
+                        }
                     } else if more {
-                        Frag::First { id }
+                        Frag::First { id, len }
                     } else {
                         Frag::Whole
                     };
@@ -451,6 +472,7 @@ impl Ctx {
     ) -> Result<Packet, Skip> {
         let mut p = Packet {
             ts_ns: 0,
+            clock: 0,
             wire_len: 0,
             payload_len: ip_payload_len,
             vlan: NO_VLAN,

@@ -73,10 +73,34 @@ struct DatagramId {
     id: u32,
 }
 
+/// A datagram whose first fragment has been seen.
+#[derive(Clone, Copy)]
+struct Reassembly {
+    sport: u16,
+    dport: u16,
+    ts: i64,
+    /// Datagram bytes seen so far.
+    received: u32,
+    /// The datagram's length, known once its last fragment arrives.
+    total: Option<u32>,
+}
+
+impl Reassembly {
+    /// Counts a later fragment; true when the whole datagram has now been seen, so that a new
+    /// datagram reusing the (16-bit, wrapping) IPv4 id cannot inherit these ports.
+    fn add(&mut self, offset: u32, len: u32, last: bool) -> bool {
+        self.received = self.received.saturating_add(len);
+        if last {
+            self.total = Some(offset.saturating_add(len));
+        }
+        self.total.is_some_and(|t| self.received >= t)
+    }
+}
+
 /// Remembers the ports of first fragments and holds later fragments that arrive before them.
 #[derive(Default)]
 struct Fragments {
-    ports: FxHashMap<DatagramId, (u16, u16, i64)>,
+    ports: FxHashMap<DatagramId, Reassembly>,
     pending: FxHashMap<DatagramId, Vec<Packet>>,
     pending_count: usize,
 }
@@ -105,6 +129,8 @@ pub struct Engine {
     work: Vec<Vec<Work>>,
     pub stats: Stats,
     ops: u64,
+    /// The capture clock: the latest timestamp seen, in capture order.
+    clock: i64,
 }
 
 fn shard_of(key: &FlowKey) -> usize {
@@ -131,6 +157,7 @@ impl Engine {
             work: vec![Vec::new(); SHARDS],
             stats: Stats::default(),
             ops: 0,
+            clock: i64::MIN,
         }
     }
 
@@ -146,7 +173,7 @@ impl Engine {
                 decode(r.link, data, r.ts_ns, r.orig_len, opts)
             })
             .collect_into_vec(&mut self.decoded);
-        self.dispatch();
+        self.dispatch(batch);
         let cfg = &self.flow_cfg;
         let decoded = &self.decoded;
         let released = &self.released;
@@ -178,62 +205,89 @@ impl Engine {
     }
 
     /// In capture order: counts, resolves fragments, and assigns each packet to its shard.
-    fn dispatch(&mut self) {
+    fn dispatch(&mut self, batch: &Batch) {
         self.released.clear();
         for i in 0..self.decoded.len() {
             self.ops += 1;
+            let rec = &batch.records[i];
+            self.stats.packets += 1;
+            self.stats.wire_bytes += rec.orig_len as u64;
+            self.clock = self.clock.max(rec.ts_ns);
             let p = match &mut self.decoded[i] {
                 Err(skip) => {
-                    self.stats.packets += 1;
                     *self.stats.skipped.entry(*skip).or_default() += 1;
                     continue;
                 }
                 Ok(p) => p,
             };
-            self.stats.packets += 1;
-            self.stats.wire_bytes += p.wire_len as u64;
+            p.clock = self.clock;
             self.stats.first_ts = Some(self.stats.first_ts.map_or(p.ts_ns, |t| t.min(p.ts_ns)));
             self.stats.last_ts = Some(self.stats.last_ts.map_or(p.ts_ns, |t| t.max(p.ts_ns)));
             match p.frag {
                 Frag::Whole => {}
-                Frag::First { id } => {
+                Frag::First { id, len } => {
                     let d = DatagramId {
                         src: p.src,
                         dst: p.dst,
                         proto: p.proto,
                         id,
                     };
-                    self.frags.ports.insert(d, (p.sport, p.dport, p.ts_ns));
+                    let mut r = Reassembly {
+                        sport: p.sport,
+                        dport: p.dport,
+                        ts: p.ts_ns,
+                        received: len,
+                        total: None,
+                    };
                     let p = *p;
                     self.assign(Work::Packet(i as u32), &p);
+                    let mut complete = false;
                     if let Some(held) = self.frags.pending.remove(&d) {
                         self.frags.pending_count -= held.len();
                         for mut h in held {
                             h.sport = p.sport;
                             h.dport = p.dport;
+                            h.clock = self.clock;
+                            if let Frag::Later {
+                                offset, len, last, ..
+                            } = h.frag
+                            {
+                                complete |= r.add(offset, len, last);
+                            }
                             let idx = self.released.len() as u32;
                             self.released.push(h);
                             self.assign(Work::Released(idx), &h);
                         }
                     }
+                    if complete {
+                        self.frags.ports.remove(&d);
+                    } else {
+                        self.frags.ports.insert(d, r);
+                    }
                     self.forget_old_fragments(p.ts_ns);
                     continue;
                 }
-                Frag::Later { id } => {
+                Frag::Later {
+                    id,
+                    offset,
+                    len,
+                    last,
+                } => {
                     let d = DatagramId {
                         src: p.src,
                         dst: p.dst,
                         proto: p.proto,
                         id,
                     };
-                    if let Some(&(sport, dport, _)) = self.frags.ports.get(&d) {
-                        p.sport = sport;
-                        p.dport = dport;
+                    if let Some(r) = self.frags.ports.get_mut(&d) {
+                        p.sport = r.sport;
+                        p.dport = r.dport;
+                        if r.add(offset, len, last) {
+                            self.frags.ports.remove(&d);
+                        }
                     } else if self.frags.pending_count < self.cfg.max_pending_fragments {
                         self.frags.pending.entry(d).or_default().push(*p);
                         self.frags.pending_count += 1;
-                        self.stats.wire_bytes -= p.wire_len as u64; // counted when released
-                        self.stats.packets -= 1;
                         continue;
                     } else {
                         *self
@@ -255,10 +309,6 @@ impl Engine {
     }
 
     fn assign(&mut self, w: Work, p: &Packet) {
-        if let Work::Released(_) = w {
-            self.stats.packets += 1;
-            self.stats.wire_bytes += p.wire_len as u64;
-        }
         self.stats.flow_packets += 1;
         let (key, _) = FlowKey::of_packet(p);
         self.work[shard_of(&key)].push(w);
@@ -271,7 +321,7 @@ impl Engine {
         }
         self.frags
             .ports
-            .retain(|_, (_, _, ts)| now.saturating_sub(*ts) <= FRAGMENT_MEMORY_NS);
+            .retain(|_, r| now.saturating_sub(r.ts) <= FRAGMENT_MEMORY_NS);
     }
 
     /// Ends flows idle at wall-clock `now_ns` (live capture).
@@ -300,16 +350,7 @@ impl Engine {
     pub fn finish(mut self) -> (Vec<FlowRecord>, Stats) {
         let orphans = self.frags.pending_count as u64;
         if orphans > 0 {
-            // Held fragments were not yet counted as packets; they are, as skipped ones.
             *self.stats.skipped.entry(Skip::OrphanFragment).or_default() += orphans;
-            self.stats.packets += orphans;
-            self.stats.wire_bytes += self
-                .frags
-                .pending
-                .values()
-                .flatten()
-                .map(|p| p.wire_len as u64)
-                .sum::<u64>();
         }
         let mut all = Vec::new();
         for t in &mut self.shards {

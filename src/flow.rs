@@ -528,7 +528,7 @@ impl FlowTable {
     }
 
     pub fn update(&mut self, p: &Packet, cfg: &FlowConfig) {
-        self.now = self.now.max(p.ts_ns);
+        self.now = self.now.max(p.clock);
         self.handled += 1;
         if self.handled % SWEEP_EVERY == 0 {
             self.sweep(cfg);
@@ -536,7 +536,8 @@ impl FlowTable {
         let (key, from_a) = FlowKey::of_packet(p);
         let timeout = cfg.timeouts.for_proto(p.proto);
         if let Some(flow) = self.live.get_mut(&key) {
-            let idle = p.ts_ns.saturating_sub(flow.last_ts) > timeout;
+            // Against the capture clock, as the sweep is: sweeping then cannot change results.
+            let idle = p.clock.saturating_sub(flow.last_ts) > timeout;
             let new_syn = p.proto == proto::TCP
                 && p.tcp_flags & (F::SYN | F::ACK) == F::SYN
                 && flow.is_closed();

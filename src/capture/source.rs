@@ -13,6 +13,8 @@ pub struct ByteSource {
     /// Size of the stream when known (plain files), to tell "past the end" from "too big".
     pub total_len: Option<u64>,
     pub path: PathBuf,
+    /// Reading through gzip: read errors are damage in the compressed stream.
+    pub compressed: bool,
 }
 
 impl ByteSource {
@@ -22,6 +24,7 @@ impl ByteSource {
             pos: 0,
             total_len,
             path,
+            compressed: false,
         }
     }
 
@@ -30,6 +33,13 @@ impl ByteSource {
     }
 
     pub fn io_error(&self, err: io::Error) -> ReadError {
+        if self.compressed {
+            return ReadError::corrupt(
+                &self.path,
+                self.pos,
+                format!("the gzip stream is damaged or cut short ({err}); the offset counts decompressed bytes"),
+            );
+        }
         ReadError::Io {
             path: self.path.clone(),
             err,
@@ -119,15 +129,29 @@ pub fn open_capture(path: &Path) -> Result<Box<dyn RecordReader>, ReadError> {
         }
         (Box::new(f), Some(meta.len()))
     };
-    let mut buffered = BufReader::with_capacity(1 << 20, raw);
-    let head = peek(&mut buffered, 2).map_err(io_err)?;
-    let (stream, size): (Box<dyn BufRead + Send>, Option<u64>) = if head == GZIP_MAGIC {
-        let gz = flate2::read::MultiGzDecoder::new(buffered);
-        (Box::new(BufReader::with_capacity(1 << 20, gz)), None)
+    // Read the first two bytes fully (a pipe may deliver one at a time), then put them back.
+    let mut raw = raw;
+    let mut head = [0u8; 2];
+    let mut got = 0;
+    while got < 2 {
+        match raw.read(&mut head[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(io_err(e)),
+        }
+    }
+    let gz = got == 2 && head == GZIP_MAGIC;
+    let rest: Box<dyn Read + Send> = Box::new(io::Cursor::new(head[..got].to_vec()).chain(raw));
+    let buffered = BufReader::with_capacity(1 << 20, rest);
+    let (stream, size): (Box<dyn BufRead + Send>, Option<u64>) = if gz {
+        let dec = flate2::read::MultiGzDecoder::new(buffered);
+        (Box::new(BufReader::with_capacity(1 << 20, dec)), None)
     } else {
         (Box::new(buffered), size)
     };
     let mut src = ByteSource::new(stream, size, path.to_path_buf());
+    src.compressed = gz;
     let mut magic = [0u8; 4];
     let got = src.read_up_to(&mut magic)?;
     if got < 4 {
@@ -149,10 +173,4 @@ pub fn open_capture(path: &Path) -> Result<Box<dyn RecordReader>, ReadError> {
             magic[0], magic[1], magic[2], magic[3]
         ),
     })
-}
-
-/// Returns up to `n` leading bytes without consuming them.
-fn peek<R: Read>(r: &mut BufReader<R>, n: usize) -> io::Result<Vec<u8>> {
-    let buf = r.fill_buf()?;
-    Ok(buf[..buf.len().min(n)].to_vec())
 }
