@@ -316,7 +316,7 @@ impl Engine {
 
     fn forget_old_fragments(&mut self, now: i64) {
         // Cheap enough to do rarely; the table holds only datagrams that were fragmented.
-        if self.frags.ports.len() < 4096 || self.ops % 1024 != 0 {
+        if self.frags.ports.len() < 4096 || !self.ops.is_multiple_of(1024) {
             return;
         }
         self.frags

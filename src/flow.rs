@@ -530,7 +530,7 @@ impl FlowTable {
     pub fn update(&mut self, p: &Packet, cfg: &FlowConfig) {
         self.now = self.now.max(p.clock);
         self.handled += 1;
-        if self.handled % SWEEP_EVERY == 0 {
+        if self.handled.is_multiple_of(SWEEP_EVERY) {
             self.sweep(cfg);
         }
         let (key, from_a) = FlowKey::of_packet(p);

@@ -240,7 +240,7 @@ pub fn generate(spec: &SynthSpec, out: impl Write) -> io::Result<u64> {
             }
         };
         let (from_client, flags, payload) = if c.udp {
-            (c.step % 2 == 0, 0, size.max(18))
+            (c.step.is_multiple_of(2), 0, size.max(18))
         } else {
             match (c.step, c.left) {
                 (0, _) => (true, F::SYN, 0),

@@ -1485,7 +1485,7 @@ fn ipv4_fragment_id_reuse_does_not_borrow_stale_ports() {
 /// Hand-made pcapng blocks (little-endian) for timestamp resolutions the writer does not produce.
 fn ng_block(btype: u32, body: &[u8]) -> Vec<u8> {
     let mut body = body.to_vec();
-    while body.len() % 4 != 0 {
+    while !body.len().is_multiple_of(4) {
         body.push(0);
     }
     let total = (12 + body.len()) as u32;
@@ -1501,7 +1501,7 @@ fn ng_capture(idb_options: &[u8], ts_units: u64, frame: &[u8]) -> Vec<u8> {
     shb.extend_from_slice(&1u16.to_le_bytes());
     shb.extend_from_slice(&0u16.to_le_bytes());
     shb.extend_from_slice(&(-1i64).to_le_bytes());
-    let mut idb = (link::ETHERNET as u16).to_le_bytes().to_vec();
+    let mut idb = link::ETHERNET.to_le_bytes().to_vec();
     idb.extend_from_slice(&0u16.to_le_bytes());
     idb.extend_from_slice(&65535u32.to_le_bytes());
     idb.extend_from_slice(idb_options);

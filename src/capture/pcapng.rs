@@ -42,6 +42,9 @@ impl Interface {
     }
 }
 
+/// An option's code and value.
+type PcapngOption<'b> = (u16, &'b [u8]);
+
 pub struct PcapngReader {
     src: ByteSource,
     big_endian: bool,
@@ -153,7 +156,11 @@ impl PcapngReader {
             self.block.extend_from_slice(&bom);
         }
         let total = self.u32(&len_bytes);
-        if total < 12 || total % 4 != 0 || total > MAX_BLOCK_LEN || (btype == SHB && total < 28) {
+        if total < 12
+            || !total.is_multiple_of(4)
+            || total > MAX_BLOCK_LEN
+            || (btype == SHB && total < 28)
+        {
             return Err(ReadError::corrupt(
                 &path,
                 at,
@@ -198,7 +205,7 @@ impl PcapngReader {
     }
 
     /// Walks an options list; returns (code, value) pairs, or an error text when it runs off the block.
-    fn options<'b>(&self, mut opts: &'b [u8]) -> Result<Vec<(u16, &'b [u8])>, (usize, String)> {
+    fn options<'b>(&self, mut opts: &'b [u8]) -> Result<Vec<PcapngOption<'b>>, (usize, String)> {
         let mut out = Vec::new();
         let total = opts.len();
         while opts.len() >= 4 {

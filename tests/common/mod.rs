@@ -293,7 +293,7 @@ fn tlv(out: &mut Vec<u8>, typ: u16, value: &[u8]) {
     out.extend_from_slice(&(len as u16).to_le_bytes());
     out.extend_from_slice(&typ.to_le_bytes());
     out.extend_from_slice(value);
-    while out.len() % 4 != 0 {
+    while !out.len().is_multiple_of(4) {
         out.push(0);
     }
 }
