@@ -232,6 +232,7 @@ impl Ctx<'_> {
         &self,
         c: Option<&HostInfo>,
         s: Option<&HostInfo>,
+        server: Addr,
         names: &[String],
         p: u8,
         port: u16,
@@ -242,9 +243,15 @@ impl Ctx<'_> {
             .filter(|r| c.roles.contains(&r.from_role))
             .filter(|r| match s {
                 Some(s) => s.roles.contains(&r.to_role),
+                // The far end is outside the inventory: an Internet rule applies when the name the
+                // capture gave it matches the rule's pattern, or, for a rule without a pattern,
+                // when the address is public (a private address is an unknown host, not the Internet).
                 None => {
                     r.to_role == "internet"
-                        && (r.host_pattern.is_none() || names.iter().any(|n| r.name_matches(n)))
+                        && match &r.host_pattern {
+                            Some(_) => names.iter().any(|n| r.name_matches(n)),
+                            None => is_public(server),
+                        }
                 }
             })
             .collect()
@@ -281,10 +288,10 @@ pub fn audit(
         let (s, sp) = f.server();
         let (hc, hs) = (cx.host(c), cx.host(s));
         let fwd = !cx
-            .allowing(hc.as_ref(), hs.as_ref(), &names_of(s), f.key.proto, sp)
+            .allowing(hc.as_ref(), hs.as_ref(), s, &names_of(s), f.key.proto, sp)
             .is_empty();
         let rev = !cx
-            .allowing(hs.as_ref(), hc.as_ref(), &names_of(c), f.key.proto, cp)
+            .allowing(hs.as_ref(), hc.as_ref(), c, &names_of(c), f.key.proto, cp)
             .is_empty();
         if rev && !fwd {
             f.flip(Basis::Catalog);
@@ -312,7 +319,14 @@ pub fn audit(
         let hc = cx.host(key.client);
         let hs = cx.host(key.server);
         let dns = names_of(key.server);
-        let allow = cx.allowing(hc.as_ref(), hs.as_ref(), &dns, key.proto, key.port);
+        let allow = cx.allowing(
+            hc.as_ref(),
+            hs.as_ref(),
+            key.server,
+            &dns,
+            key.proto,
+            key.port,
+        );
         let (verdict, rule_ids, needed, unknown_end) = if !allow.is_empty() {
             (
                 Verdict::Documented,
@@ -641,4 +655,28 @@ fn is_specific_for(r: &Rule, port: u16) -> bool {
         && r.ports
             .iter()
             .any(|p| p.contains(port) && p.width() <= SPECIFIC_RANGE_MAX)
+}
+
+/// Not in a private, loopback, link-local, shared (CGNAT) or unique-local range.
+pub fn is_public(a: Addr) -> bool {
+    match a.to_ip() {
+        std::net::IpAddr::V4(v4) => {
+            let o = v4.octets();
+            !(v4.is_private()
+                || v4.is_loopback()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || v4.is_broadcast()
+                || v4.is_multicast()
+                || (o[0] == 100 && (o[1] & 0xc0) == 64))
+        }
+        std::net::IpAddr::V6(v6) => {
+            let seg = v6.segments()[0];
+            !(v6.is_loopback()
+                || v6.is_unspecified()
+                || v6.is_multicast()
+                || (seg & 0xfe00) == 0xfc00
+                || (seg & 0xffc0) == 0xfe80)
+        }
+    }
 }

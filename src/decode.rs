@@ -157,6 +157,9 @@ pub struct Packet {
     pub frag: Frag,
     /// For ICMP/ICMPv6 destination-unreachable: the refused packet's headers.
     pub unreach: Option<Quoted>,
+    /// Where the TCP/UDP payload starts in the captured frame (0: no payload captured), so later
+    /// stages can read DNS answers and TLS server names without decoding again.
+    pub payload_at: u16,
 }
 
 /// Why a frame made no flow. Counted per reason in the summary.
@@ -240,6 +243,7 @@ pub fn decode(
         opts,
         vlan: NO_VLAN,
         depth: 0,
+        base: data.as_ptr() as usize,
     };
     let ip = cx.link(link_type, data)?;
     let mut p = cx.ip(ip)?;
@@ -253,6 +257,18 @@ struct Ctx {
     opts: DecodeOptions,
     vlan: u16,
     depth: u8,
+    /// Address of the frame's first byte, to turn sub-slices into offsets.
+    base: usize,
+}
+
+impl Ctx {
+    /// Offset in the frame of `hdr_len` bytes past the start of `d`, if captured.
+    fn payload_at(&self, d: &[u8], hdr_len: usize) -> u16 {
+        if d.len() <= hdr_len {
+            return 0;
+        }
+        u16::try_from(d.as_ptr() as usize - self.base + hdr_len).unwrap_or(0)
+    }
 }
 
 /// The network-layer bytes a link layer carried.
@@ -484,6 +500,7 @@ impl Ctx {
             dport: 0,
             frag,
             unreach: None,
+            payload_at: 0,
         };
         if matches!(frag, Frag::Later { .. }) {
             return Ok(p);
@@ -499,6 +516,7 @@ impl Ctx {
                 p.tcp_flags = d[13];
                 let hdr = ((d[12] >> 4) as u32 * 4).max(20);
                 p.payload_len = ip_payload_len.saturating_sub(hdr);
+                p.payload_at = self.payload_at(d, hdr as usize);
             }
             proto::UDP | proto::SCTP => {
                 if d.len() < 8 {
@@ -507,6 +525,7 @@ impl Ctx {
                 p.sport = be16(d, 0);
                 p.dport = be16(d, 2);
                 p.payload_len = ip_payload_len.saturating_sub(8);
+                p.payload_at = self.payload_at(d, 8);
                 if proto_num == proto::UDP
                     && self.opts.decap
                     && p.dport == VXLAN_PORT

@@ -7,7 +7,7 @@
 
 use rayon::prelude::*;
 use rustc_hash::{FxHashMap, FxHasher};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::hash::{Hash, Hasher};
 
 use crate::capture::{Batch, ReadWarning};
@@ -56,6 +56,37 @@ pub struct Stats {
     /// Records a reader skipped (e.g. undefined pcapng interface).
     pub reader_skipped: u64,
     pub warnings: Vec<(String, ReadWarning)>,
+    /// Names the capture gave addresses: DNS answers and TLS server names (bounded).
+    pub names: BTreeMap<Addr, BTreeSet<String>>,
+    /// Names not kept because the bounds were reached.
+    pub names_dropped: u64,
+}
+
+/// Bounds on remembered names, so hostile DNS traffic cannot grow memory without limit.
+const MAX_NAMED_ADDRS: usize = 100_000;
+const MAX_NAMES_PER_ADDR: usize = 16;
+
+/// DNS answers in UDP packets from port 53, and TLS server names in TCP payloads.
+fn names_in(
+    r: &crate::capture::RecordMeta,
+    p: &Result<Packet, Skip>,
+    data: &[u8],
+) -> Vec<(Addr, String)> {
+    let Ok(p) = p else { return Vec::new() };
+    if p.payload_at == 0 {
+        return Vec::new();
+    }
+    let frame = &data[r.start as usize..(r.start + r.caplen) as usize];
+    let Some(payload) = frame.get(p.payload_at as usize..) else {
+        return Vec::new();
+    };
+    match p.proto {
+        crate::decode::proto::UDP if p.sport == 53 => crate::names::dns_answers(payload),
+        crate::decode::proto::TCP if payload.first() == Some(&22) => crate::names::tls_sni(payload)
+            .map(|n| vec![(p.dst, n)])
+            .unwrap_or_default(),
+        _ => Vec::new(),
+    }
 }
 
 impl Stats {
@@ -173,6 +204,25 @@ impl Engine {
                 decode(r.link, data, r.ts_ns, r.orig_len, opts)
             })
             .collect_into_vec(&mut self.decoded);
+        let names: Vec<(Addr, String)> = batch
+            .records
+            .par_iter()
+            .zip(self.decoded.par_iter())
+            .with_min_len(512)
+            .flat_map_iter(|(r, p)| names_in(r, p, &batch.data))
+            .collect();
+        for (addr, name) in names {
+            let known = self.stats.names.len();
+            match self.stats.names.get_mut(&addr) {
+                Some(set) if set.len() < MAX_NAMES_PER_ADDR || set.contains(&name) => {
+                    set.insert(name);
+                }
+                None if known < MAX_NAMED_ADDRS => {
+                    self.stats.names.insert(addr, BTreeSet::from([name]));
+                }
+                _ => self.stats.names_dropped += 1,
+            }
+        }
         self.dispatch(batch);
         let cfg = &self.flow_cfg;
         let decoded = &self.decoded;

@@ -22,6 +22,7 @@ pub mod flow;
 pub mod inventory;
 #[cfg(feature = "live")]
 pub mod live;
+pub mod names;
 pub mod report;
 pub mod run;
 pub mod summary;

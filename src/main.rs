@@ -406,8 +406,7 @@ fn cmd_audit(a: AuditArgs) -> ExitCode {
             return ExitCode::from(e.exit_code() as u8);
         }
     };
-    let names = std::collections::BTreeMap::new();
-    let audit = flowaudit::audit::audit(out.flows.clone(), &cat, &inv, &names);
+    let audit = flowaudit::audit::audit(out.flows.clone(), &cat, &inv, &out.stats.names);
     let inputs: Vec<String> = a.captures.iter().map(|p| p.display().to_string()).collect();
     let marks = extras.marks(&audit);
     let waived = extras.report(&marks);

@@ -173,8 +173,7 @@ pub fn cmd_sniff(a: SniffArgs) -> ExitCode {
     let result = sniff(&cfg, engine_cfg, |out, counters, last| {
         match &inventory {
             Some(inv) => {
-                let audit =
-                    flowaudit::audit::audit(out.flows.clone(), &cat, inv, &Default::default());
+                let audit = flowaudit::audit::audit(out.flows.clone(), &cat, inv, &out.stats.names);
                 flowaudit::report::audit::write_audit(&dir, &audit, out, &inputs)?;
             }
             None => {

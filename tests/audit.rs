@@ -449,3 +449,101 @@ fn formula_cells_are_neutralised() {
     assert_eq!(flowaudit::report::safe_cell("@SUM(1)"), "'@SUM(1)");
     assert_eq!(flowaudit::report::safe_cell("vbr01"), "vbr01");
 }
+
+/// A DNS response (10.1.0.2 -> gateway) naming 198.51.100.7 `bucket.s3.amazonaws.com`.
+fn dns_response(client_port: u16) -> Vec<u8> {
+    let mut dns = vec![0x12, 0x34, 0x81, 0x80, 0, 1, 0, 1, 0, 0, 0, 0];
+    for label in ["bucket", "s3", "amazonaws", "com"] {
+        dns.push(label.len() as u8);
+        dns.extend_from_slice(label.as_bytes());
+    }
+    dns.extend_from_slice(&[0, 0, 1, 0, 1]);
+    dns.extend_from_slice(&[0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 198, 51, 100, 7]);
+    let mut udp = Vec::new();
+    udp.extend_from_slice(&53u16.to_be_bytes());
+    udp.extend_from_slice(&client_port.to_be_bytes());
+    udp.extend_from_slice(&((8 + dns.len()) as u16).to_be_bytes());
+    udp.extend_from_slice(&[0, 0]);
+    udp.extend_from_slice(&dns);
+    let ip = flowaudit::synth::ip_packet(
+        "10.1.0.2".parse().unwrap(),
+        "10.1.0.70".parse().unwrap(),
+        17,
+        &udp,
+    );
+    flowaudit::synth::ethernet(&[], 0x0800, &ip)
+}
+
+#[test]
+fn names_from_dns_match_internet_rules() {
+    use flowaudit::synth::{tcp_session, Session};
+    let dir = tempfile::tempdir().unwrap();
+    let pcap = dir.path().join("s3.pcap");
+    {
+        let f = std::fs::File::create(&pcap).unwrap();
+        let mut w = flowaudit::capture::writer::PcapWriter::new(f, 1, false).unwrap();
+        let t0 = 1_767_225_600 * 1_000_000_000i64;
+        let resp = dns_response(40000);
+        w.write(t0, &resp, resp.len() as u32).unwrap();
+        let gw = "10.1.0.70".parse().unwrap();
+        // The named S3 endpoint, an unnamed public address, and an unnamed private one.
+        let t = tcp_session(
+            &mut w,
+            t0 + 1_000_000,
+            (gw, 50001),
+            ("198.51.100.7".parse().unwrap(), 443),
+            Session::Complete,
+        )
+        .unwrap();
+        let t = tcp_session(
+            &mut w,
+            t,
+            (gw, 50002),
+            ("198.51.100.8".parse().unwrap(), 443),
+            Session::Complete,
+        )
+        .unwrap();
+        tcp_session(
+            &mut w,
+            t,
+            (gw, 50003),
+            ("10.9.9.9".parse().unwrap(), 443),
+            Session::Complete,
+        )
+        .unwrap();
+    }
+    let inv = dir.path().join("hosts.csv");
+    std::fs::write(&inv, "10.1.0.70,gateway-server,gw01\n").unwrap();
+    let out = dir.path().join("r");
+    let st = Command::new(BIN)
+        .args(["audit", "-q", "--product", "veeam-vbr", "-I"])
+        .arg(&inv)
+        .arg("-o")
+        .arg(&out)
+        .arg(&pcap)
+        .status()
+        .unwrap();
+    assert_eq!(st.code(), Some(0));
+    let services = read_csv(&out.join("services.csv"));
+    let svc = |server: &str| {
+        services
+            .iter()
+            .find(|s| s["server_addr"] == server && s["server_port"] == "443")
+            .unwrap()
+    };
+    let s3 = svc("198.51.100.7");
+    // VBR-095 and VBR-117: gateway-server -> internet tcp/443 for *.amazonaws.com (object storage
+    // and external repository sections).
+    assert_eq!(
+        (
+            s3["verdict"].as_str(),
+            s3["rule_ids"].as_str(),
+            s3["server_dns"].as_str()
+        ),
+        ("documented", "VBR-095;VBR-117", "bucket.s3.amazonaws.com")
+    );
+    // No name, so no pattern rule applies; the VBR catalog has no pattern-less Internet rule for
+    // gateways on 443: unknown host. A private address is never "the Internet".
+    assert_eq!(svc("198.51.100.8")["verdict"], "unknown-host");
+    assert_eq!(svc("10.9.9.9")["verdict"], "unknown-host");
+}
