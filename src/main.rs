@@ -188,8 +188,11 @@ enum CatalogCmd {
     /// Check a catalog file: unknown roles, bad or glued ranges, ports above 65535, duplicate
     /// ids, dangling references. Exit 1 when problems are found.
     Lint { file: PathBuf },
-    /// List the role vocabulary.
-    Roles,
+    /// List the role vocabulary (CSV, or the Markdown of docs/roles.md with --markdown).
+    Roles {
+        #[arg(long)]
+        markdown: bool,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -481,17 +484,23 @@ fn cmd_catalog(c: CatalogCmd) -> ExitCode {
                 ExitCode::from(1)
             }
         }
-        CatalogCmd::Roles => {
+        CatalogCmd::Roles { markdown } => {
             let roles = flowaudit::catalog::Roles::builtin();
-            println!("id,parent,description");
-            for d in roles.defs.values() {
-                println!(
-                    "{},{},{}",
-                    d.id,
-                    d.parent.clone().unwrap_or_default(),
-                    d.description
-                );
+            if markdown {
+                print!("{}", flowaudit::catalog::roles_markdown(&roles));
+                return ExitCode::SUCCESS;
             }
+            let mut w = csv::Writer::from_writer(std::io::stdout());
+            let _ = w.write_record(["id", "parent", "description", "aliases"]);
+            for d in roles.defs.values() {
+                let _ = w.write_record([
+                    d.id.as_str(),
+                    d.parent.as_deref().unwrap_or(""),
+                    &d.description,
+                    &d.aliases.join(";"),
+                ]);
+            }
+            let _ = w.flush();
             ExitCode::SUCCESS
         }
         CatalogCmd::List {

@@ -547,3 +547,13 @@ fn names_from_dns_match_internet_rules() {
     assert_eq!(svc("198.51.100.8")["verdict"], "unknown-host");
     assert_eq!(svc("10.9.9.9")["verdict"], "unknown-host");
 }
+
+#[test]
+fn docs_roles_md_matches_the_vocabulary() {
+    let want = flowaudit::catalog::roles_markdown(&Roles::builtin());
+    assert_eq!(
+        std::fs::read_to_string("docs/roles.md").unwrap(),
+        want,
+        "regenerate: flowaudit catalog roles --markdown > docs/roles.md"
+    );
+}
