@@ -163,12 +163,19 @@ pub fn run_files(
     let (recycle_tx, recycle_rx) = mpsc::channel::<Batch>();
     let batch_packets = opts.batch_packets.max(1);
     let bar_reader = bar.clone();
+    let mut packets = 0u64;
     let reader = std::thread::spawn(move || loop {
         let mut batch = recycle_rx.try_recv().unwrap_or_default();
         batch.clear();
         let more = inputs.fill(&mut batch, batch_packets);
         if let Some(b) = &bar_reader {
+            packets += batch.len() as u64;
             b.set_position(inputs.position());
+            let secs = started.elapsed().as_secs_f64().max(1e-3);
+            b.set_message(format!(
+                "{packets} packets, {:.2} M/s",
+                packets as f64 / secs / 1e6
+            ));
         }
         if !batch.is_empty() && tx.send(Msg::Batch(batch)).is_err() {
             return;
@@ -218,12 +225,12 @@ fn progress_bar(wanted: bool, total: Option<u64>) -> Option<ProgressBar> {
     let bar = match total {
         Some(t) => ProgressBar::new(t).with_style(
             ProgressStyle::with_template(
-                "{bar:40} {bytes}/{total_bytes} {binary_bytes_per_sec} ETA {eta}",
+                "{bar:30} {bytes}/{total_bytes} {binary_bytes_per_sec} {msg} ETA {eta}",
             )
             .expect("valid template"),
         ),
         None => ProgressBar::new_spinner().with_style(
-            ProgressStyle::with_template("{spinner} {bytes} read, {binary_bytes_per_sec}")
+            ProgressStyle::with_template("{spinner} {bytes} read, {binary_bytes_per_sec}, {msg}")
                 .expect("valid template"),
         ),
     };

@@ -358,6 +358,7 @@ pub fn demo(out: impl Write) -> io::Result<()> {
         (5, 10, 9392, Complete),   // console -> backup server
         (11, 10, 9392, Complete),  // Enterprise Manager -> backup server
         (51, 50, 8006, Complete),  // Proxmox worker -> Proxmox VE API
+        (10, 40, 6184, Complete),  // backup server -> Veeam Agent for Windows service
         (60, 61, 10000, Complete), // Backup Exec control connection
         (61, 60, 6101, Complete),  // Backup Exec agent advertising
         (60, 61, 40000, Complete), // Backup Exec data in the dynamic range

@@ -171,6 +171,17 @@ fn demo_verdicts_outcomes_and_rules_worked_by_hand() {
             "1",
             "1668",
         ),
+        // AGT-001: backup-server -> agent-computer-windows tcp/6184 (Veeam Agent management).
+        (
+            "10.1.0.10",
+            "10.1.0.40",
+            "6184",
+            "documented",
+            "established",
+            "AGT-001",
+            "1",
+            "1668",
+        ),
         // BE-001/BE-005: be-server -> be-remote-agent 1025-65535; BE-003: the control port 10000.
         (
             "10.1.0.60",
@@ -256,11 +267,8 @@ fn demo_verdicts_outcomes_and_rules_worked_by_hand() {
         "client"
     );
     assert_eq!(find("10.1.0.10", "10.1.0.2", "53")["unknown_end"], "server");
-    assert_eq!(
-        services.len(),
-        21,
-        "20 planned TCP services (4 + 3 share a service each way) and DNS"
-    );
+    // 21 planned TCP sessions, each its own service (data channels use distinct ports), and DNS.
+    assert_eq!(services.len(), 22);
 
     // Rule usage and narrowed ranges: proxy -> repository used 2500, 2501, 2502 and 2505 of
     // VBR-058's 2500-3300; Backup Exec used 10000, 40000, 40001, 40003 of 1025-65535.

@@ -34,6 +34,14 @@ pub fn read_capture(bytes: &[u8], suffix: &str) {
     let path = scratch_path(suffix);
     std::fs::write(&path, bytes).expect("write scratch file");
     let name = path.display().to_string();
+    // Removed on the way out, even if an assertion fails (fork mode starts many processes).
+    struct Remove<'p>(&'p std::path::Path);
+    impl Drop for Remove<'_> {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(self.0);
+        }
+    }
+    let _remove = Remove(&path);
     let mut reader = match open_capture(&path) {
         Ok(r) => r,
         Err(e) => {

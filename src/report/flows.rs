@@ -1,5 +1,6 @@
 //! `flows.csv` / `flows.jsonl`: one row per flow (schema in docs/reports.md).
 
+use rayon::prelude::*;
 use serde::Serialize;
 use std::io::{self, Write};
 
@@ -68,15 +69,24 @@ impl FlowRow {
 pub fn write_flows(out: &mut dyn Write, flows: &[FlowRecord], format: Format) -> io::Result<()> {
     match format {
         Format::Csv => {
-            let mut w = csv::Writer::from_writer(out);
-            for r in flows {
-                w.serialize(FlowRow::from_record(r))?;
+            // Every cell is a number, an address, a fixed word or flag letters: nothing needs CSV
+            // quoting, so rows are formatted directly, in parallel chunks, and written in order
+            // (with a million flows the csv crate's per-field serde path dominated the run).
+            out.write_all(FLOW_COLUMNS.join(",").as_bytes())?;
+            out.write_all(b"\n")?;
+            let chunks: Vec<Vec<u8>> = flows
+                .par_chunks(8192)
+                .map(|chunk| {
+                    let mut buf = Vec::with_capacity(chunk.len() * 128);
+                    for r in chunk {
+                        csv_row(&mut buf, r);
+                    }
+                    buf
+                })
+                .collect();
+            for c in chunks {
+                out.write_all(&c)?;
             }
-            if flows.is_empty() {
-                // serde writes the header with the first row; an empty report still has one.
-                w.write_record(FLOW_COLUMNS)?;
-            }
-            w.flush()?;
         }
         Format::Jsonl => {
             for r in flows {
@@ -108,3 +118,38 @@ pub const FLOW_COLUMNS: &[&str] = &[
     "icmp_unreachable",
     "evicted",
 ];
+
+/// One flows.csv row, in [`FLOW_COLUMNS`] order.
+fn csv_row(buf: &mut Vec<u8>, r: &FlowRecord) {
+    use std::io::Write as _;
+    let (c, cp) = r.client();
+    let (s, sp) = r.server();
+    let ported = proto::has_ports(r.key.proto);
+    let f = &r.flow;
+    let _ = write!(buf, "{},{},", format_ts(f.first_ts), format_ts(f.last_ts));
+    if let Some(v) = r.vlan() {
+        let _ = write!(buf, "{v}");
+    }
+    let _ = write!(buf, ",{},{c},", proto::name(r.key.proto));
+    if ported {
+        let _ = write!(buf, "{cp}");
+    }
+    let _ = write!(buf, ",{s},");
+    if ported {
+        let _ = write!(buf, "{sp}");
+    }
+    let _ = writeln!(
+        buf,
+        ",{},{},{},{},{},{},{},{},{},{}",
+        f.basis.as_str(),
+        r.conn_state().as_str(),
+        f.packets[0],
+        f.bytes[0],
+        f.packets[1],
+        f.bytes[1],
+        format_flags(f.flags[0]),
+        format_flags(f.flags[1]),
+        f.icmp_unreachable,
+        f.evicted
+    );
+}
