@@ -402,12 +402,12 @@ impl Engine {
         if orphans > 0 {
             *self.stats.skipped.entry(Skip::OrphanFragment).or_default() += orphans;
         }
-        let mut all = Vec::new();
+        let total = self.shards.iter().map(|t| t.done.len() + t.live_len()).sum();
+        let mut all = Vec::with_capacity(total);
         for t in &mut self.shards {
-            t.drain();
+            t.drain_into(&mut all);
             self.stats.evicted_flows += t.evicted;
             self.stats.peak_live_flows += t.peak_live as u64;
-            all.append(&mut t.done);
         }
         all.par_sort_unstable_by_key(|r| r.sort_key());
         (all, self.stats)

@@ -600,13 +600,13 @@ impl FlowTable {
         }
     }
 
-    /// Ends every live flow (end of capture, or a live capture stopping).
-    pub fn drain(&mut self) {
-        self.done.extend(
-            self.live
-                .drain()
-                .map(|(key, flow)| FlowRecord { key, flow }),
-        );
+    /// Ends every flow and moves all of them into `out`, freeing this table's memory as it goes
+    /// (so the end of a run does not hold the tables and the report's copy at once).
+    pub fn drain_into(&mut self, out: &mut Vec<FlowRecord>) {
+        out.append(&mut self.done);
+        self.done = Vec::new();
+        let live = std::mem::take(&mut self.live);
+        out.extend(live.into_iter().map(|(key, flow)| FlowRecord { key, flow }));
     }
 
     /// Ends flows idle at `now` (live capture: time passes without packets).
