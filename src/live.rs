@@ -179,6 +179,14 @@ pub fn sniff(
         Some(p) => Some(Saver::new(p.clone(), cfg.rotate, link, cfg.snaplen as u32)?),
         None => None,
     };
+    // A live capture has no input damage and no file size: only flows, counts and time.
+    let output = |flows, stats| RunOutput {
+        flows,
+        stats,
+        errors: Vec::new(),
+        elapsed: started.elapsed(),
+        input_bytes: 0,
+    };
     let mut last_report = Instant::now();
     let mut last_expire = Instant::now();
     let mut failure = None;
@@ -211,13 +219,7 @@ pub fn sniff(
         if let Some(every) = cfg.report_every {
             if last_report.elapsed() >= every {
                 let (flows, stats) = pool.install(|| engine.snapshot());
-                let out = RunOutput {
-                    flows,
-                    stats,
-                    errors: Vec::new(),
-                    elapsed: started.elapsed(),
-                    input_bytes: 0,
-                };
+                let out = output(flows, stats);
                 report(&out, &counters, false).map_err(|e| format!("cannot write reports: {e}"))?;
                 last_report = Instant::now();
             }
@@ -231,13 +233,7 @@ pub fn sniff(
             .map_err(|e| format!("cannot write the capture file: {e}"))?;
     }
     let (flows, stats) = pool.install(|| engine.finish());
-    let out = RunOutput {
-        flows,
-        stats,
-        errors: Vec::new(),
-        elapsed: started.elapsed(),
-        input_bytes: 0,
-    };
+    let out = output(flows, stats);
     report(&out, &counters, true).map_err(|e| format!("cannot write reports: {e}"))?;
     if let Some(f) = failure {
         return Err(f);
