@@ -402,7 +402,11 @@ impl Engine {
         if orphans > 0 {
             *self.stats.skipped.entry(Skip::OrphanFragment).or_default() += orphans;
         }
-        let total = self.shards.iter().map(|t| t.done.len() + t.live_len()).sum();
+        let total = self
+            .shards
+            .iter()
+            .map(|t| t.done.len() + t.live_len())
+            .sum();
         let mut all = Vec::with_capacity(total);
         for t in &mut self.shards {
             t.drain_into(&mut all);

@@ -50,7 +50,8 @@ pub struct SniffArgs {
     /// With --write: start a new numbered file (NAME-00001.pcapng, ...) past this size, e.g. 1G.
     #[arg(long, value_parser = parse_size, requires = "write")]
     rotate: Option<u64>,
-    /// After opening the interface, switch to this user (like tcpdump -Z).
+    /// After opening the interface, switch to this user (like tcpdump -Z). Reports and --write
+    /// files are written after the switch: the output directory must be writable by that user.
     #[arg(long, short = 'Z', value_name = "NAME")]
     user: Option<String>,
     #[arg(long, value_name = "ID")]

@@ -455,3 +455,36 @@ fn packet_limit_stops_and_write_saves_the_capture() {
         .sum();
     assert_eq!(total, 4, "exactly --packets 4 were processed");
 }
+
+#[test]
+fn drops_privileges_after_opening_the_interface() {
+    if skip() {
+        return;
+    }
+    let net = Net::new(4);
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("report");
+    std::fs::create_dir(&out).unwrap();
+    // The reports are written after the switch, so the directory must be writable by that user.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&out, std::fs::Permissions::from_mode(0o777)).unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let mut child = net.sniff(&["-o", out.to_str().unwrap(), "-Z", "nobody"]);
+    // `ip netns exec` execs flowaudit in place, so the child's pid is flowaudit's.
+    let status = std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap();
+    let uid_line = status
+        .lines()
+        .find(|l| l.starts_with("Uid:"))
+        .unwrap()
+        .to_string();
+    net.traffic();
+    assert_eq!(terminate(&mut child), 0);
+    // nobody's uid is 65534 on Debian; real, effective, saved and filesystem uids all switched.
+    assert_eq!(
+        uid_line.split_whitespace().skip(1).collect::<Vec<_>>(),
+        ["65534"; 4],
+        "{uid_line}"
+    );
+    let flows = read_csv(&out.join("flows.csv"));
+    assert!(flows.iter().any(|f| f["server_port"] == "6162"));
+}
