@@ -585,15 +585,16 @@ impl Catalogs {
             return;
         }
         // Check the header names the columns we expect, in order.
-        if let Some(header) = text
+        if let Some((i, header)) = text
             .lines()
-            .find(|l| !l.starts_with('#') && !l.trim().is_empty())
+            .enumerate()
+            .find(|(_, l)| !l.trim_start().starts_with('#') && !l.trim().is_empty())
         {
             let cols: Vec<&str> = header.split(',').map(str::trim).collect();
             if cols != COLUMNS {
                 problems.push(prob(
                     file,
-                    0,
+                    i as u64 + 1,
                     format!("header must be: {}", COLUMNS.join(",")),
                 ));
                 return;

@@ -50,6 +50,8 @@ pub struct Stats {
     pub flow_packets: u64,
     pub skipped: BTreeMap<Skip, u64>,
     pub evicted_flows: u64,
+    /// First fragments whose ports could not be remembered because the table was full.
+    pub fragment_table_full: u64,
     pub peak_live_flows: u64,
     pub first_ts: Option<i64>,
     pub last_ts: Option<i64>,
@@ -134,6 +136,8 @@ struct Fragments {
     ports: FxHashMap<DatagramId, Reassembly>,
     pending: FxHashMap<DatagramId, Vec<Packet>>,
     pending_count: usize,
+    /// When (in packets handled) the ports table may next be scanned for stale entries.
+    next_scan: u64,
 }
 
 /// A first fragment's ports are forgotten after this long (Linux keeps fragments 30 s).
@@ -311,8 +315,14 @@ impl Engine {
                     }
                     if complete {
                         self.frags.ports.remove(&d);
-                    } else {
+                    } else if self.frags.ports.len() < self.cfg.max_pending_fragments
+                        || self.frags.ports.contains_key(&d)
+                    {
                         self.frags.ports.insert(d, r);
+                    } else {
+                        // Full (a flood of first fragments): this datagram's later fragments will
+                        // wait as pending and end as orphans, counted, instead of memory growing.
+                        self.stats.fragment_table_full += 1;
                     }
                     self.forget_old_fragments(p.ts_ns);
                     continue;
@@ -365,10 +375,12 @@ impl Engine {
     }
 
     fn forget_old_fragments(&mut self, now: i64) {
-        // Cheap enough to do rarely; the table holds only datagrams that were fragmented.
-        if self.frags.ports.len() < 4096 || !self.ops.is_multiple_of(1024) {
+        // A full scan at most once per table-size first fragments keeps the cost linear even
+        // under a flood of fragmented datagrams.
+        if self.frags.ports.len() < 4096 || self.ops < self.frags.next_scan {
             return;
         }
+        self.frags.next_scan = self.ops + self.frags.ports.len() as u64;
         self.frags
             .ports
             .retain(|_, r| now.saturating_sub(r.ts) <= FRAGMENT_MEMORY_NS);

@@ -96,6 +96,10 @@ struct EngineArgs {
     /// counted as evicted in the summary.
     #[arg(long, default_value_t = 4_000_000, value_name = "N")]
     max_flows: usize,
+    /// Most fragments held while waiting for their datagram's first fragment, and most first
+    /// fragments whose ports are remembered; beyond it they are counted, never silently dropped.
+    #[arg(long, default_value_t = 100_000, value_name = "N")]
+    max_fragments: usize,
     /// Packets per batch handed to the workers (tuning only; the output does not depend on it).
     #[arg(long, default_value_t = 16384, value_name = "N", hide = true)]
     batch: usize,
@@ -115,6 +119,7 @@ impl EngineArgs {
             },
             decode: flowaudit::decode::DecodeOptions { decap: self.decap },
             max_flows: self.max_flows.max(1),
+            max_pending_fragments: self.max_fragments.max(1),
             ..EngineConfig::default()
         }
     }

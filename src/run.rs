@@ -98,7 +98,8 @@ impl Inputs {
             }
             return !out.is_empty() || !inp.done;
         }
-        while out.len() < max_records {
+        // The same byte budget as a single file: huge records cannot pile up in one batch.
+        while out.len() < max_records && out.bytes() < 64 << 20 {
             let mut best: Option<(i64, usize)> = None;
             for (k, inp) in self.inputs.iter_mut().enumerate() {
                 if inp.next >= inp.batch.len() && !inp.done {

@@ -11,7 +11,8 @@ pub fn render(out: &RunOutput) -> String {
     let _ = writeln!(
         t,
         "packets: {}  bytes: {}  flows: {}  in {:.3} s ({:.2} M packets/s, {:.1} MiB/s read)",
-        s.packets,
+        // Every record read, including those the reader could not attribute to an interface.
+        s.packets + s.reader_skipped,
         s.wire_bytes,
         out.flows.len(),
         secs,
@@ -31,6 +32,13 @@ pub fn render(out: &RunOutput) -> String {
                 s.reader_skipped
             );
         }
+    }
+    if s.fragment_table_full > 0 {
+        let _ = writeln!(
+            t,
+            "fragment table full: {} first fragments not remembered (raise --max-fragments); their later fragments count as orphans",
+            s.fragment_table_full
+        );
     }
     if s.evicted_flows > 0 {
         let _ = writeln!(

@@ -7,21 +7,26 @@ use flowaudit::catalog::Roles;
 use flowaudit::decode::Addr;
 use flowaudit::inventory::{Cidr, Inventory};
 
+fn roles() -> &'static Roles {
+    static R: std::sync::OnceLock<Roles> = std::sync::OnceLock::new();
+    R.get_or_init(Roles::builtin)
+}
+
 fuzz_target!(|data: &[u8]| {
-    let roles = Roles::builtin();
+    let roles = roles();
     let text = String::from_utf8_lossy(data);
-    match Inventory::parse("hosts.csv", &text, &roles) {
+    match Inventory::parse("hosts.csv", &text, roles) {
         Ok(inv) => {
             for e in &inv.entries {
                 // Reports print blocks with Display; what they print must parse back.
                 let shown = e.cidr.to_string();
                 assert_eq!(Cidr::parse(&shown), Ok(e.cidr), "{shown}");
-                let _ = inv.lookup(e.cidr.addr, &roles);
+                let _ = inv.lookup(e.cidr.addr, roles);
                 for r in &e.roles {
-                    let _ = inv.holders(r, &roles).count();
+                    let _ = inv.holders(r, roles).count();
                 }
             }
-            let _ = inv.lookup(Addr::v4([10, 1, 0, 5]), &roles);
+            let _ = inv.lookup(Addr::v4([10, 1, 0, 5]), roles);
         }
         Err(problems) => {
             for p in problems {

@@ -6,15 +6,20 @@ use flowaudit::catalog::Roles;
 use flowaudit::decode::Addr;
 use flowaudit::waiver::{describe, Date, ServiceRef, Waivers};
 
+fn roles() -> &'static Roles {
+    static R: std::sync::OnceLock<Roles> = std::sync::OnceLock::new();
+    R.get_or_init(Roles::builtin)
+}
+
 fuzz_target!(|data: &[u8]| {
-    let roles = Roles::builtin();
+    let roles = roles();
     let text = String::from_utf8_lossy(data);
     let today = Date {
         year: 2026,
         month: 1,
         day: 1,
     };
-    match Waivers::parse("waivers.csv", &text, &roles) {
+    match Waivers::parse("waivers.csv", &text, roles) {
         Ok(w) => {
             let client_roles = vec!["backup-server".to_string()];
             let server_roles: Vec<String> = Vec::new();

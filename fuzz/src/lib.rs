@@ -87,7 +87,10 @@ pub fn read_capture(bytes: &[u8], suffix: &str) {
         stats.packets,
         "every packet is in a flow or counted as skipped: {stats:?}"
     );
-    let in_flows: u64 = flows.iter().map(|f| f.flow.packets[0] + f.flow.packets[1]).sum();
+    let in_flows: u64 = flows
+        .iter()
+        .map(|f| f.flow.packets[0] + f.flow.packets[1])
+        .sum();
     assert_eq!(in_flows, stats.flow_packets, "flow packet counts add up");
     let evicted = flows.iter().filter(|f| f.flow.evicted).count() as u64;
     assert_eq!(evicted, stats.evicted_flows);

@@ -38,7 +38,6 @@ pub struct PcapReader {
     src: ByteSource,
     magic: Magic,
     link: u16,
-    snaplen: u32,
     warnings: Vec<ReadWarning>,
 }
 
@@ -83,14 +82,12 @@ impl PcapReader {
                 format!("unsupported pcap version {major}.{minor} (only 2.x exists)"),
             ));
         }
-        let snaplen = u32_at(12);
         // The upper bits of the link-type field carry FCS information (pcap 2.4 spec).
         let link = (u32_at(16) & 0x0fff_ffff) as u16;
         Ok(PcapReader {
             src,
             magic,
             link,
-            snaplen,
             warnings: Vec::new(),
         })
     }
@@ -142,7 +139,8 @@ impl RecordReader for PcapReader {
                     ));
                 }
             }
-            if caplen > MAX_RECORD_LEN.max(self.snaplen) {
+            // The header's snaplen is not trusted: a hostile 0xffffffff must not lift the limit.
+            if caplen > MAX_RECORD_LEN {
                 return Err(ReadError::corrupt(
                     &self.src.path,
                     at,

@@ -42,6 +42,9 @@ impl Interface {
     }
 }
 
+/// Interfaces one section may define; real files have a handful, a hostile one millions.
+const MAX_INTERFACES: usize = 65_536;
+
 /// An option's code and value.
 type PcapngOption<'b> = (u16, &'b [u8]);
 
@@ -252,6 +255,13 @@ impl PcapngReader {
     }
 
     fn on_idb(&mut self, at: u64) {
+        if self.ifaces.len() >= MAX_INTERFACES {
+            self.warn(
+                at,
+                format!("more than {MAX_INTERFACES} interfaces in one section; ignored this one"),
+            );
+            return;
+        }
         if self.block.len() < 8 {
             self.warn(
                 at,

@@ -328,6 +328,9 @@ fn summary_md(a: &Audit, run: &RunOutput, inputs: &[String]) -> String {
         for (r, n) in &s.skipped {
             let _ = writeln!(t, "  - {n}: {}", r.label());
         }
+        if s.reader_skipped > 0 {
+            let _ = writeln!(t, "  - {}: records the capture file could not attribute (e.g. an undefined pcapng interface)", s.reader_skipped);
+        }
     }
     if !run.errors.is_empty() || !s.warnings.is_empty() {
         any = true;
