@@ -3,13 +3,13 @@
 # (default 660), at the lowest CPU priority. Crashes, timeouts and OOMs do not stop a run:
 # libFuzzer's fork mode saves each to fuzz/artifacts/<target>/ and goes on. Logs go to
 # fuzz/logs/<target>.log; the last "#N" status line of each gives executions and coverage.
-#   fuzz/seed.sh && fuzz/run-all.sh              # all six, 66 minutes
+#   fuzz/seed.sh && fuzz/run-all.sh              # all seven, 77 minutes
 #   SECS=60 fuzz/run-all.sh decode waiver_parse  # some, shorter
 set -euo pipefail
 cd "$(dirname "$0")"
 SECS=${SECS:-660}
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(capture_reader gzip_reader decode catalog_parse inventory_parse waiver_parse)
+[ ${#targets[@]} -gt 0 ] || targets=(capture_reader gzip_reader decode catalog_parse inventory_parse waiver_parse names)
 # Nightly if installed; otherwise stable told to accept nightly flags.
 if rustup toolchain list 2>/dev/null | grep -q '^nightly'; then CARGO=(cargo +nightly); else CARGO=(env RUSTC_BOOTSTRAP=1 cargo); fi
 mkdir -p logs

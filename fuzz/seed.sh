@@ -7,7 +7,7 @@ cd "$(dirname "$0")"
 ROOT=..
 PCAPS=${PCAPS:-$ROOT/../shared/pcaps}
 C=corpus
-mkdir -p $C/capture_reader $C/gzip_reader $C/decode $C/catalog_parse $C/inventory_parse $C/waiver_parse
+mkdir -p $C/capture_reader $C/gzip_reader $C/decode $C/catalog_parse $C/inventory_parse $C/waiver_parse $C/names
 
 captures=()
 [ -d "$PCAPS" ] && for f in "$PCAPS"/*.pcap "$PCAPS"/*.pcapng; do [ -f "$f" ] && captures+=("$f"); done
@@ -69,6 +69,29 @@ def pcapng_frames(b):
                 yield links[iface], body[20:20 + cap]
         off += ln
 
+def payloads(link, frame):
+    """(proto, sport, payload) of an Ethernet (802.1Q too) or raw IPv4 frame, if any."""
+    if link == 1:
+        off, et = 14, frame[12:14]
+        while et == b"\x81\x00" and len(frame) >= off + 4:
+            et, off = frame[off + 2:off + 4], off + 4
+        if et != b"\x08\x00":
+            return None
+        ip = frame[off:]
+    elif link in (101, 228, 12, 14):
+        ip = frame
+    else:
+        return None
+    if len(ip) < 20 or ip[0] >> 4 != 4:
+        return None
+    ihl = (ip[0] & 15) * 4
+    proto, t = ip[9], ip[ihl:]
+    if proto == 17 and len(t) >= 8:
+        return 17, struct.unpack(">H", t[:2])[0], t[8:]
+    if proto == 6 and len(t) >= 20:
+        return 6, struct.unpack(">H", t[:2])[0], t[(t[12] >> 4) * 4:]
+    return None
+
 for path in files:
     b = open(path, "rb").read()
     put("capture_reader", b[:MAX])
@@ -76,12 +99,15 @@ for path in files:
     frames = pcapng_frames(b) if b[:4] == b"\x0a\x0d\x0d\x0a" else pcap_frames(b)
     seen = 0
     for link, frame in frames:
-        if link in LINK_INDEX:
+        pl = payloads(link, frame)
+        if pl and pl[0] == 17 and pl[1] == 53 and pl[2]:
+            put("names", b"\x00" + pl[2])  # DNS response
+        if pl and pl[0] == 6 and pl[2][:2] == b"\x16\x03":
+            put("names", b"\x01" + pl[2])  # TLS handshake (ClientHello)
+        if link in LINK_INDEX and seen < 40:
             put("decode", bytes([LINK_INDEX[link], 0]) + frame)
             put("decode", bytes([LINK_INDEX[link], 1]) + frame)  # --decap
             seen += 1
-        if seen >= 40:
-            break
 PY
 
 cp "$ROOT"/catalogs/*.csv $C/catalog_parse/

@@ -539,10 +539,10 @@ fn peak_rss_kib(capture: &Path, extra: &[&str]) -> u64 {
 }
 
 /// Each first fragment's ports are remembered (for its later fragments) for 60 s of capture
-/// time, with no limit on how many: 500,000 first fragments in 5 s cost about 100 MB more than
-/// the same packets unfragmented (about 200 bytes per datagram; a 10 Gb/s flood of minimum-size
-/// first fragments is ~14 M datagrams/s, ~840 M in 60 s). That memory must be bounded like the
-/// pending later fragments (max_pending_fragments), evicting and counting what it drops.
+/// time. Found 2026-11-24: with no limit on how many, 500,000 first fragments in 5 s cost about
+/// 100 MB more than the same packets unfragmented (about 200 bytes per datagram; a 10 Gb/s flood
+/// of minimum-size first fragments is ~14 M datagrams/s, ~840 M in 60 s). That memory must be
+/// bounded like the pending later fragments (max_pending_fragments), counting what it drops.
 #[test]
 fn a_flood_of_first_fragments_does_not_grow_memory_without_bound() {
     let whole = temp_file(&ipv6_first_fragment_flood(500_000, false), ".pcap");
@@ -557,10 +557,10 @@ fn a_flood_of_first_fragments_does_not_grow_memory_without_bound() {
     );
 }
 
-/// The same flood costs time quadratic in the number of remembered datagrams: every 1,024
-/// packets, `forget_old_fragments` walks the whole table (`retain`), and within 60 s nothing
-/// is old enough to go. Measured (2 cores, nice'd): 500k first fragments 1.7 s, 1M 15 s, 2M
-/// 45 s, against 0.1 s for 500k unfragmented packets. 1M must take about as long as 1M
+/// Found 2026-11-24: the same flood cost time quadratic in the number of remembered datagrams
+/// (every 1,024 packets, `forget_old_fragments` walked the whole table, and within 60 s nothing
+/// was old enough to go): 500k first fragments 1.7 s, 1M 15 s, 2M 45 s, against 0.1 s for 500k
+/// unfragmented packets. 1M must take about as long as 1M
 /// unfragmented packets (here: at most 4x + 2 s, generous for a loaded machine).
 #[test]
 fn a_flood_of_first_fragments_takes_linear_time() {
@@ -619,6 +619,46 @@ fn the_pending_fragment_limit_named_in_the_summary_is_an_option() {
     assert!(
         err.contains("10  fragment dropped: pending-fragment table full"),
         "{err}"
+    );
+}
+
+/// Dropped and orphaned fragments reach the audit too: its "What this capture could not show"
+/// itemizes them (20 orphan fragments, --max-fragments 10: 10 held then orphaned, 10 dropped).
+#[test]
+fn orphan_and_dropped_fragments_are_in_the_audit_caveats() {
+    let recs: Vec<Rec> = (0..20)
+        .map(|i| rec(T0 + i as i64 * 1000, later_fragment(i, 7)))
+        .collect();
+    let f = write_pcap(link::ETHERNET, true, &recs);
+    let dir = tempfile::tempdir().unwrap();
+    let inv = dir.path().join("hosts.csv");
+    std::fs::write(&inv, "address,roles,name\n192.0.2.1,backup-server,vbr01\n").unwrap();
+    let report = dir.path().join("report");
+    let o = cli(&[
+        "audit".as_ref(),
+        f.path().as_os_str(),
+        "--inventory".as_ref(),
+        inv.as_os_str(),
+        "-o".as_ref(),
+        report.as_os_str(),
+        "--max-fragments".as_ref(),
+        "10".as_ref(),
+        "-q".as_ref(),
+    ]);
+    assert!(
+        matches!(o.status.code(), Some(0) | Some(1)),
+        "audit failed: {}",
+        stderr(&o)
+    );
+    let summary = std::fs::read_to_string(report.join("summary.md")).unwrap();
+    assert!(summary.contains("- 20 packets made no flow:"), "{summary}");
+    assert!(
+        summary.contains("  - 10: fragment whose first fragment was never seen"),
+        "{summary}"
+    );
+    assert!(
+        summary.contains("  - 10: fragment dropped: pending-fragment table full"),
+        "{summary}"
     );
 }
 
@@ -891,10 +931,10 @@ fn gz_of_16mib_records(n: usize) -> tempfile::NamedTempFile {
     temp_file(&file, ".pcap.gz")
 }
 
-/// Reading several captures as one (run.rs `Inputs::fill`, the time-ordered merge) fills the
-/// output batch up to --batch records (16,384) with no byte budget, where one input stops at
-/// 64 MiB. Two 1.7 MB .pcap.gz inputs of 24 records of 16 MiB each: 828 MiB peak RSS, against
-/// 138 MiB for one input holding the same 48 records (measured with the release binary).
+/// Reading several captures as one (run.rs `Inputs::fill`, the time-ordered merge) must keep a
+/// byte budget per batch as one input does (64 MiB). Found 2026-11-24 without one: two 1.7 MB
+/// .pcap.gz inputs of 24 records of 16 MiB each peaked at 828 MiB, against 138 MiB for one input
+/// holding the same 48 records.
 #[test]
 fn merging_inputs_with_gigantic_records_keeps_batches_within_their_byte_budget() {
     let one = gz_of_16mib_records(48);
@@ -909,11 +949,11 @@ fn merging_inputs_with_gigantic_records_keeps_batches_within_their_byte_budget()
     );
 }
 
-/// The crash that follows: record offsets in a batch are u32 (`RecordMeta::start`), so a merged
-/// batch past 4 GiB wraps them. Two inputs of 128 records of 16 MiB (9 MB of gzip each; here the
-/// same file twice) put 256 records = 4 GiB in one batch, and the engine panics:
-/// "slice index starts at 4278190080 but ends at 0" (engine.rs, `r.start + r.caplen`), exit 101,
-/// no report. Heavy (decompresses 4 GiB; needs about 4.5 GiB of memory until fixed).
+/// The crash that followed (found 2026-11-24): record offsets in a batch are u32
+/// (`RecordMeta::start`), so a merged batch past 4 GiB wrapped them. Two inputs of 128 records
+/// of 16 MiB (9 MB of gzip each; here the same file twice) put 256 records = 4 GiB in one batch,
+/// and the engine panicked: "slice index starts at 4278190080 but ends at 0" (engine.rs,
+/// `r.start + r.caplen`), exit 101, no report. Decompresses 4 GiB (a few seconds).
 #[test]
 fn merging_inputs_past_4_gib_of_records_does_not_panic() {
     let f = gz_of_16mib_records(128);
@@ -1115,10 +1155,9 @@ fn two_good_two_unattributed() -> Vec<u8> {
 }
 
 /// The `flows` summary's counts add up: 4 packet records were read, 2 are in the flow, 2 were
-/// skipped. Today it prints "packets: 2 ... flows: 1" and "skipped packets: 2": `packets`
-/// leaves out the records the reader skipped while `skipped packets` counts them, so skipped
-/// can exceed packets (a pcapng whose every record names an undefined interface prints
-/// "packets: 0" and "skipped packets: N").
+/// skipped. Found 2026-11-24: it printed "packets: 2 ... flows: 1" and "skipped packets: 2"
+/// (`packets` left out the records the reader skipped while `skipped packets` counted them, so
+/// skipped could exceed packets).
 #[test]
 fn the_summary_counts_every_packet_record_read() {
     let f = temp_file(&two_good_two_unattributed(), ".pcapng");
@@ -1129,9 +1168,9 @@ fn the_summary_counts_every_packet_record_read() {
 }
 
 /// The audit's "What this capture could not show" itemizes why packets made no flow; the
-/// records the reader could not attribute are in the total but not in the list (the list is
-/// empty here: "- 2 packets made no flow:" and nothing under it), so nothing explains them once
-/// their warnings are past the 1,000 kept.
+/// records the reader could not attribute must be in the list too (found 2026-11-24: the list
+/// was empty here, "- 2 packets made no flow:" and nothing under it, so nothing explained them
+/// once their warnings were past the 1,000 kept).
 #[test]
 fn the_audit_caveats_itemize_records_the_reader_skipped() {
     let f = temp_file(&two_good_two_unattributed(), ".pcapng");
@@ -1226,9 +1265,9 @@ fn packet_blocks_inconsistent_with_their_length_are_skipped() {
     assert_eq!(offsets, vec![136, 224]);
 }
 
-/// Every IDB adds an interface, with no limit (interface ids are u32): 20 M IDBs of 20 bytes
-/// gzip to 970 KB and cost 475 MB of RSS (about 500x the compressed size), for a file with no
-/// packet at all. 5 M IDBs (100 MB decompressed, ~250 KB of gzip) must not cost more than 64 MB;
+/// Every IDB adds an interface (interface ids are u32). Found 2026-11-24 with no limit: 20 M
+/// IDBs of 20 bytes gzip to 970 KB and cost 475 MB of RSS (about 500x the compressed size), for
+/// a file with no packet at all. 5 M IDBs (100 MB decompressed, ~250 KB of gzip) must not cost more than 64 MB;
 /// interfaces past a sane limit can be refused with a warning like undefined ones.
 #[test]
 fn a_flood_of_interface_descriptions_is_bounded() {
