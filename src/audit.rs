@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use crate::catalog::{Catalogs, PortRange, Qualifier, Rule};
 use crate::decode::{proto, Addr};
 use crate::flow::{Basis, ConnState, FlowRecord};
+use crate::flowstore::Flows;
 use crate::inventory::{HostInfo, Inventory};
 
 /// How a service relates to the catalogs.
@@ -205,7 +206,11 @@ impl Caveats {
 }
 
 pub struct Audit {
-    pub flows: Vec<FlowRecord>,
+    /// Flows audited.
+    pub flow_count: u64,
+    /// Which flows (by position in report order) the catalogs turned around: one bit each, so
+    /// that the flows themselves can stay on disk.
+    flipped: Vec<u64>,
     pub services: Vec<Service>,
     pub rules: Vec<RuleUse>,
     pub findings: Vec<Finding>,
@@ -258,13 +263,68 @@ impl Ctx<'_> {
     }
 }
 
-/// Runs the audit over finished flows. `names` maps server addresses to names seen in the capture.
+/// Per-service totals gathered while the flows stream past.
+#[derive(Default)]
+struct Tally {
+    flows: u64,
+    established: u64,
+    refused: u64,
+    unanswered: u64,
+    packets: u64,
+    bytes: u64,
+    first_ts: Option<i64>,
+    last_ts: i64,
+    bases: BTreeMap<&'static str, u64>,
+}
+
+impl Tally {
+    fn add(&mut self, f: &FlowRecord) {
+        self.flows += 1;
+        match Outcome::of_flow(f) {
+            Outcome::Established => self.established += 1,
+            Outcome::Refused => self.refused += 1,
+            Outcome::Unanswered => self.unanswered += 1,
+        }
+        self.packets += f.flow.packets[0] + f.flow.packets[1];
+        self.bytes += f.flow.bytes[0] + f.flow.bytes[1];
+        self.first_ts = Some(
+            self.first_ts
+                .map_or(f.flow.first_ts, |t| t.min(f.flow.first_ts)),
+        );
+        self.last_ts = self.last_ts.max(f.flow.last_ts);
+        *self.bases.entry(f.flow.basis.as_str()).or_default() += 1;
+    }
+}
+
+impl Audit {
+    /// The flows in report order, turned the way the audit decided (basis `catalog`).
+    pub fn oriented<'a>(
+        &'a self,
+        flows: &'a Flows,
+    ) -> impl Iterator<Item = std::io::Result<FlowRecord>> + 'a {
+        flows.iter().enumerate().map(move |(i, f)| {
+            let mut f = f?;
+            if self
+                .flipped
+                .get(i / 64)
+                .is_some_and(|w| w & (1 << (i % 64)) != 0)
+            {
+                f.flip(Basis::Catalog);
+            }
+            Ok(f)
+        })
+    }
+}
+
+/// Runs the audit over finished flows, streaming them once: memory grows with the services,
+/// not the flows. `names` maps server addresses to names seen in the capture. Fails only when
+/// flows spilled to disk cannot be read back.
 pub fn audit(
-    mut flows: Vec<FlowRecord>,
+    flows: &Flows,
     cat: &Catalogs,
     inv: &Inventory,
     names: &BTreeMap<Addr, BTreeSet<String>>,
-) -> Audit {
+) -> std::io::Result<Audit> {
     let mut cx = Ctx {
         cat,
         inv,
@@ -279,31 +339,37 @@ pub fn audit(
             .cloned()
             .collect::<Vec<_>>()
     };
-    // 1. Direction from the catalogs, where the engine only guessed.
-    for f in &mut flows {
-        if !f.flow.basis.is_heuristic() || !proto::has_ports(f.key.proto) {
-            continue;
+    let mut flipped = Vec::new();
+    let mut tallies: BTreeMap<ServiceKey, Tally> = BTreeMap::new();
+    let mut caveats = Caveats::default();
+    let mut flow_count = 0u64;
+    for (i, f) in flows.iter().enumerate() {
+        let mut f = f?;
+        flow_count += 1;
+        // 1. Direction from the catalogs, where the engine only guessed.
+        if f.flow.basis.is_heuristic() && proto::has_ports(f.key.proto) {
+            let (c, cp) = f.client();
+            let (s, sp) = f.server();
+            let (hc, hs) = (cx.host(c), cx.host(s));
+            let fwd = !cx
+                .allowing(hc.as_ref(), hs.as_ref(), s, &names_of(s), f.key.proto, sp)
+                .is_empty();
+            let rev = !cx
+                .allowing(hs.as_ref(), hc.as_ref(), c, &names_of(c), f.key.proto, cp)
+                .is_empty();
+            if rev && !fwd {
+                f.flip(Basis::Catalog);
+                if flipped.len() <= i / 64 {
+                    flipped.resize(i / 64 + 1, 0u64);
+                }
+                flipped[i / 64] |= 1 << (i % 64);
+            }
         }
-        let (c, cp) = f.client();
-        let (s, sp) = f.server();
-        let (hc, hs) = (cx.host(c), cx.host(s));
-        let fwd = !cx
-            .allowing(hc.as_ref(), hs.as_ref(), s, &names_of(s), f.key.proto, sp)
-            .is_empty();
-        let rev = !cx
-            .allowing(hs.as_ref(), hc.as_ref(), c, &names_of(c), f.key.proto, cp)
-            .is_empty();
-        if rev && !fwd {
-            f.flip(Basis::Catalog);
-        }
-    }
-    // 2. Services.
-    let mut groups: BTreeMap<ServiceKey, Vec<&FlowRecord>> = BTreeMap::new();
-    for f in &flows {
+        // 2. Services, and what the capture could not show.
         let (c, _) = f.client();
         let (s, sp) = f.server();
         let port = if proto::has_ports(f.key.proto) { sp } else { 0 };
-        groups
+        tallies
             .entry(ServiceKey {
                 client: c,
                 server: s,
@@ -311,11 +377,17 @@ pub fn audit(
                 port,
             })
             .or_default()
-            .push(f);
+            .add(&f);
+        if f.key.proto == proto::TCP {
+            caveats.tcp_flows += 1;
+            if f.flow.packets[0] == 0 || f.flow.packets[1] == 0 {
+                caveats.one_sided_tcp += 1;
+            }
+        }
     }
     let mut services = Vec::new();
     let mut uses: BTreeMap<(String, String, String), RuleUse> = BTreeMap::new();
-    for (key, fl) in &groups {
+    for (key, t) in &tallies {
         let hc = cx.host(key.client);
         let hs = cx.host(key.server);
         let dns = names_of(key.server);
@@ -390,29 +462,16 @@ pub fn audit(
             client_name: hc.as_ref().map(|h| h.name.clone()).unwrap_or_default(),
             server_name: hs.as_ref().map(|h| h.name.clone()).unwrap_or_default(),
             server_dns: dns,
-            flows: 0,
-            established: 0,
-            refused: 0,
-            unanswered: 0,
-            packets: 0,
-            bytes: 0,
-            first_ts: i64::MAX,
-            last_ts: i64::MIN,
-            bases: BTreeMap::new(),
+            flows: t.flows,
+            established: t.established,
+            refused: t.refused,
+            unanswered: t.unanswered,
+            packets: t.packets,
+            bytes: t.bytes,
+            first_ts: t.first_ts.unwrap_or(0),
+            last_ts: t.last_ts,
+            bases: t.bases.clone(),
         };
-        for f in fl {
-            svc.flows += 1;
-            match Outcome::of_flow(f) {
-                Outcome::Established => svc.established += 1,
-                Outcome::Refused => svc.refused += 1,
-                Outcome::Unanswered => svc.unanswered += 1,
-            }
-            svc.packets += f.flow.packets[0] + f.flow.packets[1];
-            svc.bytes += f.flow.bytes[0] + f.flow.bytes[1];
-            svc.first_ts = svc.first_ts.min(f.flow.first_ts);
-            svc.last_ts = svc.last_ts.max(f.flow.last_ts);
-            *svc.bases.entry(f.flow.basis.as_str()).or_default() += 1;
-        }
         svc.outcome = if svc.established > 0 {
             Outcome::Established
         } else if svc.refused > 0 {
@@ -472,24 +531,16 @@ pub fn audit(
         }
     }
     let rules: Vec<RuleUse> = uses.into_values().collect();
-    // 4. Caveats and findings.
-    let mut caveats = Caveats::default();
-    for f in &flows {
-        if f.key.proto == proto::TCP {
-            caveats.tcp_flows += 1;
-            if f.flow.packets[0] == 0 || f.flow.packets[1] == 0 {
-                caveats.one_sided_tcp += 1;
-            }
-        }
-    }
+    // 4. Findings.
     let findings = findings(&services, &rules, &caveats);
-    Audit {
-        flows,
+    Ok(Audit {
+        flow_count,
+        flipped,
         services,
         rules,
         findings,
         caveats,
-    }
+    })
 }
 
 fn dns_label(s: &Service) -> String {

@@ -12,7 +12,8 @@ use std::hash::{Hash, Hasher};
 
 use crate::capture::{Batch, ReadWarning};
 use crate::decode::{decode, Addr, DecodeOptions, Frag, Packet, Skip};
-use crate::flow::{FlowConfig, FlowKey, FlowRecord, FlowTable, ServerPorts, Timeouts};
+use crate::flow::{FlowConfig, FlowKey, FlowTable, ServerPorts, Timeouts};
+use crate::flowstore::{Flows, Spill};
 
 /// Fixed, so that results never depend on the thread count.
 pub const SHARDS: usize = 64;
@@ -26,6 +27,17 @@ pub struct EngineConfig {
     pub max_flows: usize,
     /// Most fragments waiting for their first fragment.
     pub max_pending_fragments: usize,
+    /// Finished flows held in memory before they are written, sorted, to the spill directory.
+    pub spill_after: usize,
+    pub spill_dir: std::path::PathBuf,
+}
+
+impl EngineConfig {
+    /// The default for `spill_after`: a quarter of the live-flow limit, kept between 65,536
+    /// (small runs are slow to merge) and 1,000,000 (about 100 MB of finished flows).
+    pub fn default_spill_after(max_flows: usize) -> usize {
+        (max_flows / 4).clamp(65_536, 1_000_000)
+    }
 }
 
 impl Default for EngineConfig {
@@ -36,6 +48,8 @@ impl Default for EngineConfig {
             ports: ServerPorts::default(),
             max_flows: 4_000_000,
             max_pending_fragments: 100_000,
+            spill_after: EngineConfig::default_spill_after(4_000_000),
+            spill_dir: std::env::temp_dir(),
         }
     }
 }
@@ -62,6 +76,10 @@ pub struct Stats {
     pub names: BTreeMap<Addr, BTreeSet<String>>,
     /// Names not kept because the bounds were reached.
     pub names_dropped: u64,
+    /// Finished flows written to the spill directory during the run.
+    pub spilled_flows: u64,
+    /// Why spilling stopped (the flows it could not write stayed in memory).
+    pub spill_error: Option<String>,
 }
 
 /// Bounds on remembered names, so hostile DNS traffic cannot grow memory without limit.
@@ -163,6 +181,7 @@ pub struct Engine {
     released: Vec<Packet>,
     work: Vec<Vec<Work>>,
     pub stats: Stats,
+    spill: Spill,
     ops: u64,
     /// The capture clock: the latest timestamp seen, in capture order.
     clock: i64,
@@ -177,6 +196,7 @@ fn shard_of(key: &FlowKey) -> usize {
 
 impl Engine {
     pub fn new(cfg: EngineConfig) -> Self {
+        let spill = Spill::new(cfg.spill_dir.clone());
         let flow_cfg = FlowConfig {
             timeouts: cfg.timeouts,
             ports: cfg.ports.clone(),
@@ -191,6 +211,7 @@ impl Engine {
             released: Vec::new(),
             work: vec![Vec::new(); SHARDS],
             stats: Stats::default(),
+            spill,
             ops: 0,
             clock: i64::MIN,
         }
@@ -256,6 +277,28 @@ impl Engine {
                     }
                 }
             });
+        self.spill_if_full();
+    }
+
+    /// Writes the finished flows to disk once memory holds `spill_after` of them.
+    fn spill_if_full(&mut self) {
+        let done: usize = self.shards.iter().map(|t| t.done.len()).sum();
+        if done < self.cfg.spill_after || self.stats.spill_error.is_some() {
+            return;
+        }
+        let mut all = Vec::with_capacity(done);
+        for t in &mut self.shards {
+            all.extend(std::mem::take(&mut t.done));
+        }
+        if let Err((e, back)) = self.spill.write(all) {
+            // Keep going in memory: a full disk must not lose flows.
+            self.stats.spill_error = Some(format!(
+                "could not write finished flows to {} ({e}); the rest of the run kept them in memory",
+                self.spill.dir().display()
+            ));
+            self.shards[0].done = back;
+        }
+        self.stats.spilled_flows = self.spill.spilled;
     }
 
     /// In capture order: counts, resolves fragments, and assigns each packet to its shard.
@@ -394,22 +437,12 @@ impl Engine {
             .for_each(|t| t.expire(now_ns, cfg));
     }
 
-    /// Takes the flows that have ended so far, sorted (live capture's periodic reports).
-    pub fn live_snapshot(&self) -> Vec<FlowRecord> {
-        let mut v: Vec<FlowRecord> = Vec::new();
-        for t in &self.shards {
-            v.extend_from_slice(&t.done);
-        }
-        v.sort_unstable_by_key(|r| r.sort_key());
-        v
-    }
-
     pub fn live_flows(&self) -> usize {
         self.shards.iter().map(|s| s.live_len()).sum()
     }
 
     /// Ends everything and returns all flows in report order.
-    pub fn finish(mut self) -> (Vec<FlowRecord>, Stats) {
+    pub fn finish(mut self) -> (Flows, Stats) {
         let orphans = self.frags.pending_count as u64;
         if orphans > 0 {
             *self.stats.skipped.entry(Skip::OrphanFragment).or_default() += orphans;
@@ -425,18 +458,18 @@ impl Engine {
             self.stats.evicted_flows += t.evicted;
             self.stats.peak_live_flows += t.peak_live as u64;
         }
-        all.par_sort_unstable_by_key(|r| r.sort_key());
-        (all, self.stats)
+        self.stats.spilled_flows = self.spill.spilled;
+        (self.spill.finish(all), self.stats)
     }
 
     /// A copy of everything so far, as if the capture ended now (without ending it).
-    pub fn snapshot(&self) -> (Vec<FlowRecord>, Stats) {
+    pub fn snapshot(&self) -> (Flows, Stats) {
         let mut all = Vec::new();
         for t in &self.shards {
             all.extend_from_slice(&t.done);
             all.extend(t.live_records());
         }
-        all.par_sort_unstable_by_key(|r| r.sort_key());
+        let all = self.spill.finish(all);
         let mut stats = self.stats.clone();
         stats.evicted_flows = self.shards.iter().map(|t| t.evicted).sum();
         (all, stats)

@@ -171,7 +171,6 @@ pub struct Flow {
     pub last_ts: i64,
     pub packets: [u64; 2],
     pub bytes: [u64; 2],
-    pub payload: [u64; 2],
     /// OR of the TCP flags each side sent.
     pub flags: [u8; 2],
     hist: [u8; 2],
@@ -201,7 +200,6 @@ impl Flow {
             last_ts: p.ts_ns,
             packets: [0; 2],
             bytes: [0; 2],
-            payload: [0; 2],
             flags: [0; 2],
             hist: [0; 2],
             client_is_a: sender_is_client == from_a,
@@ -221,7 +219,6 @@ impl Flow {
         self.last_ts = self.last_ts.max(p.ts_ns);
         self.packets[side] += 1;
         self.bytes[side] += p.wire_len as u64;
-        self.payload[side] += p.payload_len as u64;
         let h = &mut self.hist[side];
         *h |= hist::ANY;
         if p.payload_len > 0 {
@@ -283,7 +280,9 @@ impl Flow {
         let r_inactive = matches!(rs, Inactive | Partial);
         if rs == Reset {
             if matches!(os, SynSent | SynAckSent)
-                || (os == Reset && self.payload[CLIENT] == 0 && self.payload[SERVER] == 0 && !est)
+                || (os == Reset
+                    && (self.hist[CLIENT] | self.hist[SERVER]) & hist::DATA == 0
+                    && !est)
             {
                 REJ
             } else if o_inactive {
@@ -387,7 +386,6 @@ impl FlowRecord {
         f.client_is_a = !f.client_is_a;
         f.packets.swap(0, 1);
         f.bytes.swap(0, 1);
-        f.payload.swap(0, 1);
         f.flags.swap(0, 1);
         f.hist.swap(0, 1);
         f.basis = basis;
@@ -622,5 +620,124 @@ impl FlowTable {
         self.live
             .iter()
             .map(|(k, f)| FlowRecord { key: *k, flow: *f })
+    }
+}
+
+/// Length of a [`FlowRecord`] written to a spill file by [`FlowRecord::encode`].
+pub const RECORD_LEN: usize = 95;
+
+impl FlowRecord {
+    /// A fixed-size little-endian encoding, for spilling finished flows to disk.
+    pub fn encode(&self, out: &mut [u8; RECORD_LEN]) {
+        let k = &self.key;
+        let f = &self.flow;
+        let mut w = Cursor { buf: out, at: 0 };
+        w.put(&k.vlan.to_le_bytes());
+        w.put(&[k.proto]);
+        w.put(&k.a.0);
+        w.put(&k.a_port.to_le_bytes());
+        w.put(&k.b.0);
+        w.put(&k.b_port.to_le_bytes());
+        w.put(&f.first_ts.to_le_bytes());
+        w.put(&f.last_ts.to_le_bytes());
+        for side in [CLIENT, SERVER] {
+            w.put(&f.packets[side].to_le_bytes());
+            w.put(&f.bytes[side].to_le_bytes());
+        }
+        w.put(&[
+            f.flags[CLIENT],
+            f.flags[SERVER],
+            f.hist[CLIENT],
+            f.hist[SERVER],
+            f.client_is_a as u8,
+            f.basis as u8,
+            f.icmp_unreachable as u8,
+            f.evicted as u8,
+        ]);
+        debug_assert_eq!(w.at, RECORD_LEN);
+    }
+
+    /// The inverse of [`FlowRecord::encode`]; `None` for bytes it cannot have written.
+    pub fn decode(b: &[u8; RECORD_LEN]) -> Option<FlowRecord> {
+        let mut r = Reader { buf: b, at: 0 };
+        let key = FlowKey {
+            vlan: u16::from_le_bytes(r.take()),
+            proto: r.take::<1>()[0],
+            a: Addr(r.take()),
+            a_port: u16::from_le_bytes(r.take()),
+            b: Addr(r.take()),
+            b_port: u16::from_le_bytes(r.take()),
+        };
+        let first_ts = i64::from_le_bytes(r.take());
+        let last_ts = i64::from_le_bytes(r.take());
+        let mut packets = [0; 2];
+        let mut bytes = [0; 2];
+        for side in [CLIENT, SERVER] {
+            packets[side] = u64::from_le_bytes(r.take());
+            bytes[side] = u64::from_le_bytes(r.take());
+        }
+        let t: [u8; 8] = r.take();
+        let flag = |v: u8| (v <= 1).then_some(v == 1);
+        let basis = [
+            Basis::Syn,
+            Basis::SynAck,
+            Basis::Port,
+            Basis::FirstPacket,
+            Basis::Catalog,
+        ]
+        .into_iter()
+        .find(|b| *b as u8 == t[5])?;
+        Some(FlowRecord {
+            key,
+            flow: Flow {
+                first_ts,
+                last_ts,
+                packets,
+                bytes,
+                flags: [t[0], t[1]],
+                hist: [t[2], t[3]],
+                client_is_a: flag(t[4])?,
+                basis,
+                icmp_unreachable: flag(t[6])?,
+                evicted: flag(t[7])?,
+            },
+        })
+    }
+
+    /// The report order, total: by first packet, then key, then last packet, then everything
+    /// else (so that two flows equal on the sort key still come out the same way every run).
+    pub fn report_cmp(&self, other: &FlowRecord) -> std::cmp::Ordering {
+        self.sort_key().cmp(&other.sort_key()).then_with(|| {
+            let (mut x, mut y) = ([0; RECORD_LEN], [0; RECORD_LEN]);
+            self.encode(&mut x);
+            other.encode(&mut y);
+            x.cmp(&y)
+        })
+    }
+}
+
+struct Cursor<'a> {
+    buf: &'a mut [u8; RECORD_LEN],
+    at: usize,
+}
+
+impl Cursor<'_> {
+    fn put(&mut self, b: &[u8]) {
+        self.buf[self.at..self.at + b.len()].copy_from_slice(b);
+        self.at += b.len();
+    }
+}
+
+struct Reader<'a> {
+    buf: &'a [u8; RECORD_LEN],
+    at: usize,
+}
+
+impl Reader<'_> {
+    fn take<const N: usize>(&mut self) -> [u8; N] {
+        let mut out = [0; N];
+        out.copy_from_slice(&self.buf[self.at..self.at + N]);
+        self.at += N;
+        out
     }
 }

@@ -4,6 +4,7 @@
 //! - [`capture`]: pcap/pcapng readers and writers
 //! - [`decode`]: frames to fixed-size packet summaries
 //! - [`flow`]: flow keys, direction, TCP state, one shard's flow table
+//! - [`flowstore`]: finished flows, spilled to sorted runs on disk and merged back in order
 //! - [`engine`]: the parallel, deterministic pipeline over batches
 //! - [`run`]: driving the engine over files
 //! - [`report`]: CSV/JSONL writers
@@ -19,6 +20,7 @@ pub mod decode;
 pub mod diff;
 pub mod engine;
 pub mod flow;
+pub mod flowstore;
 pub mod inventory;
 #[cfg(feature = "live")]
 pub mod live;

@@ -100,6 +100,16 @@ struct EngineArgs {
     /// fragments whose ports are remembered; beyond it they are counted, never silently dropped.
     #[arg(long, default_value_t = 100_000, value_name = "N")]
     max_fragments: usize,
+    /// Where finished flows go once memory holds --spill-after of them: sorted runs in unnamed
+    /// temporary files, merged back in order at the end (default: $TMPDIR, else /tmp). Needs
+    /// about 95 bytes of disk per flow.
+    #[arg(long, value_name = "DIR")]
+    spill_dir: Option<PathBuf>,
+    /// Finished flows held in memory before they are written to --spill-dir (default: a quarter
+    /// of --max-flows, between 65,536 and 1,000,000). Memory then stays bounded by --max-flows
+    /// however many flows a capture has.
+    #[arg(long, value_name = "N")]
+    spill_after: Option<usize>,
     /// Packets per batch handed to the workers (tuning only; the output does not depend on it).
     #[arg(long, default_value_t = 16384, value_name = "N", hide = true)]
     batch: usize,
@@ -120,8 +130,27 @@ impl EngineArgs {
             decode: flowaudit::decode::DecodeOptions { decap: self.decap },
             max_flows: self.max_flows.max(1),
             max_pending_fragments: self.max_fragments.max(1),
+            spill_after: self
+                .spill_after
+                .unwrap_or_else(|| EngineConfig::default_spill_after(self.max_flows))
+                .max(1),
+            spill_dir: self.spill_dir.clone().unwrap_or_else(std::env::temp_dir),
             ..EngineConfig::default()
         }
+    }
+
+    /// A --spill-dir the user named must work before hours of reading, not at the first spill.
+    pub(crate) fn check(&self) -> Result<(), ExitCode> {
+        if let Some(d) = &self.spill_dir {
+            if let Err(e) = tempfile::tempfile_in(d) {
+                eprintln!(
+                    "flowaudit: cannot use --spill-dir {}: {e}; give a writable directory",
+                    d.display()
+                );
+                return Err(ExitCode::from(EXIT_INPUT));
+            }
+        }
+        Ok(())
     }
 
     fn run_options(&self) -> RunOptions {
@@ -244,6 +273,9 @@ fn main() -> ExitCode {
 }
 
 fn cmd_flows(a: FlowsArgs) -> ExitCode {
+    if let Err(code) = a.engine.check() {
+        return code;
+    }
     let out = match run_files(&a.captures, a.engine.config(), &a.engine.run_options()) {
         Ok(o) => o,
         Err(e) => {
@@ -255,7 +287,9 @@ fn cmd_flows(a: FlowsArgs) -> ExitCode {
         OutFormat::Csv => Format::Csv,
         OutFormat::Jsonl => Format::Jsonl,
     };
-    if let Err(e) = write_output(a.output.as_deref(), |w| write_flows(w, &out.flows, format)) {
+    if let Err(e) = write_output(a.output.as_deref(), |w| {
+        write_flows(w, out.flows.iter(), format)
+    }) {
         eprintln!(
             "flowaudit: cannot write {}: {e}",
             a.output
@@ -367,6 +401,9 @@ fn add_catalog_ports(cfg: &mut EngineConfig, cat: &Catalogs) {
 }
 
 fn cmd_audit(a: AuditArgs) -> ExitCode {
+    if let Err(code) = a.engine.check() {
+        return code;
+    }
     let fail_on = match a.fail_on.as_deref().map(|s| (s, Severity::parse(s))) {
         None => None,
         Some((_, Some(s))) => Some(s),
@@ -414,7 +451,13 @@ fn cmd_audit(a: AuditArgs) -> ExitCode {
             return ExitCode::from(e.exit_code() as u8);
         }
     };
-    let audit = flowaudit::audit::audit(out.flows.clone(), &cat, &inv, &out.stats.names);
+    let audit = match flowaudit::audit::audit(&out.flows, &cat, &inv, &out.stats.names) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("flowaudit: {e}");
+            return ExitCode::from(EXIT_INPUT);
+        }
+    };
     let inputs: Vec<String> = a.captures.iter().map(|p| p.display().to_string()).collect();
     let marks = extras.marks(&audit);
     let waived = extras.report(&marks);

@@ -10,7 +10,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::capture::{open_capture, Batch, ReadError, RecordReader};
 use crate::engine::{Engine, EngineConfig, Stats};
-use crate::flow::FlowRecord;
+use crate::flowstore::Flows;
 
 #[derive(Clone, Debug)]
 pub struct RunOptions {
@@ -35,7 +35,7 @@ impl Default for RunOptions {
 /// Everything a run produced. `errors` holds damage found in inputs; the flows still include
 /// every packet read before it.
 pub struct RunOutput {
-    pub flows: Vec<FlowRecord>,
+    pub flows: Flows,
     pub stats: Stats,
     pub errors: Vec<ReadError>,
     pub elapsed: Duration,

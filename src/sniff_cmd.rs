@@ -93,6 +93,9 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
 }
 
 pub fn cmd_sniff(a: SniffArgs) -> ExitCode {
+    if let Err(code) = a.engine.check() {
+        return code;
+    }
     use flowaudit::live::{list_interfaces, sniff, SniffConfig};
     if a.list_interfaces {
         return match list_interfaces() {
@@ -174,14 +177,14 @@ pub fn cmd_sniff(a: SniffArgs) -> ExitCode {
     let result = sniff(&cfg, engine_cfg, |out, counters, last| {
         match &inventory {
             Some(inv) => {
-                let audit = flowaudit::audit::audit(out.flows.clone(), &cat, inv, &out.stats.names);
+                let audit = flowaudit::audit::audit(&out.flows, &cat, inv, &out.stats.names)?;
                 flowaudit::report::audit::write_audit(&dir, &audit, out, &inputs)?;
             }
             None => {
                 let mut f = flowaudit::report::AtomicFile::create(&dir.join("flows.csv"))?;
                 flowaudit::report::flows::write_flows(
                     &mut f,
-                    &out.flows,
+                    out.flows.iter(),
                     flowaudit::report::flows::Format::Csv,
                 )?;
                 f.commit()?;

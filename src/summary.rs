@@ -47,6 +47,16 @@ pub fn render(out: &RunOutput) -> String {
             s.evicted_flows
         );
     }
+    if s.spilled_flows > 0 {
+        let _ = writeln!(
+            t,
+            "finished flows written to the spill directory while running: {} (merged back in order)",
+            s.spilled_flows
+        );
+    }
+    if let Some(e) = &s.spill_error {
+        let _ = writeln!(t, "warning: {e}");
+    }
     for (file, w) in s.warnings.iter().take(20) {
         let _ = writeln!(t, "warning: {file}: byte {}: {}", w.offset, w.detail);
     }

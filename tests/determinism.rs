@@ -1,7 +1,8 @@
 //! The result must not depend on the thread count or the batch size: random captures (the synth
 //! generator plus hand-made fragments, ICMP errors, VLAN copies and junk) run with 1, 2 and 7
-//! threads and random batch sizes give identical flows and stats; the binary's CSV is
-//! byte-identical for --threads 1 and 2.
+//! threads and random batch sizes (and finished flows spilled to disk at random points) give
+//! identical flows and stats; the binary's CSV is byte-identical for --threads 1 and 2, and with
+//! spilling.
 
 mod common;
 
@@ -189,10 +190,14 @@ proptest! {
         small_table in proptest::option::of(64usize..4000),
         short_timeouts in proptest::option::of((10_000i64..2_000_000, 10_000i64..2_000_000, 10_000i64..2_000_000)),
         decap in any::<bool>(),
+        spill_after in proptest::option::of(1usize..3000),
     ) {
         let spec = SynthSpec { packets, flows, concurrent, seed, small };
         let file = temp_file(&capture(&spec, extra), ".pcap");
-        let cfg = config(small_table, short_timeouts, decap);
+        let mut cfg = config(small_table, short_timeouts, decap);
+        if let Some(n) = spill_after {
+            cfg.spill_after = n;
+        }
         let mut first: Option<(Vec<flowaudit::report::flows::FlowRow>, flowaudit::engine::Stats)> = None;
         for (threads, batch) in [1usize, 2, 7].into_iter().zip(batches) {
             let out = run_paths(
@@ -200,7 +205,11 @@ proptest! {
                 cfg.clone(),
                 &RunOptions { threads, batch_packets: batch, progress: false },
             );
-            let got = (rows(&out), out.stats);
+            let mut stats = out.stats.clone();
+            // When finished flows go to disk depends on the batch boundaries; what comes back
+            // must not.
+            stats.spilled_flows = 0;
+            let got = (rows(&out), stats);
             prop_assert_eq!(
                 got.1.packets,
                 got.1.flow_packets + got.1.skipped_total(),
@@ -231,16 +240,32 @@ fn cli_csv_is_byte_identical_for_one_and_two_threads() {
     let file = temp_file(&capture(&spec, 300), ".pcap");
     let dir = tempfile::tempdir().unwrap();
     let mut outputs = Vec::new();
-    for (threads, batch) in [("1", "16384"), ("2", "16384"), ("2", "37")] {
-        let out = dir.path().join(format!("flows-{threads}-{batch}.csv"));
+    let runs = [
+        ("1", "16384", "4000000", "1000000"),
+        ("2", "16384", "4000000", "1000000"),
+        ("2", "37", "4000000", "1000000"),
+        // A small table (flows evicted, so they finish during the run), in memory...
+        ("2", "16384", "256", "1000000"),
+        // ... and spilled to disk every few batches (more than 64 runs, so they are also
+        // merged on disk during the run).
+        ("2", "37", "256", "3"),
+    ];
+    for (threads, batch, max_flows, spill) in runs {
+        let out = dir
+            .path()
+            .join(format!("flows-{threads}-{batch}-{max_flows}-{spill}.csv"));
         let st = Command::new(env!("CARGO_BIN_EXE_flowaudit"))
             .args(["flows"])
             .arg(file.path())
             .arg("-o")
             .arg(&out)
-            .args(["-q", "--threads", threads, "--batch", batch])
+            .args(["--threads", threads, "--batch", batch])
+            .args(["--max-flows", max_flows, "--spill-after", spill])
             .output()
             .unwrap();
+        let summary = String::from_utf8_lossy(&st.stderr);
+        let spilled = summary.contains("written to the spill directory");
+        assert_eq!(spilled, spill == "3", "{summary}");
         assert!(
             st.status.success(),
             "threads {threads}: {}",
@@ -257,6 +282,11 @@ fn cli_csv_is_byte_identical_for_one_and_two_threads() {
         outputs[0] == outputs[2],
         "CSV differs between --batch 16384 and 37"
     );
+    assert!(
+        outputs[3] == outputs[4],
+        "CSV differs when finished flows are spilled to disk"
+    );
+    assert!(outputs[3] != outputs[0], "the small table evicted nothing");
 }
 
 #[test]

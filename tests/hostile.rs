@@ -64,11 +64,19 @@ fn check_accounting(out: &RunOutput, max_flows: usize) {
     );
     let in_flows: u64 = out
         .flows
+        .to_vec()
+        .unwrap()
         .iter()
         .map(|f| f.flow.packets[0] + f.flow.packets[1])
         .sum();
     assert_eq!(in_flows, s.flow_packets, "flow packet counts add up");
-    let evicted = out.flows.iter().filter(|f| f.flow.evicted).count() as u64;
+    let evicted = out
+        .flows
+        .to_vec()
+        .unwrap()
+        .iter()
+        .filter(|f| f.flow.evicted)
+        .count() as u64;
     assert_eq!(evicted, s.evicted_flows, "evicted rows == evicted count");
     assert!(
         s.peak_live_flows <= max_flows as u64,
@@ -240,12 +248,21 @@ fn syn_flood_50000_flows_with_max_flows_64_evicts_all_but_one_per_shard() {
     let s = &out.stats;
     assert_eq!(s.packets, n as u64);
     assert_eq!(s.flow_packets, n as u64);
-    assert_eq!(out.flows.len(), n as usize, "one flow per distinct SYN");
-    assert!(out.flows.iter().all(|f| f.flow.packets == [1, 0]));
+    assert_eq!(
+        out.flows.to_vec().unwrap().len(),
+        n as usize,
+        "one flow per distinct SYN"
+    );
+    assert!(out
+        .flows
+        .to_vec()
+        .unwrap()
+        .iter()
+        .all(|f| f.flow.packets == [1, 0]));
     assert_eq!(s.peak_live_flows, 64, "every shard reached its cap of 1");
     assert_eq!(s.evicted_flows, (n - 64) as u64);
     // The newest flow overall is the newest of its shard: never evicted. The oldest is evicted.
-    let by_time = sorted_by_first(&out.flows);
+    let by_time = sorted_by_first(&out.flows.to_vec().unwrap());
     assert!(!by_time.last().unwrap().flow.evicted);
     assert!(by_time[0].flow.evicted);
 }
@@ -275,7 +292,7 @@ fn syn_flood_50000_flows_with_max_flows_6400_evicts_the_longest_idle_in_steps_of
     assert!(out.errors.is_empty());
     check_accounting(&out, 6_400);
     let s = &out.stats;
-    assert_eq!(out.flows.len(), n as usize);
+    assert_eq!(out.flows.to_vec().unwrap().len(), n as usize);
     assert_eq!(s.peak_live_flows, 6_400);
     assert_eq!(
         s.evicted_flows % 12,
@@ -287,13 +304,13 @@ fn syn_flood_50000_flows_with_max_flows_6400_evicts_the_longest_idle_in_steps_of
         "evicted {}",
         s.evicted_flows
     );
-    let by_time = sorted_by_first(&out.flows);
+    let by_time = sorted_by_first(&out.flows.to_vec().unwrap());
     assert!(by_time[..12].iter().all(|f| f.flow.evicted));
     assert!(by_time[by_time.len() - 89..]
         .iter()
         .all(|f| !f.flow.evicted));
     // No flow was split: every SYN's key appears exactly once.
-    let mut keys: Vec<_> = out.flows.iter().map(|f| f.key).collect();
+    let mut keys: Vec<_> = out.flows.to_vec().unwrap().iter().map(|f| f.key).collect();
     keys.sort();
     keys.dedup();
     assert_eq!(keys.len(), n as usize);
@@ -304,7 +321,7 @@ fn syn_flood_50000_flows_with_max_flows_6400_evicts_the_longest_idle_in_steps_of
 fn syn_flood_under_the_default_cap_evicts_nothing() {
     let (out, _f) = run_bytes(&syn_flood(20_000), ".pcap", EngineConfig::default());
     check_accounting(&out, 4_000_000);
-    assert_eq!(out.flows.len(), 20_000);
+    assert_eq!(out.flows.to_vec().unwrap().len(), 20_000);
     assert_eq!(out.stats.evicted_flows, 0);
     assert_eq!(out.stats.peak_live_flows, 20_000);
 }
@@ -373,11 +390,22 @@ fn the_same_connection_on_4096_vlans_is_4096_flows() {
     );
     check_accounting(&out, 4_000_000);
     assert_eq!(out.stats.packets, 8192);
-    assert_eq!(out.flows.len(), 4096);
-    let mut vlans: Vec<u16> = out.flows.iter().map(|f| f.key.vlan).collect();
+    assert_eq!(out.flows.to_vec().unwrap().len(), 4096);
+    let mut vlans: Vec<u16> = out
+        .flows
+        .to_vec()
+        .unwrap()
+        .iter()
+        .map(|f| f.key.vlan)
+        .collect();
     vlans.sort();
     assert_eq!(vlans, (0..4096).collect::<Vec<u16>>());
-    assert!(out.flows.iter().all(|f| f.flow.packets == [1, 1]));
+    assert!(out
+        .flows
+        .to_vec()
+        .unwrap()
+        .iter()
+        .all(|f| f.flow.packets == [1, 1]));
 }
 
 /// 3,000 stacked 802.1Q/802.1ad tags in one frame (12 KB of tags): the outermost id keys the
@@ -431,7 +459,7 @@ fn only_later_fragments_are_all_counted_as_orphans() {
     );
     check_accounting(&out, 4_000_000);
     assert_eq!(out.stats.packets, 5_000);
-    assert!(out.flows.is_empty());
+    assert!(out.flows.to_vec().unwrap().is_empty());
     assert_eq!(out.stats.flow_packets, 0);
     assert_eq!(skipped(&out.stats, Skip::OrphanFragment), 5_000);
     assert_eq!(skipped(&out.stats, Skip::FragmentTableFull), 0);
@@ -450,7 +478,7 @@ fn orphan_fragments_beyond_the_pending_limit_are_counted_as_table_full() {
     };
     let (out, _f) = run_bytes(&pcap_bytes(link::ETHERNET, true, &recs), ".pcap", cfg);
     check_accounting(&out, 4_000_000);
-    assert!(out.flows.is_empty());
+    assert!(out.flows.to_vec().unwrap().is_empty());
     assert_eq!(skipped(&out.stats, Skip::OrphanFragment), 100);
     assert_eq!(skipped(&out.stats, Skip::FragmentTableFull), 900);
 }
@@ -476,8 +504,8 @@ fn fragments_arriving_before_their_first_are_all_joined_to_their_flow() {
     let (out, _f) = run_bytes(&pcap_bytes(link::ETHERNET, true, &recs), ".pcap", cfg);
     check_accounting(&out, 4_000_000);
     assert_eq!(out.stats.skipped, Default::default(), "nothing skipped");
-    assert_eq!(out.flows.len(), 1);
-    let f = &out.flows[0];
+    assert_eq!(out.flows.to_vec().unwrap().len(), 1);
+    let f = &out.flows.to_vec().unwrap()[0];
     assert_eq!((f.key.a_port, f.key.b_port), (53, 40000));
     assert_eq!(f.flow.packets[0] + f.flow.packets[1], 4_000);
 }
@@ -571,7 +599,7 @@ fn a_flood_of_first_fragments_takes_linear_time() {
         let t = std::time::Instant::now();
         let out = run_files(&[p.to_path_buf()], EngineConfig::default(), &big_opts()).unwrap();
         assert_eq!(out.stats.packets, n as u64);
-        assert_eq!(out.flows.len(), 1);
+        assert_eq!(out.flows.to_vec().unwrap().len(), 1);
         t.elapsed()
     };
     let t_whole = time(whole.path());
@@ -588,7 +616,6 @@ fn a_flood_of_first_fragments_takes_linear_time() {
 /// report), so a SYN flood of N distinct flows costs O(N) memory whatever --max-flows says.
 /// 400,000 flows under --max-flows 6400 must not need much more memory than 100,000 do.
 #[test]
-#[ignore = "BUG: --max-flows does not bound memory: finished/evicted flows are all kept until the end (~230 B per flow)"]
 fn a_syn_flood_under_max_flows_runs_in_bounded_memory() {
     let small = temp_file(&syn_flood(100_000), ".pcap");
     let big = temp_file(&syn_flood(400_000), ".pcap");
@@ -600,6 +627,41 @@ fn a_syn_flood_under_max_flows_runs_in_bounded_memory() {
         "300k more flows cost {} KiB",
         rss_big.saturating_sub(rss_small)
     );
+}
+
+/// Evicted flows spilled to disk come back complete and in the same order as when all of them
+/// stay in memory: the same 50,000 one-SYN flows, the same eviction counts.
+#[test]
+fn a_syn_flood_spilled_to_disk_gives_the_same_flows_as_in_memory() {
+    let n = 50_000u32;
+    let bytes = syn_flood(n);
+    let in_memory = EngineConfig {
+        max_flows: 640,
+        ..EngineConfig::default()
+    };
+    let spilled = EngineConfig {
+        spill_after: 1_000,
+        ..in_memory.clone()
+    };
+    let (a, _fa) = run_bytes(&bytes, ".pcap", in_memory);
+    let (b, _fb) = run_bytes(&bytes, ".pcap", spilled);
+    assert_eq!(a.stats.spilled_flows, 0);
+    // Every evicted flow finished during the run; at least all but the last 1,000 of them went
+    // to disk (the rest, and the live ones, were still in memory at the end).
+    let evicted = b.stats.evicted_flows;
+    assert!(evicted >= (n - 640) as u64, "{evicted}");
+    assert!(
+        b.stats.spilled_flows + 1_000 > evicted && b.stats.spilled_flows <= evicted,
+        "spilled {} of {evicted} evicted",
+        b.stats.spilled_flows
+    );
+    check_accounting(&b, 640);
+    let (fa, fb) = (a.flows.to_vec().unwrap(), b.flows.to_vec().unwrap());
+    assert_eq!(fb.len(), n as usize);
+    assert!(fa == fb, "spilled flows differ from in-memory flows");
+    let mut stats_b = b.stats.clone();
+    stats_b.spilled_flows = 0;
+    assert_eq!(a.stats, stats_b);
 }
 
 /// The pending-fragment limit is a command-line option: the summary's label for dropped
@@ -784,7 +846,7 @@ fn extreme_timestamps_are_clamped_not_wrapped() {
     let (out, _f) = run_bytes(&ng, ".pcapng", EngineConfig::default());
     assert!(out.errors.is_empty());
     check_accounting(&out, 4_000_000);
-    assert_eq!(out.flows.len(), 1);
+    assert_eq!(out.flows.to_vec().unwrap().len(), 1);
     assert_eq!(out.stats.last_ts, Some(i64::MAX));
     let f = temp_file(&ng, ".pcapng");
     let (code, err, csv) = flows_cli(f.path(), &["-q"]);
@@ -817,7 +879,7 @@ fn zero_length_records_are_counted_and_skipped() {
     assert_eq!(out.stats.packets, 4);
     assert_eq!(out.stats.wire_bytes, 54 + 1500 + 54);
     assert_eq!(skipped(&out.stats, Skip::TruncatedLinkHeader), 2);
-    assert_eq!(out.flows.len(), 1);
+    assert_eq!(out.flows.to_vec().unwrap().len(), 1);
 
     // The same in pcapng: an EPB and an SPB with no packet bytes.
     let mut ng = shb();
@@ -831,7 +893,7 @@ fn zero_length_records_are_counted_and_skipped() {
     check_accounting(&out, 4_000_000);
     assert_eq!(out.stats.packets, 4);
     assert_eq!(skipped(&out.stats, Skip::TruncatedLinkHeader), 2);
-    assert_eq!(out.flows.len(), 1);
+    assert_eq!(out.flows.to_vec().unwrap().len(), 1);
 }
 
 /// A record claiming 4 GiB in a small file: corrupt at that record's offset (after the header
@@ -855,7 +917,7 @@ fn a_record_length_past_the_end_of_the_file_is_corrupt_at_its_offset() {
     assert_eq!(offset, 94);
     assert!(msg.contains("4294967280"), "{msg}");
     assert_eq!(out.stats.packets, 1);
-    assert_eq!(out.flows.len(), 1);
+    assert_eq!(out.flows.to_vec().unwrap().len(), 1);
     let (code, err, csv) = flows_cli(f.path(), &["-q"]);
     assert_eq!(code, 3, "{err}");
     assert!(
@@ -1017,7 +1079,7 @@ fn ng_corrupt(ng: &[u8], want_offset: u64, want_text: &str) {
     assert_eq!(offset, want_offset, "{msg}");
     assert!(msg.contains(want_text), "{msg}");
     assert_eq!(out.stats.packets, 1, "the packet before the damage is kept");
-    assert_eq!(out.flows.len(), 1);
+    assert_eq!(out.flows.to_vec().unwrap().len(), 1);
     let (code, err, _) = flows_cli(f.path(), &["-q"]);
     assert_eq!(code, 3, "{err}");
     assert!(err.contains(&format!("byte {want_offset}")), "{err}");
@@ -1244,7 +1306,7 @@ fn unknown_block_types_are_skipped_by_length() {
     assert!(out.errors.is_empty());
     assert!(out.stats.warnings.is_empty(), "{:?}", out.stats.warnings);
     assert_eq!(out.stats.packets, 3);
-    assert_eq!(out.flows.len(), 1);
+    assert_eq!(out.flows.to_vec().unwrap().len(), 1);
 }
 
 /// An EPB whose caplen runs past its own block, and one too short to hold its fixed fields:

@@ -60,7 +60,14 @@ fn every_shared_capture_matches_independent_counts() {
                 continue;
             }
         };
-        let count = |p: fn(u8) -> bool| out.flows.iter().filter(|f| p(f.key.proto)).count() as u64;
+        let count = |p: fn(u8) -> bool| {
+            out.flows
+                .to_vec()
+                .unwrap()
+                .iter()
+                .filter(|f| p(f.key.proto))
+                .count() as u64
+        };
         let skip = |s: Skip| out.stats.skipped.get(&s).copied().unwrap_or(0);
         assert_eq!(out.stats.packets, n("packets"), "{file}: packets");
         assert_eq!(
@@ -138,6 +145,8 @@ fn shared_capture_flows_match_independent_flow_lists() {
         // The reference lists flows as unordered endpoint pairs: (vlan, proto, a, b, first, packets, bytes).
         let mut got: Vec<String> = out
             .flows
+            .to_vec()
+            .unwrap()
             .iter()
             .map(|f| {
                 let (mut a, mut b) = (f.client(), f.server());

@@ -103,7 +103,7 @@ pub fn write_audit_with(
 ) -> io::Result<()> {
     std::fs::create_dir_all(dir)?;
     let mut f = AtomicFile::create(&dir.join("flows.csv"))?;
-    write_flows(&mut f, &a.flows, Format::Csv)?;
+    write_flows(&mut f, a.oriented(&run.flows), Format::Csv)?;
     f.commit()?;
     csv_file(
         dir,
@@ -245,7 +245,7 @@ fn summary_md(a: &Audit, run: &RunOutput, inputs: &[String]) -> String {
         t,
         "{} packets, {} flows, {} services.\n",
         s.packets,
-        a.flows.len(),
+        a.flow_count,
         a.services.len()
     );
     let _ = writeln!(t, "## Services by verdict\n\n| verdict | services | established | refused | unanswered |\n|---|---|---|---|---|");

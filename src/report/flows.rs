@@ -66,37 +66,55 @@ impl FlowRow {
     }
 }
 
-pub fn write_flows(out: &mut dyn Write, flows: &[FlowRecord], format: Format) -> io::Result<()> {
+/// Writes `flows` (in report order) as CSV or JSON lines. Streams: memory holds one chunk.
+pub fn write_flows(
+    out: &mut dyn Write,
+    mut flows: impl Iterator<Item = io::Result<FlowRecord>>,
+    format: Format,
+) -> io::Result<()> {
     match format {
         Format::Csv => {
             // Every cell is a number, an address, a fixed word or flag letters: nothing needs CSV
-            // quoting, so rows are formatted directly, in parallel chunks, and written in order
-            // (with a million flows the csv crate's per-field serde path dominated the run).
+            // quoting, so rows are formatted directly, in parallel pieces of a chunk, and written
+            // in order (with a million flows the csv crate's per-field serde path dominated).
             out.write_all(FLOW_COLUMNS.join(",").as_bytes())?;
             out.write_all(b"\n")?;
-            let chunks: Vec<Vec<u8>> = flows
-                .par_chunks(8192)
-                .map(|chunk| {
-                    let mut buf = Vec::with_capacity(chunk.len() * 128);
-                    for r in chunk {
-                        csv_row(&mut buf, r);
-                    }
-                    buf
-                })
-                .collect();
-            for c in chunks {
-                out.write_all(&c)?;
+            let mut chunk = Vec::with_capacity(CHUNK);
+            loop {
+                chunk.clear();
+                for f in flows.by_ref().take(CHUNK) {
+                    chunk.push(f?);
+                }
+                if chunk.is_empty() {
+                    break;
+                }
+                let pieces: Vec<Vec<u8>> = chunk
+                    .par_chunks(8192)
+                    .map(|piece| {
+                        let mut buf = Vec::with_capacity(piece.len() * 128);
+                        for r in piece {
+                            csv_row(&mut buf, r);
+                        }
+                        buf
+                    })
+                    .collect();
+                for p in pieces {
+                    out.write_all(&p)?;
+                }
             }
         }
         Format::Jsonl => {
             for r in flows {
-                serde_json::to_writer(&mut *out, &FlowRow::from_record(r))?;
+                serde_json::to_writer(&mut *out, &FlowRow::from_record(&r?))?;
                 out.write_all(b"\n")?;
             }
         }
     }
     Ok(())
 }
+
+/// Flows formatted per round: enough to keep both cores busy, small next to the flow table.
+const CHUNK: usize = 64 * 1024;
 
 pub const FLOW_COLUMNS: &[&str] = &[
     "first_seen",

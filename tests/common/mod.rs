@@ -153,7 +153,12 @@ pub fn run_paths(paths: &[PathBuf], cfg: EngineConfig, opts: &RunOptions) -> Run
 }
 
 pub fn rows(out: &RunOutput) -> Vec<FlowRow> {
-    out.flows.iter().map(FlowRow::from_record).collect()
+    out.flows
+        .to_vec()
+        .unwrap()
+        .iter()
+        .map(FlowRow::from_record)
+        .collect()
 }
 
 /// Default config, 2 threads, small batches (so that batching is exercised too).
