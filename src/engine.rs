@@ -6,13 +6,13 @@
 //! order. Thread count and batch size therefore cannot change the result.
 
 use rayon::prelude::*;
-use rustc_hash::{FxHashMap, FxHasher};
+use rustc_hash::FxHashMap;
 use std::collections::{BTreeMap, BTreeSet};
-use std::hash::{Hash, Hasher};
 
 use crate::capture::{Batch, ReadWarning};
 use crate::decode::{decode, Addr, DecodeOptions, Frag, Packet, Skip};
-use crate::flow::{FlowConfig, FlowKey, FlowTable, ServerPorts, Timeouts};
+use crate::flow::{FlowConfig, FlowKey, FlowTable, Prefetch, ServerPorts, Timeouts};
+use crate::flowmap::{hash_key, map_hash};
 use crate::flowstore::{Flows, Spill};
 
 /// Fixed, so that results never depend on the thread count.
@@ -161,16 +161,29 @@ struct Fragments {
 /// A first fragment's ports are forgotten after this long (Linux keeps fragments 30 s).
 const FRAGMENT_MEMORY_NS: i64 = 60 * 1_000_000_000;
 
-/// A unit of work for one shard, in capture order.
+/// What a unit of work for one shard is.
 #[derive(Clone, Copy)]
-enum Work {
+enum WorkKind {
     /// Index into the batch's decoded packets.
-    Packet(u32),
+    Packet,
     /// Index into `released`: a held fragment whose first fragment just arrived.
-    Released(u32),
+    Released,
     /// An ICMP unreachable (index into decoded) refusing a flow of this shard.
-    Unreachable(u32),
+    Unreachable,
 }
+
+/// A unit of work for one shard, in capture order, with its flow key's map hash (computed once,
+/// here, and used to prefetch the flow a few packets ahead).
+#[derive(Clone, Copy)]
+struct Work {
+    kind: WorkKind,
+    index: u32,
+    hash: u32,
+}
+
+/// How far ahead of the packet being counted the shard prefetches its index slot and its entry.
+const PREFETCH_SLOT_AHEAD: usize = 12;
+const PREFETCH_ENTRY_AHEAD: usize = 6;
 
 pub struct Engine {
     cfg: EngineConfig,
@@ -187,11 +200,10 @@ pub struct Engine {
     clock: i64,
 }
 
-fn shard_of(key: &FlowKey) -> usize {
-    let mut h = FxHasher::default();
-    key.hash(&mut h);
+/// The shard of a key's 64-bit hash and the hash its shard's map uses.
+fn shard_of(h: u64) -> (usize, u32) {
     // Fx mixes poorly into the low bits; take the high ones.
-    (h.finish() >> 58) as usize % SHARDS
+    ((h >> 58) as usize % SHARDS, map_hash(h))
 }
 
 impl Engine {
@@ -256,26 +268,37 @@ impl Engine {
             .par_iter_mut()
             .zip(self.work.par_iter_mut())
             .for_each(|(table, work)| {
-                for w in work.drain(..) {
-                    match w {
-                        Work::Packet(i) => {
-                            if let Ok(p) = &decoded[i as usize] {
-                                table.update(p, cfg);
+                for j in 0..work.len() {
+                    if let Some(w) = work.get(j + PREFETCH_SLOT_AHEAD) {
+                        table.prefetch(w.hash, Prefetch::Slot);
+                    }
+                    if let Some(w) = work.get(j + PREFETCH_ENTRY_AHEAD) {
+                        table.prefetch(w.hash, Prefetch::Entry);
+                    }
+                    let w = work[j];
+                    let i = w.index as usize;
+                    match w.kind {
+                        WorkKind::Packet => {
+                            if let Ok(p) = &decoded[i] {
+                                table.update_hashed(p, w.hash, cfg);
                             }
                         }
-                        Work::Released(i) => table.update(&released[i as usize], cfg),
-                        Work::Unreachable(i) => {
+                        WorkKind::Released => table.update_hashed(&released[i], w.hash, cfg),
+                        WorkKind::Unreachable => {
                             if let Ok(Packet {
                                 unreach: Some(q),
                                 vlan,
                                 ..
-                            }) = &decoded[i as usize]
+                            }) = &decoded[i]
                             {
-                                table.notice_unreachable(*vlan, q);
+                                let (key, _) =
+                                    FlowKey::of(*vlan, q.proto, q.src, q.sport, q.dst, q.dport);
+                                table.notice_unreachable(&key, w.hash);
                             }
                         }
                     }
                 }
+                work.clear();
             });
         self.spill_if_full();
     }
@@ -337,7 +360,7 @@ impl Engine {
                         total: None,
                     };
                     let p = *p;
-                    self.assign(Work::Packet(i as u32), &p);
+                    self.assign(WorkKind::Packet, i as u32, &p);
                     let mut complete = false;
                     if let Some(held) = self.frags.pending.remove(&d) {
                         self.frags.pending_count -= held.len();
@@ -353,7 +376,7 @@ impl Engine {
                             }
                             let idx = self.released.len() as u32;
                             self.released.push(h);
-                            self.assign(Work::Released(idx), &h);
+                            self.assign(WorkKind::Released, idx, &h);
                         }
                     }
                     if complete {
@@ -403,18 +426,24 @@ impl Engine {
                 }
             }
             let p = *p;
-            self.assign(Work::Packet(i as u32), &p);
+            self.assign(WorkKind::Packet, i as u32, &p);
             if let Some(q) = &p.unreach {
                 let (key, _) = FlowKey::of(p.vlan, q.proto, q.src, q.sport, q.dst, q.dport);
-                self.work[shard_of(&key)].push(Work::Unreachable(i as u32));
+                let (shard, hash) = shard_of(hash_key(&key));
+                self.work[shard].push(Work {
+                    kind: WorkKind::Unreachable,
+                    index: i as u32,
+                    hash,
+                });
             }
         }
     }
 
-    fn assign(&mut self, w: Work, p: &Packet) {
+    fn assign(&mut self, kind: WorkKind, index: u32, p: &Packet) {
         self.stats.flow_packets += 1;
         let (key, _) = FlowKey::of_packet(p);
-        self.work[shard_of(&key)].push(w);
+        let (shard, hash) = shard_of(hash_key(&key));
+        self.work[shard].push(Work { kind, index, hash });
     }
 
     fn forget_old_fragments(&mut self, now: i64) {

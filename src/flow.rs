@@ -1,10 +1,10 @@
 //! Bidirectional flows: the key, the client/server decision, TCP state in Zeek's vocabulary, and
 //! one shard's flow table with idle expiry and bounded size.
 
-use rustc_hash::FxHashMap;
 use std::fmt;
 
-use crate::decode::{proto, tcp_flags as F, Addr, Packet, Quoted, NO_VLAN};
+use crate::decode::{proto, tcp_flags as F, Addr, Packet, NO_VLAN};
+use crate::flowmap::{hash_key, map_hash, FlowMap};
 
 /// A flow's identity: the outer VLAN, the protocol and the two endpoints, in canonical order
 /// (`a` <= `b`) so both directions of a conversation find the same key.
@@ -173,7 +173,7 @@ pub struct Flow {
     pub bytes: [u64; 2],
     /// OR of the TCP flags each side sent.
     pub flags: [u8; 2],
-    hist: [u8; 2],
+    pub(crate) hist: [u8; 2],
     /// True when endpoint `a` of the key is the client.
     pub client_is_a: bool,
     pub basis: Basis,
@@ -499,7 +499,7 @@ const SWEEP_EVERY: u64 = 1 << 16;
 /// One shard's flow table. A flow lives in exactly one shard, chosen by its key's hash, so each
 /// shard sees its flows' packets in capture order no matter how many threads run.
 pub struct FlowTable {
-    live: FxHashMap<FlowKey, Flow>,
+    live: FlowMap,
     pub done: Vec<FlowRecord>,
     now: i64,
     handled: u64,
@@ -510,7 +510,7 @@ pub struct FlowTable {
 impl Default for FlowTable {
     fn default() -> Self {
         FlowTable {
-            live: FxHashMap::default(),
+            live: FlowMap::default(),
             done: Vec::new(),
             now: i64::MIN,
             handled: 0,
@@ -525,7 +525,23 @@ impl FlowTable {
         self.live.len()
     }
 
+    /// Counts `p` in its flow (hashing its key here; the engine passes the hash it has).
     pub fn update(&mut self, p: &Packet, cfg: &FlowConfig) {
+        let (key, _) = FlowKey::of_packet(p);
+        self.update_hashed(p, map_hash(hash_key(&key)), cfg);
+    }
+
+    /// Starts fetching what updating a packet of hash `h` will read, a few packets ahead.
+    #[inline]
+    pub fn prefetch(&self, h: u32, stage: Prefetch) {
+        match stage {
+            Prefetch::Slot => self.live.prefetch_slot(h),
+            Prefetch::Entry => self.live.prefetch_entry(h),
+        }
+    }
+
+    /// [`FlowTable::update`] for a packet whose key has map hash `h`.
+    pub fn update_hashed(&mut self, p: &Packet, h: u32, cfg: &FlowConfig) {
         self.now = self.now.max(p.clock);
         self.handled += 1;
         if self.handled.is_multiple_of(SWEEP_EVERY) {
@@ -533,7 +549,7 @@ impl FlowTable {
         }
         let (key, from_a) = FlowKey::of_packet(p);
         let timeout = cfg.timeouts.for_proto(p.proto);
-        if let Some(flow) = self.live.get_mut(&key) {
+        if let Some(flow) = self.live.get_mut(&key, h) {
             // Against the capture clock, as the sweep is: sweeping then cannot change results.
             let idle = p.clock.saturating_sub(flow.last_ts) > timeout;
             let new_syn = p.proto == proto::TCP
@@ -544,10 +560,10 @@ impl FlowTable {
                 return;
             }
             let old = *flow;
-            self.done.push(FlowRecord { key, flow: old });
             let mut fresh = Flow::start(p, from_a, &cfg.ports);
             fresh.add(p, from_a);
             *flow = fresh;
+            self.done.push(FlowRecord { key, flow: old });
             return;
         }
         if self.live.len() >= cfg.max_flows_per_shard {
@@ -555,14 +571,14 @@ impl FlowTable {
         }
         let mut flow = Flow::start(p, from_a, &cfg.ports);
         flow.add(p, from_a);
-        self.live.insert(key, flow);
+        self.live.insert_new(key, h, flow);
         self.peak_live = self.peak_live.max(self.live.len());
     }
 
-    /// An ICMP unreachable quoted a packet of this (maybe existing) flow: the attempt was refused.
-    pub fn notice_unreachable(&mut self, vlan: u16, q: &Quoted) {
-        let (key, _) = FlowKey::of(vlan, q.proto, q.src, q.sport, q.dst, q.dport);
-        if let Some(f) = self.live.get_mut(&key) {
+    /// An ICMP unreachable quoted a packet of this (maybe existing) flow, whose key has map hash
+    /// `h`: the attempt was refused.
+    pub fn notice_unreachable(&mut self, key: &FlowKey, h: u32) {
+        if let Some(f) = self.live.get_mut(key, h) {
             f.icmp_unreachable = true;
         }
     }
@@ -580,7 +596,8 @@ impl FlowTable {
         });
     }
 
-    /// Ends the longest-idle eighth of the table (at least one flow) to make room.
+    /// Ends the longest-idle eighth of the table (at least one flow) to make room: the flows
+    /// with the smallest (last packet, key), so the choice never depends on the map's layout.
     fn evict(&mut self, cap: usize) {
         let mut ages: Vec<(i64, FlowKey)> =
             self.live.iter().map(|(k, f)| (f.last_ts, *k)).collect();
@@ -588,14 +605,21 @@ impl FlowTable {
         if n == 0 {
             return;
         }
-        ages.select_nth_unstable(n - 1);
-        for (_, k) in &ages[..n] {
-            if let Some(mut f) = self.live.remove(k) {
-                f.evicted = true;
-                self.done.push(FlowRecord { key: *k, flow: f });
-                self.evicted += 1;
+        let (_, &mut cutoff, _) = ages.select_nth_unstable(n - 1);
+        drop(ages);
+        let done = &mut self.done;
+        let mut evicted = 0;
+        self.live.retain(|k, f| {
+            if (f.last_ts, *k) > cutoff {
+                return true;
             }
-        }
+            let mut f = *f;
+            f.evicted = true;
+            done.push(FlowRecord { key: *k, flow: f });
+            evicted += 1;
+            false
+        });
+        self.evicted += evicted;
     }
 
     /// Ends every flow and moves all of them into `out`, freeing this table's memory as it goes
@@ -603,8 +627,11 @@ impl FlowTable {
     pub fn drain_into(&mut self, out: &mut Vec<FlowRecord>) {
         out.append(&mut self.done);
         self.done = Vec::new();
-        let live = std::mem::take(&mut self.live);
-        out.extend(live.into_iter().map(|(key, flow)| FlowRecord { key, flow }));
+        out.extend(
+            self.live
+                .drain()
+                .map(|(key, flow)| FlowRecord { key, flow }),
+        );
     }
 
     /// Ends flows idle at `now` (live capture: time passes without packets).
@@ -612,15 +639,20 @@ impl FlowTable {
         self.now = self.now.max(now);
         self.sweep(cfg);
     }
-}
 
-impl FlowTable {
     /// The flows still open, as records (for reports written while a capture runs).
     pub fn live_records(&self) -> impl Iterator<Item = FlowRecord> + '_ {
         self.live
             .iter()
             .map(|(k, f)| FlowRecord { key: *k, flow: *f })
     }
+}
+
+/// Which stage of [`FlowTable::prefetch`]: the index slot first, the entry once the slot is near.
+#[derive(Clone, Copy)]
+pub enum Prefetch {
+    Slot,
+    Entry,
 }
 
 /// Length of a [`FlowRecord`] written to a spill file by [`FlowRecord::encode`].

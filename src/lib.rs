@@ -4,6 +4,7 @@
 //! - [`capture`]: pcap/pcapng readers and writers
 //! - [`decode`]: frames to fixed-size packet summaries
 //! - [`flow`]: flow keys, direction, TCP state, one shard's flow table
+//! - [`flowmap`]: the key -> flow map under each shard, with prefetching
 //! - [`flowstore`]: finished flows, spilled to sorted runs on disk and merged back in order
 //! - [`engine`]: the parallel, deterministic pipeline over batches
 //! - [`run`]: driving the engine over files
@@ -20,6 +21,7 @@ pub mod decode;
 pub mod diff;
 pub mod engine;
 pub mod flow;
+pub mod flowmap;
 pub mod flowstore;
 pub mod inventory;
 #[cfg(feature = "live")]

@@ -81,6 +81,18 @@ impl Batch {
         });
     }
 
+    /// Records a packet whose bytes a reader has already put in `data` at `start`.
+    pub fn record_at(&mut self, start: usize, caplen: u32, ts_ns: i64, link: u16, orig_len: u32) {
+        debug_assert!(start + caplen as usize <= self.data.len());
+        self.records.push(RecordMeta {
+            ts_ns,
+            link,
+            orig_len: orig_len.max(caplen),
+            start: start as u32,
+            caplen,
+        });
+    }
+
     /// Bytes stored so far; readers stop filling a batch past a budget.
     pub fn bytes(&self) -> usize {
         self.data.len()

@@ -61,6 +61,28 @@ impl ByteSource {
         Ok(done)
     }
 
+    /// Like [`ByteSource::read_up_to`], but a failure keeps what was read before it: returns
+    /// the count read and the error that stopped it, if any.
+    pub fn read_partial(&mut self, buf: &mut [u8]) -> (usize, Option<ReadError>) {
+        let mut done = 0;
+        let mut failed = None;
+        while done < buf.len() {
+            match self.inner.read(&mut buf[done..]) {
+                Ok(0) => break,
+                Ok(n) => {
+                    done += n;
+                    self.pos += n as u64;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    failed = Some(self.io_error(e));
+                    break;
+                }
+            }
+        }
+        (done, failed)
+    }
+
     /// Appends up to `n` bytes to `out`; returns how many were appended (fewer only at the end).
     pub fn append_up_to(&mut self, out: &mut Vec<u8>, n: usize) -> Result<usize, ReadError> {
         let mut done = 0;
