@@ -161,6 +161,15 @@ struct Fragments {
 /// A first fragment's ports are forgotten after this long (Linux keeps fragments 30 s).
 const FRAGMENT_MEMORY_NS: i64 = 60 * 1_000_000_000;
 
+/// One record after the parallel stage.
+struct Decoded {
+    packet: Result<Packet, Skip>,
+    /// The flow key's hash ([`hash_key`]) as decoded; a later fragment's changes with its ports.
+    hash: u64,
+    /// Names from a DNS answer or TLS hello (usually none, which allocates nothing).
+    names: Vec<(Addr, String)>,
+}
+
 /// What a unit of work for one shard is.
 #[derive(Clone, Copy)]
 enum WorkKind {
@@ -190,7 +199,7 @@ pub struct Engine {
     flow_cfg: FlowConfig,
     shards: Vec<FlowTable>,
     frags: Fragments,
-    decoded: Vec<Result<Packet, Skip>>,
+    decoded: Vec<Decoded>,
     released: Vec<Packet>,
     work: Vec<Vec<Work>>,
     pub stats: Stats,
@@ -232,21 +241,31 @@ impl Engine {
     /// Feeds one batch. Call inside the rayon pool that should do the work.
     pub fn process(&mut self, batch: &Batch) {
         let opts = self.cfg.decode;
+        // Everything that depends on one record alone happens here, in parallel: decoding, the
+        // flow key's hash, and the names in DNS answers and TLS hellos.
         batch
             .records
             .par_iter()
             .with_min_len(512)
             .map(|r| {
                 let data = &batch.data[r.start as usize..(r.start + r.caplen) as usize];
-                decode(r.link, data, r.ts_ns, r.orig_len, opts)
+                let packet = decode(r.link, data, r.ts_ns, r.orig_len, opts);
+                let hash = match &packet {
+                    Ok(p) => hash_key(&FlowKey::of_packet(p).0),
+                    Err(_) => 0,
+                };
+                let names = names_in(r, &packet, &batch.data);
+                Decoded {
+                    packet,
+                    hash,
+                    names,
+                }
             })
             .collect_into_vec(&mut self.decoded);
-        let names: Vec<(Addr, String)> = batch
-            .records
-            .par_iter()
-            .zip(self.decoded.par_iter())
-            .with_min_len(512)
-            .flat_map_iter(|(r, p)| names_in(r, p, &batch.data))
+        let names: Vec<(Addr, String)> = self
+            .decoded
+            .iter_mut()
+            .flat_map(|d| std::mem::take(&mut d.names))
             .collect();
         for (addr, name) in names {
             let known = self.stats.names.len();
@@ -279,7 +298,7 @@ impl Engine {
                     let i = w.index as usize;
                     match w.kind {
                         WorkKind::Packet => {
-                            if let Ok(p) = &decoded[i] {
+                            if let Ok(p) = &decoded[i].packet {
                                 table.update_hashed(p, w.hash, cfg);
                             }
                         }
@@ -289,7 +308,7 @@ impl Engine {
                                 unreach: Some(q),
                                 vlan,
                                 ..
-                            }) = &decoded[i]
+                            }) = &decoded[i].packet
                             {
                                 let (key, _) =
                                     FlowKey::of(*vlan, q.proto, q.src, q.sport, q.dst, q.dport);
@@ -333,7 +352,8 @@ impl Engine {
             self.stats.packets += 1;
             self.stats.wire_bytes += rec.orig_len as u64;
             self.clock = self.clock.max(rec.ts_ns);
-            let p = match &mut self.decoded[i] {
+            let mut hash = self.decoded[i].hash;
+            let p = match &mut self.decoded[i].packet {
                 Err(skip) => {
                     *self.stats.skipped.entry(*skip).or_default() += 1;
                     continue;
@@ -360,7 +380,7 @@ impl Engine {
                         total: None,
                     };
                     let p = *p;
-                    self.assign(WorkKind::Packet, i as u32, &p);
+                    self.assign(WorkKind::Packet, i as u32, hash);
                     let mut complete = false;
                     if let Some(held) = self.frags.pending.remove(&d) {
                         self.frags.pending_count -= held.len();
@@ -376,7 +396,11 @@ impl Engine {
                             }
                             let idx = self.released.len() as u32;
                             self.released.push(h);
-                            self.assign(WorkKind::Released, idx, &h);
+                            self.assign(
+                                WorkKind::Released,
+                                idx,
+                                hash_key(&FlowKey::of_packet(&h).0),
+                            );
                         }
                     }
                     if complete {
@@ -408,6 +432,7 @@ impl Engine {
                     if let Some(r) = self.frags.ports.get_mut(&d) {
                         p.sport = r.sport;
                         p.dport = r.dport;
+                        hash = hash_key(&FlowKey::of_packet(p).0);
                         if r.add(offset, len, last) {
                             self.frags.ports.remove(&d);
                         }
@@ -426,7 +451,7 @@ impl Engine {
                 }
             }
             let p = *p;
-            self.assign(WorkKind::Packet, i as u32, &p);
+            self.assign(WorkKind::Packet, i as u32, hash);
             if let Some(q) = &p.unreach {
                 let (key, _) = FlowKey::of(p.vlan, q.proto, q.src, q.sport, q.dst, q.dport);
                 let (shard, hash) = shard_of(hash_key(&key));
@@ -439,10 +464,10 @@ impl Engine {
         }
     }
 
-    fn assign(&mut self, kind: WorkKind, index: u32, p: &Packet) {
+    /// Queues a packet whose flow key hashes to `key_hash` for its shard.
+    fn assign(&mut self, kind: WorkKind, index: u32, key_hash: u64) {
         self.stats.flow_packets += 1;
-        let (key, _) = FlowKey::of_packet(p);
-        let (shard, hash) = shard_of(hash_key(&key));
+        let (shard, hash) = shard_of(key_hash);
         self.work[shard].push(Work { kind, index, hash });
     }
 
