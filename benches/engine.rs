@@ -77,7 +77,7 @@ fn decode_batch(b: &Batch) -> usize {
     let opts = DecodeOptions::default();
     let mut ok = 0;
     for r in &b.records {
-        let data = &b.data[r.start as usize..(r.start + r.caplen) as usize];
+        let data = b.record_bytes(r);
         if decode(r.link, black_box(data), r.ts_ns, r.orig_len, opts).is_ok() {
             ok += 1;
         }
@@ -175,7 +175,7 @@ fn bench_flow_table(c: &mut Criterion) {
             .iter()
             .flat_map(|b| {
                 b.records.iter().map(|r| {
-                    let data = &b.data[r.start as usize..(r.start + r.caplen) as usize];
+                    let data = b.record_bytes(r);
                     decode(r.link, data, r.ts_ns, r.orig_len, DecodeOptions::default())
                         .expect("synthetic frames decode")
                 })

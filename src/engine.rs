@@ -248,13 +248,13 @@ impl Engine {
             .par_iter()
             .with_min_len(512)
             .map(|r| {
-                let data = &batch.data[r.start as usize..(r.start + r.caplen) as usize];
+                let data = batch.record_bytes(r);
                 let packet = decode(r.link, data, r.ts_ns, r.orig_len, opts);
                 let hash = match &packet {
                     Ok(p) => hash_key(&FlowKey::of_packet(p).0),
                     Err(_) => 0,
                 };
-                let names = names_in(r, &packet, &batch.data);
+                let names = names_in(r, &packet, batch.bytes());
                 Decoded {
                     packet,
                     hash,

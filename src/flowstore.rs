@@ -19,8 +19,8 @@ use crate::flow::{FlowRecord, RECORD_LEN};
 
 /// Most runs kept before they are merged into one, which bounds open files and read buffers.
 const MAX_RUNS: usize = 64;
-/// Read-back buffer per run.
-const READ_BUF: usize = 256 * 1024;
+/// Read-back buffer per run: with up to 64 runs merged at once, 4 MiB in all.
+const READ_BUF: usize = 64 * 1024;
 
 /// One sorted run of flows in a spill file.
 struct Run {

@@ -110,6 +110,11 @@ struct EngineArgs {
     /// however many flows a capture has.
     #[arg(long, value_name = "N")]
     spill_after: Option<usize>,
+    /// Read plain .pcap files with read calls instead of mapping them into memory. Use it when
+    /// another program may truncate the file while it is read (logrotate's copytruncate): a
+    /// mapped file that shrinks kills the reader with SIGBUS.
+    #[arg(long)]
+    no_mmap: bool,
     /// Packets per batch handed to the workers (tuning only; the output does not depend on it).
     #[arg(long, default_value_t = 16384, value_name = "N", hide = true)]
     batch: usize,
@@ -158,6 +163,7 @@ impl EngineArgs {
             threads: self.threads,
             batch_packets: self.batch.max(1),
             progress: !self.quiet,
+            mmap: !self.no_mmap,
         }
     }
 }

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::capture::{open_capture, Batch, ReadError, RecordReader};
+use crate::capture::{source::open_capture_with, Batch, ReadError, RecordReader};
 use crate::engine::{Engine, EngineConfig, Stats};
 use crate::flowstore::Flows;
 
@@ -20,6 +20,8 @@ pub struct RunOptions {
     pub batch_packets: usize,
     /// Show a progress bar when stderr is a terminal.
     pub progress: bool,
+    /// Read plain pcap files through memory maps (else `read` calls).
+    pub mmap: bool,
 }
 
 impl Default for RunOptions {
@@ -28,6 +30,7 @@ impl Default for RunOptions {
             threads: 0,
             batch_packets: 16 * 1024,
             progress: false,
+            mmap: true,
         }
     }
 }
@@ -61,12 +64,12 @@ struct Inputs {
 const LOOKAHEAD: usize = 4096;
 
 impl Inputs {
-    fn open(paths: &[PathBuf]) -> Result<Inputs, ReadError> {
+    fn open(paths: &[PathBuf], mmap: bool) -> Result<Inputs, ReadError> {
         let mut inputs = Vec::new();
         for p in paths {
             inputs.push(Input {
                 name: p.display().to_string(),
-                reader: open_capture(p)?,
+                reader: open_capture_with(p, mmap)?,
                 batch: Batch::default(),
                 next: 0,
                 done: false,
@@ -99,7 +102,7 @@ impl Inputs {
             return !out.is_empty() || !inp.done;
         }
         // The same byte budget as a single file: huge records cannot pile up in one batch.
-        while out.len() < max_records && out.bytes() < 64 << 20 {
+        while out.len() < max_records && out.stored_len() < 64 << 20 {
             let mut best: Option<(i64, usize)> = None;
             for (k, inp) in self.inputs.iter_mut().enumerate() {
                 if inp.next >= inp.batch.len() && !inp.done {
@@ -145,7 +148,7 @@ pub fn run_files(
     opts: &RunOptions,
 ) -> Result<RunOutput, ReadError> {
     let started = Instant::now();
-    let mut inputs = Inputs::open(paths)?;
+    let mut inputs = Inputs::open(paths, opts.mmap)?;
     let total: Option<u64> = paths
         .iter()
         .map(|p| {
@@ -190,8 +193,10 @@ pub fn run_files(
     let mut finished = None;
     for msg in rx {
         match msg {
-            Msg::Batch(batch) => {
+            Msg::Batch(mut batch) => {
                 pool.install(|| engine.process(&batch));
+                // Unmaps a mapped window now, not when the reader reuses the batch.
+                batch.clear();
                 let _ = recycle_tx.send(batch);
             }
             Msg::Done(inp) => finished = Some(inp),

@@ -436,3 +436,33 @@ fn a_truncated_gz_capture_names_the_byte_offset() {
         "stderr names no offset: {err}"
     );
 }
+
+/// A pipe given by path (`flowaudit flows <(zcat f.pcap.gz)`, a FIFO) has no size: found
+/// 2026-11-24, its length 0 was taken as the file size and every record was "corrupt at byte
+/// 24: caplen 54 but only 0 bytes remain". It must read like the regular file.
+#[test]
+fn a_capture_read_from_a_named_pipe_gives_the_same_flows_as_the_file() {
+    let bytes = pcap_bytes(link::ETHERNET, false, &sample_recs());
+    let file = temp_file(&bytes, ".pcap");
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("capture.pcap");
+    let st = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .expect("mkfifo (coreutils)");
+    assert!(st.success());
+    let writer = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || std::fs::write(&fifo, &bytes).unwrap())
+    };
+    let from_pipe = flows_cmd(&[fifo.as_os_str(), "-q".as_ref()]);
+    writer.join().unwrap();
+    let from_file = flows_cmd(&[file.path().as_os_str(), "-q".as_ref()]);
+    assert_eq!(code(&from_pipe), 0, "stderr: {}", stderr(&from_pipe));
+    assert_eq!(code(&from_file), 0, "stderr: {}", stderr(&from_file));
+    assert!(from_file.stdout.len() > 200);
+    assert_eq!(
+        String::from_utf8_lossy(&from_pipe.stdout),
+        String::from_utf8_lossy(&from_file.stdout)
+    );
+}

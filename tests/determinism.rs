@@ -203,7 +203,7 @@ proptest! {
             let out = run_paths(
                 &[file.path().to_path_buf()],
                 cfg.clone(),
-                &RunOptions { threads, batch_packets: batch, progress: false },
+                &RunOptions { threads, batch_packets: batch, progress: false, mmap: threads != 1 },
             );
             let mut stats = out.stats.clone();
             // When finished flows go to disk depends on the batch boundaries; what comes back

@@ -850,6 +850,7 @@ fn ipv4_fragments_out_of_order_make_one_flow_with_real_ports() {
                 threads,
                 batch_packets: 1,
                 progress: false,
+                mmap: true,
             },
         );
         assert_eq!(rows(&out), want, "threads {threads}, batch 1");
@@ -1384,6 +1385,7 @@ fn two_files_are_merged_in_time_order() {
                     threads,
                     batch_packets: batch,
                     progress: false,
+                    mmap: true,
                 },
             );
             assert_eq!(
@@ -1599,6 +1601,7 @@ fn idle_time_follows_the_capture_clock_so_sweeps_cannot_change_flows() {
             threads: 2,
             batch_packets: 16384,
             progress: false,
+            mmap: true,
         },
     );
     let r = rows(&out);

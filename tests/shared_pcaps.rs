@@ -32,14 +32,36 @@ fn every_shared_capture_matches_independent_counts() {
         let row = rec.unwrap();
         let file = &row["file"];
         let n = |k: &str| row[k].parse::<u64>().unwrap();
-        let out = match run_files(
-            &[dir.join(file)],
-            EngineConfig::default(),
-            &RunOptions {
-                threads: 2,
-                ..Default::default()
-            },
-        ) {
+        let run = |mmap| {
+            run_files(
+                &[dir.join(file)],
+                EngineConfig::default(),
+                &RunOptions {
+                    threads: 2,
+                    mmap,
+                    ..Default::default()
+                },
+            )
+        };
+        // Mapped into memory or read with read calls, a file gives the same flows, counts and
+        // errors (malformed files included).
+        let (mapped, read) = (run(true), run(false));
+        match (&mapped, &read) {
+            (Ok(a), Ok(b)) => {
+                assert!(
+                    a.flows.to_vec().unwrap() == b.flows.to_vec().unwrap(),
+                    "{file}"
+                );
+                assert_eq!(a.stats, b.stats, "{file}");
+                let errs = |o: &flowaudit::run::RunOutput| {
+                    o.errors.iter().map(|e| e.to_string()).collect::<Vec<_>>()
+                };
+                assert_eq!(errs(a), errs(b), "{file}");
+            }
+            (Err(a), Err(b)) => assert_eq!(a.to_string(), b.to_string(), "{file}"),
+            _ => panic!("{file}: mapped and read disagree on whether it opens"),
+        }
+        let out = match mapped {
             Ok(o) => o,
             Err(e) => {
                 // Unreadable from the first bytes on (header damage): nothing to keep.

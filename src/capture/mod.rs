@@ -23,23 +23,42 @@ pub struct RecordMeta {
     pub link: u16,
     /// Length of the packet on the wire (may exceed the captured bytes when snaplen cut it).
     pub orig_len: u32,
-    /// Offset of the captured bytes in [`Batch::data`].
+    /// Offset of the captured bytes in [`Batch::bytes`].
     pub start: u32,
     /// Number of captured bytes.
     pub caplen: u32,
 }
 
 /// A run of consecutive packets, stored back to back in one buffer.
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Default)]
 pub struct Batch {
+    /// Packet bytes the readers copied here (stdin, .gz, pcapng, live capture, merged inputs).
     pub data: Vec<u8>,
+    /// Or a window of a capture file mapped into memory: the records then point into it and
+    /// `data` is empty (see [`pcap::PcapReader`]).
+    window: Option<memmap2::Mmap>,
     pub records: Vec<RecordMeta>,
 }
 
 impl Batch {
     pub fn clear(&mut self) {
         self.data.clear();
+        self.window = None;
         self.records.clear();
+    }
+
+    /// The bytes the records' `start` offsets point into.
+    pub fn bytes(&self) -> &[u8] {
+        match &self.window {
+            Some(w) => w,
+            None => &self.data,
+        }
+    }
+
+    /// Makes `window` the storage of this batch's records (it must hold none yet).
+    pub(crate) fn set_window(&mut self, window: memmap2::Mmap) {
+        debug_assert!(self.records.is_empty() && self.data.is_empty());
+        self.window = Some(window);
     }
 
     pub fn len(&self) -> usize {
@@ -52,8 +71,12 @@ impl Batch {
 
     /// The captured bytes of record `i`.
     pub fn packet(&self, i: usize) -> &[u8] {
-        let r = &self.records[i];
-        &self.data[r.start as usize..r.start as usize + r.caplen as usize]
+        self.record_bytes(&self.records[i])
+    }
+
+    /// The captured bytes of `r`, one of this batch's records.
+    pub fn record_bytes(&self, r: &RecordMeta) -> &[u8] {
+        &self.bytes()[r.start as usize..r.start as usize + r.caplen as usize]
     }
 
     /// Appends one packet; the reader has already validated its length.
@@ -94,8 +117,8 @@ impl Batch {
     }
 
     /// Bytes stored so far; readers stop filling a batch past a budget.
-    pub fn bytes(&self) -> usize {
-        self.data.len()
+    pub fn stored_len(&self) -> usize {
+        self.bytes().len()
     }
 }
 

@@ -1,6 +1,8 @@
 //! Classic libpcap files: micro- or nanosecond timestamps, either byte order, and the "modified"
 //! (Kuznetzov) variant whose record headers carry 8 extra bytes.
 
+use std::fs::File;
+
 use super::source::ByteSource;
 use super::{Batch, ReadError, ReadWarning, RecordReader, MAX_RECORD_LEN};
 
@@ -36,6 +38,8 @@ impl Magic {
 
 pub struct PcapReader {
     src: ByteSource,
+    /// The plain file behind `src`, when records can be read from it mapped into memory.
+    file: Option<File>,
     magic: Magic,
     link: u16,
     warnings: Vec<ReadWarning>,
@@ -50,8 +54,9 @@ pub struct PcapReader {
 const FILE_HEADER_LEN: usize = 24;
 
 impl PcapReader {
-    /// `src` is positioned just after the 4-byte magic.
-    pub fn new(mut src: ByteSource, magic: Magic) -> Result<Self, ReadError> {
+    /// `src` is positioned just after the 4-byte magic. With `file` (the same plain file, whose
+    /// size `src` knows), records are read from windows of it mapped into memory.
+    pub fn new(mut src: ByteSource, magic: Magic, file: Option<File>) -> Result<Self, ReadError> {
         let mut hdr = [0u8; FILE_HEADER_LEN - 4];
         let got = src.read_up_to(&mut hdr)?;
         if got < hdr.len() {
@@ -90,8 +95,10 @@ impl PcapReader {
         }
         // The upper bits of the link-type field carry FCS information (pcap 2.4 spec).
         let link = (u32_at(16) & 0x0fff_ffff) as u16;
+        let file = file.filter(|_| src.total_len.is_some());
         Ok(PcapReader {
             src,
+            file,
             magic,
             link,
             warnings: Vec::new(),
@@ -144,6 +151,117 @@ impl PcapReader {
     }
 }
 
+/// Bytes of the file mapped at a time (a record that is larger gets a window of its own size).
+const WINDOW: usize = 8 << 20;
+/// Mapping offsets must be multiples of the page size: 64 KiB is one of every page size in use.
+const MAP_ALIGN: u64 = 64 << 10;
+
+impl PcapReader {
+    /// The record header fields: (timestamp in ns, caplen, original length).
+    fn header(&self, hdr: &[u8]) -> (i64, u32, u32) {
+        let secs = self.u32(&hdr[0..4]) as i64;
+        let frac = self.u32(&hdr[4..8]) as i64;
+        let ts_ns = secs * 1_000_000_000 + if self.magic.nanos { frac } else { frac * 1000 };
+        (ts_ns, self.u32(&hdr[8..12]), self.u32(&hdr[12..16]))
+    }
+
+    /// A caplen the file cannot hold, or no real packet has: the damage, if any.
+    fn check_caplen(&self, at: u64, hdr_len: usize, caplen: u32) -> Result<(), ReadError> {
+        if let Some(total) = self.src.total_len {
+            let left = total.saturating_sub(at + hdr_len as u64);
+            if caplen as u64 > left {
+                return Err(ReadError::corrupt(
+                    &self.src.path,
+                    at,
+                    format!(
+                        "record claims caplen {caplen} but only {left} bytes remain in the file"
+                    ),
+                ));
+            }
+        }
+        // The header's snaplen is not trusted: a hostile 0xffffffff must not lift the limit.
+        if caplen > MAX_RECORD_LEN {
+            return Err(ReadError::corrupt(
+                &self.src.path,
+                at,
+                format!(
+                    "record claims caplen {caplen}, more than any real packet (limit {MAX_RECORD_LEN})"
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Fills an empty batch with the records of one window of the file mapped into memory: the
+    /// packets are never copied (the kernel's copy into a read buffer was the largest cost of a
+    /// run after the flow table).
+    fn fill_mapped(
+        &mut self,
+        batch: &mut Batch,
+        max_records: usize,
+        max_bytes: usize,
+    ) -> Result<bool, ReadError> {
+        let (Some(file), Some(total)) = (&self.file, self.src.total_len) else {
+            unreachable!("fill_mapped needs a plain file of known size");
+        };
+        let hdr_len = if self.magic.modified { 24 } else { 16 };
+        let base = self.consumed / MAP_ALIGN * MAP_ALIGN;
+        let mut len = ((WINDOW as u64 + (self.consumed - base)).min(total - base)) as usize;
+        if len == 0 || self.consumed >= total {
+            return Ok(false);
+        }
+        let map = |len: usize| {
+            // SAFETY: the mapping is read-only and private to this process. Its contents change
+            // only if another program writes the capture file while we read it; a program that
+            // truncates it (logrotate's copytruncate) would make reading the lost pages raise
+            // SIGBUS, which is why `--no-mmap` exists (docs/flows.md).
+            unsafe { memmap2::MmapOptions::new().offset(base).len(len).map(file) }.map_err(|err| {
+                ReadError::Io {
+                    path: self.src.path.clone(),
+                    err,
+                }
+            })
+        };
+        batch.set_window(map(len)?);
+        let first = (self.consumed - base) as usize;
+        loop {
+            let at = self.consumed;
+            let rel = (at - base) as usize;
+            if batch.len() >= max_records || rel - first >= max_bytes {
+                return Ok(true);
+            }
+            if at == total {
+                return Ok(false);
+            }
+            if total - at < hdr_len as u64 {
+                let got = total - at;
+                return Err(ReadError::corrupt(
+                    &self.src.path,
+                    at,
+                    format!("the file ends inside a record header ({got} of {hdr_len} bytes)"),
+                ));
+            }
+            if rel + hdr_len > len {
+                return Ok(true); // the next window starts with this record
+            }
+            let (ts_ns, caplen, orig_len) = self.header(&batch.bytes()[rel..rel + hdr_len]);
+            self.check_caplen(at, hdr_len, caplen)?;
+            let need = hdr_len + caplen as usize;
+            if rel + need > len {
+                if !batch.is_empty() {
+                    return Ok(true);
+                }
+                // A record larger than the window: map enough for it (the check above bounds it).
+                len = rel + need;
+                batch.clear();
+                batch.set_window(map(len)?);
+            }
+            batch.record_at(rel + hdr_len, caplen, ts_ns, self.link, orig_len);
+            self.consumed += need as u64;
+        }
+    }
+}
+
 impl RecordReader for PcapReader {
     fn fill(
         &mut self,
@@ -151,6 +269,19 @@ impl RecordReader for PcapReader {
         max_records: usize,
         max_bytes: usize,
     ) -> Result<bool, ReadError> {
+        if self.file.is_some() {
+            if batch.is_empty() && batch.stored_len() == 0 {
+                return self.fill_mapped(batch, max_records, max_bytes);
+            }
+            // Records for a batch that already holds others are copied into it.
+            let mut own = Batch::default();
+            let result =
+                self.fill_mapped(&mut own, max_records.saturating_sub(batch.len()), max_bytes);
+            for (i, r) in own.records.iter().enumerate() {
+                batch.push(r.ts_ns, r.link, r.orig_len, own.packet(i));
+            }
+            return result;
+        }
         let hdr_len = if self.magic.modified { 24 } else { 16 };
         // Bytes read last time past the last whole record start this batch.
         let first = batch.data.len();
@@ -183,32 +314,9 @@ impl RecordReader for PcapReader {
                     Err(e) => break Err(e),
                 }
             }
-            let hdr = &batch.data[cur..cur + hdr_len];
-            let secs = self.u32(&hdr[0..4]) as i64;
-            let frac = self.u32(&hdr[4..8]) as i64;
-            let caplen = self.u32(&hdr[8..12]);
-            let orig_len = self.u32(&hdr[12..16]);
-            if let Some(total) = self.src.total_len {
-                let left = total.saturating_sub(at + hdr_len as u64);
-                if caplen as u64 > left {
-                    break Err(ReadError::corrupt(
-                        &self.src.path,
-                        at,
-                        format!(
-                            "record claims caplen {caplen} but only {left} bytes remain in the file"
-                        ),
-                    ));
-                }
-            }
-            // The header's snaplen is not trusted: a hostile 0xffffffff must not lift the limit.
-            if caplen > MAX_RECORD_LEN {
-                break Err(ReadError::corrupt(
-                    &self.src.path,
-                    at,
-                    format!(
-                        "record claims caplen {caplen}, more than any real packet (limit {MAX_RECORD_LEN})"
-                    ),
-                ));
+            let (ts_ns, caplen, orig_len) = self.header(&batch.data[cur..cur + hdr_len]);
+            if let Err(e) = self.check_caplen(at, hdr_len, caplen) {
+                break Err(e);
             }
             let need = hdr_len + caplen as usize;
             if avail < need {
@@ -227,7 +335,6 @@ impl RecordReader for PcapReader {
                     Err(e) => break Err(e),
                 }
             }
-            let ts_ns = secs * 1_000_000_000 + if self.magic.nanos { frac } else { frac * 1000 };
             batch.record_at(cur + hdr_len, caplen, ts_ns, self.link, orig_len);
             cur += need;
             self.consumed += need as u64;

@@ -391,7 +391,7 @@ impl RecordReader for PcapngReader {
         max_records: usize,
         max_bytes: usize,
     ) -> Result<bool, ReadError> {
-        while batch.len() < max_records && batch.bytes() < max_bytes {
+        while batch.len() < max_records && batch.stored_len() < max_bytes {
             let Some((btype, at)) = self.next_block()? else {
                 return Ok(false);
             };

@@ -134,10 +134,17 @@ const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 
 /// Opens `path` (or stdin for `-`), unwraps gzip, and picks the reader by magic number.
 pub fn open_capture(path: &Path) -> Result<Box<dyn RecordReader>, ReadError> {
+    open_capture_with(path, true)
+}
+
+/// [`open_capture`]; with `mmap`, a plain (uncompressed) pcap file is read through windows mapped
+/// into memory instead of `read` calls.
+pub fn open_capture_with(path: &Path, mmap: bool) -> Result<Box<dyn RecordReader>, ReadError> {
     let io_err = |err| ReadError::Io {
         path: path.to_path_buf(),
         err,
     };
+    let mut plain: Option<File> = None;
     let (raw, size): (Box<dyn Read + Send>, Option<u64>) = if path == Path::new("-") {
         (Box::new(io::stdin()), None)
     } else {
@@ -149,7 +156,12 @@ pub fn open_capture(path: &Path) -> Result<Box<dyn RecordReader>, ReadError> {
                 detail: "it is a directory".into(),
             });
         }
-        (Box::new(f), Some(meta.len()))
+        if mmap && meta.is_file() {
+            plain = f.try_clone().ok();
+        }
+        // A pipe (`<(zcat f.pcap)`) or device has no size: its length reads as 0.
+        let size = meta.is_file().then_some(meta.len());
+        (Box::new(f), size)
     };
     // Read the first two bytes fully (a pipe may deliver one at a time), then put them back.
     let mut raw = raw;
@@ -186,7 +198,8 @@ pub fn open_capture(path: &Path) -> Result<Box<dyn RecordReader>, ReadError> {
         return Ok(Box::new(PcapngReader::new(src)?));
     }
     if let Some(kind) = super::pcap::Magic::detect(magic) {
-        return Ok(Box::new(PcapReader::new(src, kind)?));
+        let file = if gz { None } else { plain };
+        return Ok(Box::new(PcapReader::new(src, kind, file)?));
     }
     Err(ReadError::NotACapture {
         path: path.to_path_buf(),

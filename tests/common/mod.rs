@@ -167,6 +167,7 @@ pub fn opts() -> RunOptions {
         threads: 2,
         batch_packets: 3,
         progress: false,
+        mmap: true,
     }
 }
 
