@@ -92,21 +92,9 @@ impl Batch {
         });
     }
 
-    /// Records a packet whose bytes a reader has just appended to `data` from `start` to the end.
-    pub fn record_appended(&mut self, start: usize, ts_ns: i64, link: u16, orig_len: u32) {
-        let caplen = (self.data.len() - start) as u32;
-        self.records.push(RecordMeta {
-            ts_ns,
-            link,
-            orig_len: orig_len.max(caplen),
-            start: start as u32,
-            caplen,
-        });
-    }
-
-    /// Records a packet whose bytes a reader has already put in `data` at `start`.
+    /// Records a packet whose bytes are already in [`Batch::bytes`] at `start`.
     pub fn record_at(&mut self, start: usize, caplen: u32, ts_ns: i64, link: u16, orig_len: u32) {
-        debug_assert!(start + caplen as usize <= self.data.len());
+        debug_assert!(start + caplen as usize <= self.bytes().len());
         self.records.push(RecordMeta {
             ts_ns,
             link,
