@@ -8,6 +8,8 @@ use flowaudit::decode::{proto, Skip};
 use flowaudit::engine::EngineConfig;
 use flowaudit::run::{run_files, RunOptions};
 
+mod common;
+
 fn shared() -> Option<PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/pcaps");
     if dir.is_dir() {
@@ -32,35 +34,9 @@ fn every_shared_capture_matches_independent_counts() {
         let row = rec.unwrap();
         let file = &row["file"];
         let n = |k: &str| row[k].parse::<u64>().unwrap();
-        let run = |mmap| {
-            run_files(
-                &[dir.join(file)],
-                EngineConfig::default(),
-                &RunOptions {
-                    threads: 2,
-                    mmap,
-                    ..Default::default()
-                },
-            )
-        };
         // Mapped into memory or read with read calls, a file gives the same flows, counts and
         // errors (malformed files included).
-        let (mapped, read) = (run(true), run(false));
-        match (&mapped, &read) {
-            (Ok(a), Ok(b)) => {
-                assert!(
-                    a.flows.to_vec().unwrap() == b.flows.to_vec().unwrap(),
-                    "{file}"
-                );
-                assert_eq!(a.stats, b.stats, "{file}");
-                let errs = |o: &flowaudit::run::RunOutput| {
-                    o.errors.iter().map(|e| e.to_string()).collect::<Vec<_>>()
-                };
-                assert_eq!(errs(a), errs(b), "{file}");
-            }
-            (Err(a), Err(b)) => assert_eq!(a.to_string(), b.to_string(), "{file}"),
-            _ => panic!("{file}: mapped and read disagree on whether it opens"),
-        }
+        let mapped = common::run_mapped_and_read(&dir.join(file), EngineConfig::default());
         let out = match mapped {
             Ok(o) => o,
             Err(e) => {

@@ -6,9 +6,10 @@
 
 use std::io::Write;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use flowaudit::capture::writer::{PcapWriter, PcapngWriter};
+use flowaudit::capture::ReadError;
 use flowaudit::decode::{proto, tcp_flags};
 use flowaudit::engine::{EngineConfig, Stats};
 use flowaudit::report::flows::FlowRow;
@@ -150,6 +151,39 @@ pub fn run_paths(paths: &[PathBuf], cfg: EngineConfig, opts: &RunOptions) -> Run
         out.errors.iter().map(|e| e.to_string()).collect::<Vec<_>>()
     );
     out
+}
+
+/// Runs `path` twice, mapped into memory and read with read calls, asserts that both give the
+/// same flows, counts and errors (or fail to open with the same message), and returns the
+/// mapped run.
+pub fn run_mapped_and_read(path: &Path, cfg: EngineConfig) -> Result<RunOutput, ReadError> {
+    let run = |mmap| {
+        run_files(
+            &[path.to_path_buf()],
+            cfg.clone(),
+            &RunOptions {
+                threads: 2,
+                mmap,
+                ..Default::default()
+            },
+        )
+    };
+    let name = path.display();
+    let (mapped, read) = (run(true), run(false));
+    let errs = |o: &RunOutput| o.errors.iter().map(|e| e.to_string()).collect::<Vec<_>>();
+    match (&mapped, &read) {
+        (Ok(a), Ok(b)) => {
+            assert!(
+                a.flows.to_vec().unwrap() == b.flows.to_vec().unwrap(),
+                "{name}: mapped and read give different flows"
+            );
+            assert_eq!(a.stats, b.stats, "{name}");
+            assert_eq!(errs(a), errs(b), "{name}");
+        }
+        (Err(a), Err(b)) => assert_eq!(a.to_string(), b.to_string(), "{name}"),
+        _ => panic!("{name}: mapped and read disagree on whether it opens"),
+    }
+    mapped
 }
 
 pub fn rows(out: &RunOutput) -> Vec<FlowRow> {
