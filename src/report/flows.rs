@@ -4,7 +4,7 @@ use rayon::prelude::*;
 use serde::Serialize;
 use std::io::{self, Write};
 
-use super::{format_flags, format_ts};
+use super::{format_flags, format_ts, push_addr, push_flags, push_int, push_ts};
 use crate::decode::proto;
 use crate::flow::FlowRecord;
 
@@ -139,35 +139,42 @@ pub const FLOW_COLUMNS: &[&str] = &[
 
 /// One flows.csv row, in [`FLOW_COLUMNS`] order.
 fn csv_row(buf: &mut Vec<u8>, r: &FlowRecord) {
-    use std::io::Write as _;
     let (c, cp) = r.client();
     let (s, sp) = r.server();
     let ported = proto::has_ports(r.key.proto);
     let f = &r.flow;
-    let _ = write!(buf, "{},{},", format_ts(f.first_ts), format_ts(f.last_ts));
+    push_ts(buf, f.first_ts);
+    buf.push(b',');
+    push_ts(buf, f.last_ts);
+    buf.push(b',');
     if let Some(v) = r.vlan() {
-        let _ = write!(buf, "{v}");
+        push_int(buf, v);
     }
-    let _ = write!(buf, ",{},{c},", proto::name(r.key.proto));
-    if ported {
-        let _ = write!(buf, "{cp}");
+    buf.push(b',');
+    buf.extend_from_slice(proto::name(r.key.proto).as_bytes());
+    for (addr, port) in [(c, cp), (s, sp)] {
+        buf.push(b',');
+        push_addr(buf, addr);
+        buf.push(b',');
+        if ported {
+            push_int(buf, port);
+        }
     }
-    let _ = write!(buf, ",{s},");
-    if ported {
-        let _ = write!(buf, "{sp}");
+    for word in [f.basis.as_str(), r.conn_state().as_str()] {
+        buf.push(b',');
+        buf.extend_from_slice(word.as_bytes());
     }
-    let _ = writeln!(
-        buf,
-        ",{},{},{},{},{},{},{},{},{},{}",
-        f.basis.as_str(),
-        r.conn_state().as_str(),
-        f.packets[0],
-        f.bytes[0],
-        f.packets[1],
-        f.bytes[1],
-        format_flags(f.flags[0]),
-        format_flags(f.flags[1]),
-        f.icmp_unreachable,
-        f.evicted
-    );
+    for n in [f.packets[0], f.bytes[0], f.packets[1], f.bytes[1]] {
+        buf.push(b',');
+        push_int(buf, n);
+    }
+    for flags in f.flags {
+        buf.push(b',');
+        push_flags(buf, flags);
+    }
+    for yes in [f.icmp_unreachable, f.evicted] {
+        buf.push(b',');
+        buf.extend_from_slice(if yes { b"true" } else { b"false" });
+    }
+    buf.push(b'\n');
 }
