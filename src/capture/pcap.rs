@@ -153,6 +153,8 @@ impl PcapReader {
 
 /// Bytes of the file mapped at a time (a record that is larger gets a window of its own size).
 const WINDOW: usize = 8 << 20;
+/// How far ahead of the record being read its window is prefetched.
+const PREFETCH_AHEAD: usize = 4096;
 /// Mapping offsets must be multiples of the page size: 64 KiB is one of every page size in use.
 const MAP_ALIGN: u64 = 64 << 10;
 
@@ -224,9 +226,19 @@ impl PcapReader {
         };
         batch.set_window(map(len)?);
         let first = (self.consumed - base) as usize;
+        // Record sizes vary, so the CPU's own prefetcher does not see the next header coming:
+        // without this, the load of each record header waited on memory (81 % of this
+        // function's time on an IMIX file). Every cache line up to PREFETCH_AHEAD bytes past the
+        // current record is requested, which also warms the packets for the decoders.
+        let mut fetched = first;
         loop {
             let at = self.consumed;
             let rel = (at - base) as usize;
+            let ahead = (rel + PREFETCH_AHEAD).min(len);
+            while fetched < ahead {
+                crate::flowmap::prefetch(&batch.bytes()[fetched]);
+                fetched += 64;
+            }
             if batch.len() >= max_records || rel - first >= max_bytes {
                 return Ok(true);
             }
