@@ -166,8 +166,11 @@ struct Decoded {
     packet: Result<Packet, Skip>,
     /// The flow key's hash ([`hash_key`]) as decoded; a later fragment's changes with its ports.
     hash: u64,
-    /// Names from a DNS answer or TLS hello (usually none, which allocates nothing).
-    names: Vec<(Addr, String)>,
+    /// Names from a DNS answer or TLS hello: usually none, so boxed to keep this record small
+    /// (the engine moves millions of them per second). A boxed Vec is one word; a boxed
+    /// slice would be two.
+    #[allow(clippy::box_collection)]
+    names: Option<Box<Vec<(Addr, String)>>>,
 }
 
 /// What a unit of work for one shard is.
@@ -258,6 +261,7 @@ impl Engine {
                     Err(_) => 0,
                 };
                 let names = names_in(r, &packet, batch.bytes());
+                let names = (!names.is_empty()).then(|| Box::new(names));
                 Decoded {
                     packet,
                     hash,
@@ -268,7 +272,8 @@ impl Engine {
         let names: Vec<(Addr, String)> = self
             .decoded
             .iter_mut()
-            .flat_map(|d| std::mem::take(&mut d.names))
+            .filter_map(|d| d.names.take())
+            .flat_map(|n| *n)
             .collect();
         for (addr, name) in names {
             let known = self.stats.names.len();
@@ -307,15 +312,14 @@ impl Engine {
                         }
                         WorkKind::Released => table.update_hashed(&released[i], w.hash, cfg),
                         WorkKind::Unreachable => {
-                            if let Ok(Packet {
-                                unreach: Some(q),
-                                vlan,
-                                ..
-                            }) = &decoded[i].packet
-                            {
-                                let (key, _) =
-                                    FlowKey::of(*vlan, q.proto, q.src, q.sport, q.dst, q.dport);
-                                table.notice_unreachable(&key, w.hash);
+                            let frame = batch.record_bytes(&batch.records[i]);
+                            if let Ok(p) = &decoded[i].packet {
+                                if let Some(q) = p.unreach(frame) {
+                                    let (key, _) = FlowKey::of(
+                                        p.vlan, q.proto, q.src, q.sport, q.dst, q.dport,
+                                    );
+                                    table.notice_unreachable(&key, w.hash);
+                                }
                             }
                         }
                     }
@@ -455,7 +459,7 @@ impl Engine {
             }
             let p = *p;
             self.assign(WorkKind::Packet, i as u32, hash);
-            if let Some(q) = &p.unreach {
+            if let Some(q) = p.unreach(batch.record_bytes(rec)) {
                 let (key, _) = FlowKey::of(p.vlan, q.proto, q.src, q.sport, q.dst, q.dport);
                 let (shard, hash) = shard_of(hash_key(&key));
                 self.work[shard].push(Work {
