@@ -161,6 +161,9 @@ struct Fragments {
 /// A first fragment's ports are forgotten after this long (Linux keeps fragments 30 s).
 const FRAGMENT_MEMORY_NS: i64 = 60 * 1_000_000_000;
 
+/// How many records ahead the decode stage prefetches a frame's first bytes.
+const DECODE_PREFETCH_AHEAD: usize = 4;
+
 /// One record after the parallel stage.
 struct Decoded {
     packet: Result<Packet, Skip>,
@@ -249,11 +252,19 @@ impl Engine {
         let opts = self.cfg.decode;
         // Everything that depends on one record alone happens here, in parallel: decoding, the
         // flow key's hash, and the names in DNS answers and TLS hellos.
-        batch
-            .records
+        let records = &batch.records;
+        records
             .par_iter()
+            .enumerate()
             .with_min_len(512)
-            .map(|r| {
+            .map(|(i, r)| {
+                // The first read of each frame was a cache miss that stalled the decoder (81 %
+                // of decode's time on an IMIX file): ask for a frame a few records ahead now.
+                // (A zero-length last record starts at the end of the bytes: hence get.)
+                let ahead = records.get(i + DECODE_PREFETCH_AHEAD);
+                if let Some(b) = ahead.and_then(|n| batch.bytes().get(n.start as usize)) {
+                    crate::flowmap::prefetch(b);
+                }
                 let data = batch.record_bytes(r);
                 let packet = decode(r.link, data, r.ts_ns, r.orig_len, opts);
                 let hash = match &packet {
