@@ -5,7 +5,10 @@
 //! - `flow_table/*`: `FlowTable::update` over packets decoded beforehand from a synthetic capture
 //!   whose flows are all open at once, spread over 1k and 100k flows. `fresh` starts from an empty
 //!   table (inserts, growth, handshakes and FINs included); `warm` replays only the data packets
-//!   into a table that already holds every flow (pure lookup + update).
+//!   into a table that already holds every flow (pure lookup + update). `warm-prefetched` is
+//!   `warm` the way the engine's shard loop runs it: each packet's hash computed beforehand (the
+//!   engine does that in its parallel decode stage), the index slot prefetched 8 packets ahead and
+//!   the entry 4 ahead.
 //! - `engine/*`: `Engine::process` over 16k-packet batches read with `capture::open_capture` from a
 //!   synthetic capture (IMIX frames, and minimum-size frames in many concurrent flows), on 2 worker
 //!   threads and on 1.
@@ -23,7 +26,8 @@ use criterion::{criterion_group, criterion_main, BatchSize, Criterion, SamplingM
 use flowaudit::capture::{open_capture, Batch};
 use flowaudit::decode::{decode, link, tcp_flags as F, DecodeOptions, Packet};
 use flowaudit::engine::{Engine, EngineConfig};
-use flowaudit::flow::{FlowConfig, FlowTable, ServerPorts, Timeouts};
+use flowaudit::flow::{FlowConfig, FlowKey, FlowTable, Prefetch, ServerPorts, Timeouts};
+use flowaudit::flowmap::{hash_key, map_hash};
 use flowaudit::synth::{generate, Frame, SynthSpec};
 
 /// Packets per batch, as `flowaudit flows` hands them to the workers (RunOptions's default).
@@ -217,6 +221,26 @@ fn bench_flow_table(c: &mut Criterion) {
             bench.iter(|| {
                 for p in &data {
                     warm.update(black_box(p), &cfg);
+                }
+            })
+        });
+        assert_eq!(warm.done.len(), done_before, "the warm replay ends no flow");
+
+        // The engine's shard loop (src/engine.rs, PREFETCH_SLOT_AHEAD and PREFETCH_ENTRY_AHEAD).
+        let hashes: Vec<u32> = data
+            .iter()
+            .map(|p| map_hash(hash_key(&FlowKey::of_packet(p).0)))
+            .collect();
+        g.bench_function(format!("warm-prefetched/{label}"), |bench| {
+            bench.iter(|| {
+                for (j, p) in data.iter().enumerate() {
+                    if let Some(&h) = hashes.get(j + 8) {
+                        warm.prefetch(h, Prefetch::Slot);
+                    }
+                    if let Some(&h) = hashes.get(j + 4) {
+                        warm.prefetch(h, Prefetch::Entry);
+                    }
+                    warm.update_hashed(black_box(p), hashes[j], &cfg);
                 }
             })
         });
