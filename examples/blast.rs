@@ -11,7 +11,7 @@
 //! parsing cost nothing while sending. The last lines on stdout are machine-readable:
 //!
 //! ```text
-//! sent 1000000 packets in 0.812 s: 1231527 packets/s
+//! sent 10294784 packets in 20.000 s: 514739 packets/s
 //! retries 0 errors 0 skipped 0 mechanism tx-ring
 //! ```
 //!
