@@ -215,6 +215,9 @@ pub struct Audit {
     pub rules: Vec<RuleUse>,
     pub findings: Vec<Finding>,
     pub caveats: Caveats,
+    /// The inventory as the audit read it (one entry per address block), written to
+    /// inventory.csv so that `policy` and `firewall` can work from the report directory alone.
+    pub inventory: Vec<crate::inventory::Entry>,
 }
 
 struct Ctx<'a> {
@@ -540,6 +543,7 @@ pub fn audit(
         rules,
         findings,
         caveats,
+        inventory: inv.entries.clone(),
     })
 }
 

@@ -74,6 +74,7 @@ fn demo_reports_match_expected_for_any_thread_count() {
             "findings.csv",
             "summary.md",
             "manifest.json",
+            "inventory.csv",
         ] {
             let got = std::fs::read_to_string(dir.path().join(f)).unwrap();
             let want =

@@ -58,6 +58,8 @@ pub const RULES_COLUMNS: &[&str] = &[
     "suggested_range",
 ];
 
+pub const INVENTORY_COLUMNS: &[&str] = &["address", "roles", "name"];
+
 pub const FINDINGS_COLUMNS: &[&str] = &[
     "severity", "kind", "subject", "reason", "evidence", "waiver",
 ];
@@ -193,6 +195,14 @@ pub fn write_audit_with(
             ]
         }),
     )?;
+    csv_file(
+        dir,
+        "inventory.csv",
+        INVENTORY_COLUMNS,
+        a.inventory
+            .iter()
+            .map(|e| vec![e.cidr.to_string(), e.roles.join(";"), e.name.clone()]),
+    )?;
     let mut m = AtomicFile::create(&dir.join("summary.md"))?;
     let mut text = summary_md(a, run, inputs);
     if let Some(w) = waivers {
@@ -207,7 +217,7 @@ pub fn write_audit_with(
             "tool": "flowaudit",
             "kind": "audit",
             "schema_version": SCHEMA_VERSION,
-            "files": ["flows.csv", "services.csv", "rules.csv", "findings.csv", "summary.md"],
+            "files": ["flows.csv", "services.csv", "rules.csv", "findings.csv", "inventory.csv", "summary.md"],
         }),
     )?;
     j.write_all(b"\n")?;
