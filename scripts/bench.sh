@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Whole-run benchmark of `flowaudit flows` against `cat` (and `tcpdump -r -w` when installed) on
-# two synthetic captures; prints a Markdown table on stdout, progress on stderr.
+# Whole-run benchmark of `flowaudit flows` against `cat` (and `tcpdump -r -w` when installed), and of
+# `flowaudit audit` with a CIDR inventory (scripts/bench-inventory.csv) against `flows`, on two synthetic
+# captures; prints Markdown tables on stdout, progress on stderr.
 # See docs/performance.md for the targets and the figures measured so far.
 #
 #   scripts/bench.sh                 # full size: 1 GiB IMIX file + 10M small packets in 1M flows
@@ -74,6 +75,7 @@ max() { printf '%s\n' "$@" | sort -g | tail -n 1; }
 
 # Rows of the result table, printed at the end.
 ROWS=()
+AROWS=()
 row() { ROWS+=("$(printf '| %s | %s | %s | %s | %s | %s | %s |' "$@")"); }
 
 count() { awk -v n="$1" 'BEGIN { if (n >= 1e6) printf "%gM", n / 1e6; else if (n >= 1e3) printf "%gk", n / 1e3; else print n }'; }
@@ -101,7 +103,7 @@ bench_shape() {
 
     # Interleave the commands run by run, so that load from other jobs on the machine spreads
     # over all of them alike; each command's median wall time and largest RSS are reported.
-    local c_w=() c_r=() f_w=() f_r=() j_w=() j_r=() t_w=() t_r=() k
+    local c_w=() c_r=() f_w=() f_r=() j_w=() j_r=() t_w=() t_r=() a_w=() a_r=() k
     for ((k = 1; k <= RUNS; k++)); do
         run_once "cat, run $k" cat "$file"
         c_w+=("$WALL") c_r+=("$RSS_KB")
@@ -113,7 +115,15 @@ bench_shape() {
             run_once "tcpdump, run $k" tcpdump -r "$file" -w -
             t_w+=("$WALL") t_r+=("$RSS_KB")
         fi
+        rm -rf "$TMP/audit"
+        run_once "flowaudit audit, run $k" "$BIN" audit "$file" -I scripts/bench-inventory.csv -o "$TMP/audit" -q
+        a_w+=("$WALL") a_r+=("$RSS_KB")
     done
+    local au_w au_r rep_kb findings
+    au_w=$(med "${a_w[@]}")
+    au_r=$(max "${a_r[@]}")
+    rep_kb=$(du -sk "$TMP/audit" | cut -f1)
+    findings=$(($(wc -l <"$TMP/audit/findings.csv") - 1))
     local cat_w fa_w fa_r fa1_w fa1_r td_w td_r
     cat_w=$(med "${c_w[@]}")
     fa_w=$(med "${f_w[@]}")
@@ -131,6 +141,12 @@ bench_shape() {
     fi
     row "$shape" "flowaudit flows" "$fa_w" "$(fmt_rate "$packets" "$fa_w")" "$(fmt_ratio "$fa_w" "$cat_w")" "$(fmt_mib "$fa_r")" "$(fmt_perflow "$fa_r" "$flows")"
     row "$shape" "flowaudit flows -j1" "$fa1_w" "$(fmt_rate "$packets" "$fa1_w")" "$(fmt_ratio "$fa1_w" "$cat_w")" "$(fmt_mib "$fa1_r")" "$(fmt_perflow "$fa1_r" "$flows")"
+    row "$shape" "flowaudit audit" "$au_w" "$(fmt_rate "$packets" "$au_w")" "$(fmt_ratio "$au_w" "$cat_w")" "$(fmt_mib "$au_r")" "$(fmt_perflow "$au_r" "$flows")"
+    AROWS+=("$(printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s |' "$shape" \
+        "$(fmt_ratio "$au_w" "$fa_w")" "$(fmt_ratio "$au_r" "$fa_r")" \
+        "$(awk -v k="$rep_kb" 'BEGIN { printf "%.1f MiB", k / 1024 }')" \
+        "$(awk -v k="$rep_kb" -v s="$size" 'BEGIN { printf "%.3f", k * 1024 / s }')" \
+        "$findings" "$au_w" "$fa_w" "$(fmt_mib "$au_r") / $(fmt_mib "$fa_r")")")
 }
 
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -149,3 +165,9 @@ echo
 echo "| capture | command | wall s | packets/s | ratio to cat | max RSS | bytes/flow |"
 echo "|---|---|---:|---:|---:|---:|---:|"
 printf '%s\n' "${ROWS[@]}"
+echo
+echo "Audit with the CIDR inventory (scripts/bench-inventory.csv) against flows on the same file, same runs:"
+echo
+echo "| capture | audit/flows wall | audit/flows max RSS | report dir | report/capture | findings rows | audit s | flows s | RSS audit / flows |"
+echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+printf '%s\n' "${AROWS[@]}"

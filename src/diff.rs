@@ -10,6 +10,9 @@ use std::fmt::Write as _;
 use std::io::{self, Write};
 use std::path::Path;
 
+use crate::audit::findings::{service_subject, FindingKind, PARTLY_WAIVED};
+use crate::audit::hosts::GroupKind;
+use crate::audit::{Outcome, Verdict};
 use crate::decode::{proto, Addr};
 use crate::report::{safe_cell, AtomicFile, SCHEMA_VERSION};
 use crate::waiver::{self, Date, ServiceRef, Waivers};
@@ -156,16 +159,19 @@ impl Gate {
 pub struct ServiceRow {
     pub client: Addr,
     pub server: Addr,
-    pub client_name: String,
-    pub server_name: String,
+    pub client_group: String,
+    pub server_group: String,
+    /// The groups' roles, from groups.csv.
     pub client_roles: Vec<String>,
     pub server_roles: Vec<String>,
     pub proto: String,
     proto_num: u8,
     pub port: Option<u16>,
-    pub verdict: String,
-    pub outcome: String,
+    pub verdict: Verdict,
+    pub outcome: Outcome,
     pub rule_ids: String,
+    /// The service's waiver cell (empty, `waived until ...` or `EXPIRED on ...`).
+    pub waiver: String,
 }
 
 type ServiceKey = (Addr, Addr, u8, Option<u16>);
@@ -175,20 +181,41 @@ impl ServiceRow {
         (self.client, self.server, self.proto_num, self.port)
     }
 
-    /// The name findings.csv gives the service (`audit::service_label`).
+    /// The host pair: `group (client) -> group (server) proto/port`.
     pub fn label(&self) -> String {
         let port = self.port.map(|p| format!("/{p}")).unwrap_or_default();
         format!(
             "{} -> {} {}{}",
-            host_label(&self.client_name, self.client),
-            host_label(&self.server_name, self.server),
+            host_label(&self.client_group, self.client),
+            host_label(&self.server_group, self.server),
             self.proto,
             port
         )
     }
 
+    /// The finding this service falls under, as findings.csv names it: (kind, subject).
+    pub fn finding(&self) -> Option<(String, String)> {
+        let kind = FindingKind::of_service(self.verdict, self.outcome)?;
+        let group = |g: &str, a: Addr| {
+            if g.is_empty() {
+                crate::inventory::Cidr::unlisted_net(a).to_string()
+            } else {
+                g.to_string()
+            }
+        };
+        Some((
+            kind.as_str().to_string(),
+            service_subject(
+                &group(&self.client_group, self.client),
+                &group(&self.server_group, self.server),
+                &self.proto,
+                self.port,
+            ),
+        ))
+    }
+
     fn state(&self) -> String {
-        format!("{}/{}", self.verdict, self.outcome)
+        format!("{}/{}", self.verdict.as_str(), self.outcome.as_str())
     }
 
     fn waiver_ref(&self) -> ServiceRef<'_> {
@@ -203,15 +230,21 @@ impl ServiceRow {
     }
 
     fn blocked(&self) -> bool {
-        self.verdict == "documented" && matches!(self.outcome.as_str(), "refused" | "unanswered")
+        self.verdict == Verdict::Documented && self.outcome != Outcome::Established
+    }
+
+    /// Counts for the gates: no waiver, or an expired one.
+    fn counts(&self) -> bool {
+        self.waiver.is_empty() || self.waiver.starts_with("EXPIRED")
     }
 }
 
-fn host_label(name: &str, a: Addr) -> String {
-    if name.is_empty() {
+/// A host as the diff names it: `group (address)`, or the address alone outside the inventory.
+fn host_label(group: &str, a: Addr) -> String {
+    if group.is_empty() {
         a.to_string()
     } else {
-        format!("{name} ({a})")
+        format!("{group} ({a})")
     }
 }
 
@@ -244,14 +277,30 @@ pub struct FindingRow {
     pub severity: String,
     pub kind: String,
     pub subject: String,
+    pub client_group: String,
+    pub server_group: String,
+    pub proto: String,
+    pub ports: String,
     /// The `waiver` cell: empty, `waived until ...` or `EXPIRED on ...`.
     pub waiver: String,
 }
 
 impl FindingRow {
-    /// Counts for the gates: no waiver, or an expired one.
+    /// The rule a rule finding is about (the subject's first word).
+    fn rule_id(&self) -> String {
+        match self.kind.as_str() {
+            "unused-rule" | "narrow-range" => {
+                self.subject.split(' ').next().unwrap_or("").to_string()
+            }
+            _ => String::new(),
+        }
+    }
+
+    /// Counts for the gates: no waiver, an expired one, or one covering only some host pairs.
     pub fn counts(&self) -> bool {
-        self.waiver.is_empty() || self.waiver.starts_with("EXPIRED")
+        self.waiver.is_empty()
+            || self.waiver.starts_with("EXPIRED")
+            || self.waiver.starts_with(PARTLY_WAIVED)
     }
 
     fn state(&self) -> &'static str {
@@ -432,17 +481,17 @@ diff audits written with the same report schema (re-run the audit of the other c
 
 const SERVICE_NEED: &[&str] = &[
     "client_addr",
-    "client_name",
-    "client_roles",
+    "client_group",
     "server_addr",
-    "server_name",
-    "server_roles",
+    "server_group",
     "proto",
     "server_port",
     "verdict",
     "outcome",
     "rule_ids",
+    "waiver",
 ];
+const GROUP_NEED: &[&str] = &["group", "kind", "roles"];
 const RULE_NEED: &[&str] = &[
     "rule_id",
     "proto",
@@ -452,22 +501,34 @@ const RULE_NEED: &[&str] = &[
     "status",
     "ports_seen",
 ];
-const FINDING_NEED: &[&str] = &["severity", "kind", "subject"];
-
-const VERDICTS: [&str; 5] = [
-    "documented",
-    "role-mismatch",
-    "reverse",
-    "unknown-host",
-    "undocumented",
+const FINDING_NEED: &[&str] = &[
+    "severity",
+    "kind",
+    "subject",
+    "client_group",
+    "server_group",
+    "proto",
+    "ports",
+    "waiver",
 ];
-const OUTCOMES: [&str; 3] = ["established", "refused", "unanswered"];
 
 impl Report {
     /// Reads an audit report directory; anything that is not a readable audit of this build's
     /// schema version is an error naming the directory or file (and line).
     pub fn load(dir: &Path) -> Result<Report, String> {
         check_manifest(dir)?;
+        let t = read_table(dir, "groups.csv", GROUP_NEED, &[])?;
+        let group_roles: BTreeMap<String, Vec<String>> = t
+            .rows
+            .iter()
+            .map(|(_, rec)| (t.get(rec, 0).to_string(), split_list(t.get(rec, 2))))
+            .collect();
+        let unlisted: std::collections::BTreeSet<String> = t
+            .rows
+            .iter()
+            .filter(|(_, rec)| t.get(rec, 1) == GroupKind::Unlisted.as_str())
+            .map(|(_, rec)| t.get(rec, 0).to_string())
+            .collect();
         let t = read_table(dir, "services.csv", SERVICE_NEED, &[])?;
         let mut services = Vec::new();
         let mut seen = BTreeMap::new();
@@ -479,37 +540,44 @@ impl Report {
                     .map(Addr::from)
                     .map_err(|_| bad(format!("{} {s:?} is not an address", SERVICE_NEED[i])))
             };
-            let proto_s = t.get(rec, 6).to_string();
+            let proto_s = t.get(rec, 4).to_string();
             let proto_num = proto_number(&proto_s)
                 .ok_or_else(|| bad(format!("unknown protocol {proto_s:?}")))?;
-            let port = match t.get(rec, 7) {
+            let port = match t.get(rec, 5) {
                 "" => None,
                 p => Some(
                     p.parse::<u16>()
                         .map_err(|_| bad(format!("server_port {p:?} is not a port")))?,
                 ),
             };
-            let verdict = t.get(rec, 8).to_string();
-            if !VERDICTS.contains(&verdict.as_str()) {
-                return Err(bad(format!("unknown verdict {verdict:?}")));
-            }
-            let outcome = t.get(rec, 9).to_string();
-            if !OUTCOMES.contains(&outcome.as_str()) {
-                return Err(bad(format!("unknown outcome {outcome:?}")));
-            }
+            let verdict = Verdict::parse(t.get(rec, 6))
+                .ok_or_else(|| bad(format!("unknown verdict {:?}", t.get(rec, 6))))?;
+            let outcome = Outcome::parse(t.get(rec, 7))
+                .ok_or_else(|| bad(format!("unknown outcome {:?}", t.get(rec, 7))))?;
+            // A host outside the inventory has no name of its own: its group is its /24 or /64.
+            let group = |i: usize| {
+                let g = t.get(rec, i);
+                if unlisted.contains(g) {
+                    String::new()
+                } else {
+                    g.to_string()
+                }
+            };
+            let roles = |g: &str| group_roles.get(g).cloned().unwrap_or_default();
             let row = ServiceRow {
                 client: addr(0)?,
-                server: addr(3)?,
-                client_name: t.get(rec, 1).to_string(),
-                server_name: t.get(rec, 4).to_string(),
-                client_roles: split_list(t.get(rec, 2)),
-                server_roles: split_list(t.get(rec, 5)),
+                server: addr(2)?,
+                client_roles: roles(&group(1)),
+                server_roles: roles(&group(3)),
+                client_group: group(1),
+                server_group: group(3),
                 proto: proto_s,
                 proto_num,
                 port,
                 verdict,
                 outcome,
-                rule_ids: t.get(rec, 10).to_string(),
+                rule_ids: t.get(rec, 8).to_string(),
+                waiver: t.get(rec, 9).to_string(),
             };
             if let Some(first) = seen.insert(row.key(), *line) {
                 return Err(bad(format!(
@@ -538,7 +606,7 @@ impl Report {
                 span,
             });
         }
-        let t = read_table(dir, "findings.csv", FINDING_NEED, &["waiver"])?;
+        let t = read_table(dir, "findings.csv", FINDING_NEED, &[])?;
         let mut findings = Vec::new();
         for (line, rec) in &t.rows {
             let severity = t.get(rec, 0).to_string();
@@ -549,7 +617,11 @@ impl Report {
                 severity,
                 kind: t.get(rec, 1).to_string(),
                 subject: t.get(rec, 2).to_string(),
-                waiver: t.get(rec, 3).to_string(),
+                client_group: t.get(rec, 3).to_string(),
+                server_group: t.get(rec, 4).to_string(),
+                proto: t.get(rec, 5).to_string(),
+                ports: t.get(rec, 6).to_string(),
+                waiver: t.get(rec, 7).to_string(),
             });
         }
         Ok(Report {
@@ -560,21 +632,44 @@ impl Report {
         })
     }
 
-    /// Re-judges the waiver cell of every service finding against `w` on `today`.
+    /// Re-judges the waiver cell of every service, then of every service finding (from its
+    /// host pairs, as the audit does), against `w` on `today`.
     pub fn apply_waivers(&mut self, w: &Waivers, today: Date) {
-        let by_label: BTreeMap<String, &ServiceRow> =
-            self.services.iter().map(|s| (s.label(), s)).collect();
-        for f in &mut self.findings {
-            f.waiver = if waiver::SERVICE_FINDING_KINDS.contains(&f.kind.as_str()) {
-                by_label
-                    .get(&f.subject)
-                    .and_then(|s| w.find(&s.waiver_ref(), today))
-                    .map(|m| m.to_string())
-                    .unwrap_or_default()
-            } else {
-                String::new()
-            };
+        let mut cells: BTreeMap<(String, String), Vec<Option<crate::waiver::Mark>>> =
+            BTreeMap::new();
+        for s in &mut self.services {
+            let Some(f) = s.finding() else { continue };
+            let m = w.find(&s.waiver_ref(), today);
+            s.waiver = m.as_ref().map(|m| m.to_string()).unwrap_or_default();
+            cells.entry(f).or_default().push(m);
         }
+        for f in &mut self.findings {
+            if !waiver::SERVICE_FINDING_KINDS.contains(&f.kind.as_str()) {
+                continue;
+            }
+            let marks = cells.get(&(f.kind.clone(), f.subject.clone()));
+            f.waiver = marks.map(|m| finding_cell(m)).unwrap_or_default();
+        }
+    }
+}
+
+/// A finding's waiver cell from its host pairs' marks, as the audit writes it.
+fn finding_cell(marks: &[Option<crate::waiver::Mark>]) -> String {
+    let marked = marks.iter().flatten().count();
+    let waived = marks.iter().flatten().filter(|m| !m.expired).count();
+    if marked == 0 {
+        String::new()
+    } else if marked < marks.len() {
+        format!(
+            "{PARTLY_WAIVED}: {waived} of {} host pairs have a waiver in force; the others count",
+            marks.len()
+        )
+    } else {
+        let first_expired = marks.iter().flatten().find(|m| m.expired);
+        first_expired
+            .or(marks.iter().flatten().next())
+            .map(|m| m.to_string())
+            .unwrap_or_default()
     }
 }
 
@@ -665,9 +760,9 @@ pub struct Options<'a> {
 fn host_map(r: &Report) -> BTreeMap<Addr, (String, String)> {
     let mut m = BTreeMap::new();
     for s in &r.services {
-        for (a, n, roles) in [
-            (s.client, &s.client_name, &s.client_roles),
-            (s.server, &s.server_name, &s.server_roles),
+        for (a, g, roles) in [
+            (s.client, &s.client_group, &s.client_roles),
+            (s.server, &s.server_group, &s.server_roles),
         ] {
             m.entry(a).or_insert_with(|| {
                 let r = if roles.is_empty() {
@@ -675,7 +770,7 @@ fn host_map(r: &Report) -> BTreeMap<Addr, (String, String)> {
                 } else {
                     roles.join(";")
                 };
-                (host_label(n, a), r)
+                (host_label(g, a), r)
             });
         }
     }
@@ -690,14 +785,19 @@ pub fn diff(base: &Report, cur: &Report, opts: &Options) -> Diff {
     }
     let cur = &cur;
     let mut out: Vec<Change> = Vec::new();
-    let findings_of = |r: &Report| -> BTreeMap<String, FindingRow> {
-        let mut m = BTreeMap::new();
-        for f in &r.findings {
-            m.entry(f.subject.clone()).or_insert_with(|| f.clone());
-        }
-        m
+    let findings_of = |r: &Report| -> BTreeMap<(String, String), FindingRow> {
+        r.findings
+            .iter()
+            .map(|f| ((f.kind.clone(), f.subject.clone()), f.clone()))
+            .collect()
     };
     let (bf, cf) = (findings_of(base), findings_of(cur));
+    let rule_finding = |m: &BTreeMap<(String, String), FindingRow>, label: &str| {
+        ["unused-rule", "narrow-range"]
+            .into_iter()
+            .find_map(|k| m.get(&(k.to_string(), label.to_string())))
+            .cloned()
+    };
     let with_finding = |mut c: Change, f: Option<&FindingRow>| {
         if let Some(f) = f {
             c.kind = f.kind.clone();
@@ -757,7 +857,7 @@ pub fn diff(base: &Report, cur: &Report, opts: &Options) -> Diff {
         ..Default::default()
     };
     for (k, s) in &cs {
-        let f = cf.get(&s.label());
+        let f = s.finding().and_then(|k| cf.get(&k));
         match bs.get(k) {
             None => out.push(with_finding(
                 Change {
@@ -770,8 +870,8 @@ pub fn diff(base: &Report, cur: &Report, opts: &Options) -> Diff {
                 if b.verdict != s.verdict {
                     out.push(with_finding(
                         Change {
-                            baseline: b.verdict.clone(),
-                            current: s.verdict.clone(),
+                            baseline: b.verdict.as_str().into(),
+                            current: s.verdict.as_str().into(),
                             ..svc_change(ChangeKind::VerdictChanged, s)
                         },
                         f,
@@ -780,8 +880,8 @@ pub fn diff(base: &Report, cur: &Report, opts: &Options) -> Diff {
                 if b.outcome != s.outcome {
                     out.push(with_finding(
                         Change {
-                            baseline: b.outcome.clone(),
-                            current: s.outcome.clone(),
+                            baseline: b.outcome.as_str().into(),
+                            current: s.outcome.as_str().into(),
                             ..svc_change(ChangeKind::OutcomeChanged, s)
                         },
                         f,
@@ -797,7 +897,7 @@ pub fn diff(base: &Report, cur: &Report, opts: &Options) -> Diff {
                     baseline: b.state(),
                     ..svc_change(ChangeKind::ServiceGone, b)
                 },
-                bf.get(&b.label()),
+                b.finding().and_then(|k| bf.get(&k)),
             ));
         }
     }
@@ -839,10 +939,11 @@ pub fn diff(base: &Report, cur: &Report, opts: &Options) -> Diff {
         let (bu, cu) = (b.is_some_and(|u| u.used), c.is_some_and(|u| u.used));
         let u = c.or(b).expect("a key of one of the maps");
         let f = if c.is_some() {
-            cf.get(&u.label())
+            rule_finding(&cf, &u.label())
         } else {
-            bf.get(&u.label())
+            rule_finding(&bf, &u.label())
         };
+        let f = f.as_ref();
         if bu != cu {
             let kind = if cu {
                 ChangeKind::RuleUsed
@@ -880,40 +981,41 @@ pub fn diff(base: &Report, cur: &Report, opts: &Options) -> Diff {
         }
     }
 
-    // Findings. Each names the service or rule instance it is about, where the reports have it.
-    let svc_by_label = |r: &Report| -> BTreeMap<String, ServiceRow> {
-        r.services.iter().map(|s| (s.label(), s.clone())).collect()
-    };
-    let rule_by_label = |r: &Report| -> BTreeMap<String, RuleRow> {
-        r.rules.iter().map(|u| (u.label(), u.clone())).collect()
-    };
-    let (bsl, csl) = (svc_by_label(base), svc_by_label(cur));
-    let (brl, crl) = (rule_by_label(base), rule_by_label(cur));
+    // Findings. Each names the groups, protocol and ports it is about.
     let fkey = |f: &FindingRow| (f.kind.clone(), f.subject.clone());
     let bfk: BTreeMap<(String, String), &FindingRow> =
         base.findings.iter().map(|f| (fkey(f), f)).collect();
     let cfk: BTreeMap<(String, String), &FindingRow> =
         cur.findings.iter().map(|f| (fkey(f), f)).collect();
-    let finding_change = |k: ChangeKind, f: &FindingRow, in_cur: bool| {
-        let mut c = Change {
-            change: k,
-            subject: f.subject.clone(),
-            kind: f.kind.clone(),
-            severity: f.severity.clone(),
-            waiver: f.waiver.clone(),
-            ..Default::default()
-        };
-        let (sl, rl) = if in_cur { (&csl, &crl) } else { (&bsl, &brl) };
-        if let Some(s) = sl.get(&f.subject) {
-            let s = svc_change(k, s);
-            (c.client, c.server, c.proto, c.port, c.rule_id) =
-                (s.client, s.server, s.proto, s.port, s.rule_id);
-        } else if let Some(u) = rl.get(&f.subject) {
-            let u = rule_change(k, u);
-            (c.client, c.server, c.proto, c.port, c.rule_id) =
-                (u.client, u.server, u.proto, u.port, u.rule_id);
+    // A service finding's rules: those of its first host pair.
+    let rules_of = |r: &Report| -> BTreeMap<(String, String), String> {
+        let mut m = BTreeMap::new();
+        for s in &r.services {
+            if let Some(k) = s.finding() {
+                m.entry(k).or_insert_with(|| s.rule_ids.clone());
+            }
         }
-        c
+        m
+    };
+    let (brules, crules) = (rules_of(base), rules_of(cur));
+    let finding_change = |k: ChangeKind, f: &FindingRow, in_cur: bool| Change {
+        change: k,
+        subject: f.subject.clone(),
+        kind: f.kind.clone(),
+        severity: f.severity.clone(),
+        waiver: f.waiver.clone(),
+        client: f.client_group.clone(),
+        server: f.server_group.clone(),
+        proto: f.proto.clone(),
+        port: f.ports.clone(),
+        rule_id: match f.rule_id() {
+            id if !id.is_empty() => id,
+            _ => (if in_cur { &crules } else { &brules })
+                .get(&fkey(f))
+                .cloned()
+                .unwrap_or_default(),
+        },
+        ..Default::default()
     };
     let mut fchanges: Vec<(u8, Change)> = Vec::new();
     for (k, f) in &cfk {
@@ -961,7 +1063,8 @@ pub fn diff(base: &Report, cur: &Report, opts: &Options) -> Diff {
     out.sort_by_key(|c| c.change);
 
     // Gates.
-    let counts_now = |label: &str| cf.get(label).is_none_or(|f| f.counts());
+    // A host pair counts when it has no waiver in force (its own cell in services.csv).
+    let counts_now = |s: &ServiceRow| s.counts();
     let gates = opts
         .gates
         .iter()
@@ -970,20 +1073,18 @@ pub fn diff(base: &Report, cur: &Report, opts: &Options) -> Diff {
                 Gate::NewUndocumented => cs
                     .iter()
                     .filter(|(k, s)| {
-                        s.verdict != "documented"
+                        s.verdict != Verdict::Documented
                             && bs.get(*k).is_none_or(|b| b.verdict != s.verdict)
-                            && counts_now(&s.label())
+                            && counts_now(s)
                     })
-                    .map(|(_, s)| format!("{} ({})", s.label(), s.verdict))
+                    .map(|(_, s)| format!("{} ({})", s.label(), s.verdict.as_str()))
                     .collect(),
                 Gate::NewRefused => cs
                     .iter()
                     .filter(|(k, s)| {
-                        s.blocked()
-                            && bs.get(*k).is_none_or(|b| !b.blocked())
-                            && counts_now(&s.label())
+                        s.blocked() && bs.get(*k).is_none_or(|b| !b.blocked()) && counts_now(s)
                     })
-                    .map(|(_, s)| format!("{} ({})", s.label(), s.outcome))
+                    .map(|(_, s)| format!("{} ({})", s.label(), s.outcome.as_str()))
                     .collect(),
                 Gate::NewFindings => cfk
                     .iter()

@@ -5,11 +5,10 @@ use std::process::ExitCode;
 
 use clap::Args;
 
-use flowaudit::audit::Audit;
 use flowaudit::catalog::Roles;
 use flowaudit::diff::{self, Gate, Report};
 use flowaudit::report::audit::WaiverReport;
-use flowaudit::waiver::{Date, Mark, Waivers};
+use flowaudit::waiver::{Date, Waivers};
 
 const EXIT_INPUT: u8 = 2;
 
@@ -120,18 +119,20 @@ impl AuditDiffArgs {
 }
 
 impl AuditExtras {
-    /// One waiver mark per finding (all None without waivers).
-    pub fn marks(&self, a: &Audit) -> Vec<Option<Mark>> {
-        match &self.waivers {
-            Some(w) => flowaudit::waiver::mark_findings(a, w, self.today),
-            None => vec![None; a.findings.len()],
+    /// The audit options that carry the waivers (judged on --today).
+    pub fn audit_options(
+        &self,
+        group_by: flowaudit::audit::GroupBy,
+    ) -> flowaudit::audit::AuditOptions<'_> {
+        flowaudit::audit::AuditOptions {
+            group_by,
+            waivers: self.waivers.as_ref().map(|w| (w, self.today)),
         }
     }
 
-    pub fn report<'a>(&'a self, marks: &'a [Option<Mark>]) -> Option<WaiverReport<'a>> {
+    pub fn report(&self) -> Option<WaiverReport<'_>> {
         self.waivers.as_ref().map(|w| WaiverReport {
             waivers: w,
-            marks,
             today: self.today,
         })
     }

@@ -164,6 +164,11 @@ impl Flows {
         }))
     }
 
+    /// The flows as one slice, when none were spilled to disk.
+    pub fn in_memory(&self) -> Option<&[FlowRecord]> {
+        self.runs.is_empty().then_some(self.mem.as_slice())
+    }
+
     /// Everything in memory (tests and small captures).
     pub fn to_vec(&self) -> io::Result<Vec<FlowRecord>> {
         self.iter().collect()

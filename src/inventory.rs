@@ -45,6 +45,29 @@ impl Cidr {
         Ok(c)
     }
 
+    /// The network address of `a` under a prefix of `prefix` bits (16-byte space).
+    pub fn network_of(a: Addr, prefix: u8) -> Addr {
+        Cidr { addr: a, prefix }.network()
+    }
+
+    /// The block of one address.
+    pub fn host(a: Addr) -> Cidr {
+        Cidr {
+            addr: a,
+            prefix: 128,
+        }
+    }
+
+    /// The /24 (IPv4) or /64 (IPv6) holding an address outside the inventory: the unit its
+    /// findings are grouped by.
+    pub fn unlisted_net(a: Addr) -> Cidr {
+        let prefix = if a.to_ip().is_ipv4() { 96 + 24 } else { 64 };
+        Cidr {
+            addr: Cidr::network_of(a, prefix),
+            prefix,
+        }
+    }
+
     fn network(&self) -> Addr {
         let mut b = self.addr.0;
         for (i, byte) in b.iter_mut().enumerate() {

@@ -49,8 +49,9 @@ enum Cmd {
     Flows(FlowsArgs),
     /// Audit captures against the vendor port catalogs, by the roles an inventory gives each host.
     ///
-    /// Writes flows.csv, services.csv, rules.csv, findings.csv, summary.md and manifest.json into
-    /// the report directory. Example:
+    /// Writes services.csv (one row per host pair and port), findings.csv (grouped by inventory
+    /// entry, see --group-by), rules.csv, groups.csv, inventory.csv, summary.md and
+    /// manifest.json into the report directory (flows.csv with --write-flows). Example:
     ///   flowaudit audit window.pcapng --inventory hosts.csv -o report/ --fail-on high
     Audit(AuditArgs),
     /// Compare two audits' report directories: what changed, as diff.csv and a Markdown summary.
@@ -204,6 +205,17 @@ struct AuditArgs {
     /// Exit with code 1 when a finding has at least this severity (info, low, medium, high).
     #[arg(long, value_name = "SEVERITY")]
     fail_on: Option<String>,
+    /// What a finding's client and server sides are: `entry` (an inventory entry; rows sharing
+    /// one name are one entry), `role` (hosts holding the same roles) or `host` (one row per host
+    /// pair). Hosts outside the inventory are grouped by /24 (IPv4) or /64 (IPv6), except with
+    /// `host`.
+    #[arg(long, value_enum, default_value_t = flowaudit::audit::GroupBy::Entry, value_name = "UNIT")]
+    group_by: flowaudit::audit::GroupBy,
+    /// Also write flows.csv (one row per flow, turned as the audit decided). Off by default: on a
+    /// large capture it is most of the report's size, and services.csv already holds the
+    /// evidence per host pair.
+    #[arg(long)]
+    write_flows: bool,
     #[command(flatten)]
     changes: diff_cmd::AuditDiffArgs,
     #[command(flatten)]
@@ -457,7 +469,8 @@ fn cmd_audit(a: AuditArgs) -> ExitCode {
             return ExitCode::from(e.exit_code() as u8);
         }
     };
-    let audit = match flowaudit::audit::audit(&out.flows, &cat, &inv, &out.stats.names) {
+    let opts = extras.audit_options(a.group_by);
+    let audit = match flowaudit::audit::audit(&out.flows, &cat, &inv, &out.stats.names, &opts) {
         Ok(a) => a,
         Err(e) => {
             eprintln!("flowaudit: {e}");
@@ -465,15 +478,14 @@ fn cmd_audit(a: AuditArgs) -> ExitCode {
         }
     };
     let inputs: Vec<String> = a.captures.iter().map(|p| p.display().to_string()).collect();
-    let marks = extras.marks(&audit);
-    let waived = extras.report(&marks);
-    if let Err(e) = flowaudit::report::audit::write_audit_with(
-        &a.output,
-        &audit,
-        &out,
-        &inputs,
-        waived.as_ref(),
-    ) {
+    let waived = extras.report();
+    let write = flowaudit::report::audit::WriteOptions {
+        flows: a.write_flows,
+        waivers: waived.as_ref(),
+    };
+    if let Err(e) =
+        flowaudit::report::audit::write_audit_with(&a.output, &audit, &out, &inputs, &write)
+    {
         eprintln!(
             "flowaudit: cannot write reports to {}: {e}",
             a.output.display()
@@ -505,10 +517,7 @@ fn cmd_audit(a: AuditArgs) -> ExitCode {
         return ExitCode::from(EXIT_CORRUPT);
     }
     // Waived findings do not count; an expired waiver makes its finding count again.
-    let counted = |t| {
-        (audit.findings.iter().zip(&marks))
-            .any(|(f, m)| f.severity >= t && flowaudit::waiver::counts(m.as_ref()))
-    };
+    let counted = |t| audit.findings.iter().any(|f| f.severity >= t && f.counts);
     match fail_on {
         Some(t) if counted(t) => ExitCode::from(1),
         _ if changed => ExitCode::from(1),

@@ -177,8 +177,15 @@ pub fn cmd_sniff(a: SniffArgs) -> ExitCode {
     let result = sniff(&cfg, engine_cfg, |out, counters, last| {
         match &inventory {
             Some(inv) => {
-                let audit = flowaudit::audit::audit(&out.flows, &cat, inv, &out.stats.names)?;
-                flowaudit::report::audit::write_audit(&dir, &audit, out, &inputs)?;
+                let opts = flowaudit::audit::AuditOptions::default();
+                let audit =
+                    flowaudit::audit::audit(&out.flows, &cat, inv, &out.stats.names, &opts)?;
+                // A live window has no capture file to go back to: keep its flows.
+                let write = flowaudit::report::audit::WriteOptions {
+                    flows: true,
+                    waivers: None,
+                };
+                flowaudit::report::audit::write_audit_with(&dir, &audit, out, &inputs, &write)?;
             }
             None => {
                 let mut f = flowaudit::report::AtomicFile::create(&dir.join("flows.csv"))?;

@@ -9,13 +9,11 @@
 //! Dates are plain civil dates in UTC. The few calendar computations needed here (parse, compare,
 //! days between, today from the system clock) are done by hand rather than with a date crate.
 
-use std::collections::BTreeMap;
 use std::fmt;
 use std::path::Path;
 
-use crate::audit::{service_label, Audit, Finding, Service};
 use crate::catalog::{parse_ports, PortRange, Problem, Roles};
-use crate::decode::{proto, Addr};
+use crate::decode::Addr;
 use crate::inventory::Cidr;
 
 /// Finding kinds that are about one service (and so can be waived).
@@ -192,19 +190,6 @@ pub struct ServiceRef<'a> {
     /// Roles with their families, as the inventory lookup gives them.
     pub client_roles: &'a [String],
     pub server_roles: &'a [String],
-}
-
-impl<'a> ServiceRef<'a> {
-    pub fn of(s: &'a Service, proto_name: &'a str) -> ServiceRef<'a> {
-        ServiceRef {
-            client: s.key.client,
-            server: s.key.server,
-            proto: proto_name,
-            port: proto::has_ports(s.key.proto).then_some(s.key.port),
-            client_roles: &s.client_roles,
-            server_roles: &s.server_roles,
-        }
-    }
 }
 
 impl Waiver {
@@ -475,24 +460,6 @@ impl Waivers {
 /// Whether a finding counts given its mark (no waiver, or an expired one).
 pub fn counts(mark: Option<&Mark>) -> bool {
     mark.is_none_or(Mark::counts)
-}
-
-/// The waiver mark of every finding of an audit, in the order of `a.findings`. Findings about
-/// a service are matched by the service they name; rule findings are never waived.
-pub fn mark_findings(a: &Audit, w: &Waivers, today: Date) -> Vec<Option<Mark>> {
-    let by_label: BTreeMap<String, &Service> =
-        a.services.iter().map(|s| (service_label(s), s)).collect();
-    a.findings
-        .iter()
-        .map(|f: &Finding| {
-            if !SERVICE_FINDING_KINDS.contains(&f.kind) {
-                return None;
-            }
-            let s = by_label.get(&f.subject)?;
-            let pname = proto::name(s.key.proto);
-            w.find(&ServiceRef::of(s, &pname), today)
-        })
-        .collect()
 }
 
 /// A one-line description of a waiver for the summaries.

@@ -68,13 +68,13 @@ fn demo_reports_match_expected_for_any_thread_count() {
         let dir = tempfile::tempdir().unwrap();
         assert_eq!(run_demo_audit(dir.path(), threads), 0);
         for f in [
-            "flows.csv",
             "services.csv",
             "rules.csv",
             "findings.csv",
             "summary.md",
             "manifest.json",
             "inventory.csv",
+            "groups.csv",
         ] {
             let got = std::fs::read_to_string(dir.path().join(f)).unwrap();
             let want =
@@ -183,14 +183,15 @@ fn demo_verdicts_outcomes_and_rules_worked_by_hand() {
             "1",
             "1668",
         ),
-        // BE-001/BE-005: be-server -> be-remote-agent 1025-65535; BE-003: the control port 10000.
+        // BE-001/BE-005: be-server -> be-remote-agent 1025-65535; BE-003: the control port 10000,
+        // listed first as the specific opening.
         (
             "10.1.0.60",
             "10.1.0.61",
             "10000",
             "documented",
             "established",
-            "BE-001;BE-003;BE-005",
+            "BE-003;BE-001;BE-005",
             "1",
             "1668",
         ),
@@ -200,7 +201,7 @@ fn demo_verdicts_outcomes_and_rules_worked_by_hand() {
             "6101",
             "documented",
             "established",
-            "BE-002;BE-004;BE-006",
+            "BE-004;BE-002;BE-006",
             "1",
             "1668",
         ),
@@ -272,7 +273,8 @@ fn demo_verdicts_outcomes_and_rules_worked_by_hand() {
     assert_eq!(services.len(), 22);
 
     // Rule usage and narrowed ranges: proxy -> repository used 2500, 2501, 2502 and 2505 of
-    // VBR-058's 2500-3300; Backup Exec used 10000, 40000, 40001, 40003 of 1025-65535.
+    // VBR-058's 2500-3300; Backup Exec's data connections used 40000, 40001, 40003 of
+    // 1025-65535 (the control port 10000 is BE-003's own, so it does not widen BE-001).
     let rules = read_csv(&dir.path().join("rules.csv"));
     let rule = |id: &str, c: &str, s: &str| {
         rules
@@ -280,7 +282,7 @@ fn demo_verdicts_outcomes_and_rules_worked_by_hand() {
             .find(|r| r["rule_id"] == id && r["client"] == c && r["server"] == s)
             .unwrap_or_else(|| panic!("no rule row {id} {c} {s}"))
     };
-    let vbr058 = rule("VBR-058", "10.1.0.20", "10.1.0.30");
+    let vbr058 = rule("VBR-058", "proxy01", "repo01");
     assert_eq!(
         (
             vbr058["status"].as_str(),
@@ -290,18 +292,22 @@ fn demo_verdicts_outcomes_and_rules_worked_by_hand() {
         ),
         ("used", "4", "2500-2502;2505", "2500-2505")
     );
-    let be001 = rule("BE-001", "10.1.0.60", "10.1.0.61");
+    let be001 = rule("BE-001", "bemedia01", "files01");
     assert_eq!(
         (
             be001["ports_seen"].as_str(),
             be001["suggested_range"].as_str()
         ),
-        ("10000;40000-40001;40003", "10000-40003")
+        ("40000-40001;40003", "40000-40003")
     );
+    // BE-002 (agent -> media server, 1025-65535) saw only 6101, which BE-004 documents on its
+    // own: the wide range was not used.
+    assert_eq!(rule("BE-002", "files01", "bemedia01")["status"], "unused");
+    assert_eq!(rule("BE-004", "files01", "bemedia01")["status"], "used");
     // VBR-036 (console -> backup server 9392) is used; VBR-037 (console -> backup server 10003,
     // optional for Cloud Connect) is not, and says why it may stay.
-    assert_eq!(rule("VBR-036", "10.1.0.5", "10.1.0.10")["status"], "used");
-    assert_eq!(rule("VBR-037", "10.1.0.5", "10.1.0.10")["status"], "unused");
+    assert_eq!(rule("VBR-036", "admin01", "vbr01")["status"], "used");
+    assert_eq!(rule("VBR-037", "admin01", "vbr01")["status"], "unused");
     let findings = read_csv(&dir.path().join("findings.csv"));
     let f037 = findings
         .iter()

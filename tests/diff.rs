@@ -166,10 +166,13 @@ fn rows(lines: &[&str]) -> Vec<Vec<String>> {
     lines.iter().map(|l| cells(l)).collect()
 }
 
-const S_6160: &str = "vbr01 (10.1.0.10) -> proxy01 (10.1.0.20) tcp/6160";
-const S_3306: &str = "proxy01 (10.1.0.20) -> repo01 (10.1.0.30) tcp/3306";
-const R_036: &str = "VBR-036 10.1.0.5 -> 10.1.0.10 (9392)";
-const R_058: &str = "VBR-058 10.1.0.20 -> 10.1.0.30 (2500-3300)";
+const S_6160: &str = "vbr01 -> proxy01 tcp/6160";
+const S_3306: &str = "proxy01 -> repo01 tcp/3306";
+// The host pairs behind the two service findings, as services and gates name them.
+const P_6160: &str = "vbr01 (10.1.0.10) -> proxy01 (10.1.0.20) tcp/6160";
+const P_3306: &str = "proxy01 (10.1.0.20) -> repo01 (10.1.0.30) tcp/3306";
+const R_036: &str = "VBR-036 admin01 -> vbr01 (9392)";
+const R_058: &str = "VBR-058 proxy01 -> repo01 (2500-3300)";
 
 /// baseline -> current, without waivers: every row.
 fn forward_rows() -> Vec<Vec<String>> {
@@ -184,13 +187,13 @@ fn forward_rows() -> Vec<Vec<String>> {
         "service-gone,proxy01 (10.1.0.20) -> repo01 (10.1.0.30) tcp/2505,10.1.0.20,10.1.0.30,tcp,2505,VBR-058,,documented/established,,,",
         // The firewall change: still documented (VBR-002), now answered by RST.
         "outcome-changed,vbr01 (10.1.0.10) -> proxy01 (10.1.0.20) tcp/6160,10.1.0.10,10.1.0.20,tcp,6160,VBR-002,documented-refused,established,refused,high,",
-        "rule-unused,VBR-036 10.1.0.5 -> 10.1.0.10 (9392),10.1.0.5,10.1.0.10,tcp,9392,VBR-036,unused-rule,used,unused,info,",
+        "rule-unused,VBR-036 admin01 -> vbr01 (9392),admin01,vbr01,tcp,9392,VBR-036,unused-rule,used,unused,info,",
         // Ports seen 2500, 2501, 2505 -> 2500, 2501.
-        "range-narrowed,VBR-058 10.1.0.20 -> 10.1.0.30 (2500-3300),10.1.0.20,10.1.0.30,tcp,2500-3300,VBR-058,narrow-range,2500-2505,2500-2501,info,",
+        "range-narrowed,VBR-058 proxy01 -> repo01 (2500-3300),proxy01,repo01,tcp,2500-3300,VBR-058,narrow-range,2500-2505,2500-2501,info,",
         // New findings by severity: high, medium, info.
-        "finding-new,vbr01 (10.1.0.10) -> proxy01 (10.1.0.20) tcp/6160,10.1.0.10,10.1.0.20,tcp,6160,VBR-002,documented-refused,,counts,high,",
-        "finding-new,proxy01 (10.1.0.20) -> repo01 (10.1.0.30) tcp/3306,10.1.0.20,10.1.0.30,tcp,3306,,undocumented,,counts,medium,",
-        "finding-new,VBR-036 10.1.0.5 -> 10.1.0.10 (9392),10.1.0.5,10.1.0.10,tcp,9392,VBR-036,unused-rule,,counts,info,",
+        "finding-new,vbr01 -> proxy01 tcp/6160,vbr01,proxy01,tcp,6160,VBR-002,documented-refused,,counts,high,",
+        "finding-new,proxy01 -> repo01 tcp/3306,proxy01,repo01,tcp,3306,,undocumented,,counts,medium,",
+        "finding-new,VBR-036 admin01 -> vbr01 (9392),admin01,vbr01,tcp,9392,VBR-036,unused-rule,,counts,info,",
     ])
 }
 
@@ -230,10 +233,10 @@ fn diff_lists_every_change_and_gates_set_the_exit_code() {
         "| service-gone | 2 |",
         "| finding-new | 3 |",
         "- `new-refused`: **FAILED** (1 item)",
-        &format!("  - {S_6160} (refused)"),
+        &format!("  - {P_6160} (refused)"),
         "- `new-undocumented`: **FAILED** (1 item)",
-        &format!("  - {S_3306} (undocumented)"),
-        &format!("- {S_6160}: established → refused [high documented-refused]"),
+        &format!("  - {P_3306} (undocumented)"),
+        &format!("- {P_6160}: established → refused [high documented-refused]"),
         &format!("- {R_058}: 2500-2505 → 2500-2501 [info narrow-range]"),
     ] {
         assert!(md.contains(want), "missing {want:?} in\n{md}");
@@ -269,11 +272,11 @@ fn reverse_diff_widens_and_resolves() {
             // Gone: described by the finding the earlier audit had.
             "service-gone,proxy01 (10.1.0.20) -> repo01 (10.1.0.30) tcp/3306,10.1.0.20,10.1.0.30,tcp,3306,,undocumented,undocumented/established,,medium,",
             "outcome-changed,vbr01 (10.1.0.10) -> proxy01 (10.1.0.20) tcp/6160,10.1.0.10,10.1.0.20,tcp,6160,VBR-002,,refused,established,,",
-            "rule-used,VBR-036 10.1.0.5 -> 10.1.0.10 (9392),10.1.0.5,10.1.0.10,tcp,9392,VBR-036,,unused,used,,",
-            "range-widened,VBR-058 10.1.0.20 -> 10.1.0.30 (2500-3300),10.1.0.20,10.1.0.30,tcp,2500-3300,VBR-058,narrow-range,2500-2501,2500-2505,info,",
-            "finding-resolved,vbr01 (10.1.0.10) -> proxy01 (10.1.0.20) tcp/6160,10.1.0.10,10.1.0.20,tcp,6160,VBR-002,documented-refused,counts,,high,",
-            "finding-resolved,proxy01 (10.1.0.20) -> repo01 (10.1.0.30) tcp/3306,10.1.0.20,10.1.0.30,tcp,3306,,undocumented,counts,,medium,",
-            "finding-resolved,VBR-036 10.1.0.5 -> 10.1.0.10 (9392),10.1.0.5,10.1.0.10,tcp,9392,VBR-036,unused-rule,counts,,info,",
+            "rule-used,VBR-036 admin01 -> vbr01 (9392),admin01,vbr01,tcp,9392,VBR-036,,unused,used,,",
+            "range-widened,VBR-058 proxy01 -> repo01 (2500-3300),proxy01,repo01,tcp,2500-3300,VBR-058,narrow-range,2500-2501,2500-2505,info,",
+            "finding-resolved,vbr01 -> proxy01 tcp/6160,vbr01,proxy01,tcp,6160,VBR-002,documented-refused,counts,,high,",
+            "finding-resolved,proxy01 -> repo01 tcp/3306,proxy01,repo01,tcp,3306,,undocumented,counts,,medium,",
+            "finding-resolved,VBR-036 admin01 -> vbr01 (9392),admin01,vbr01,tcp,9392,VBR-036,unused-rule,counts,,info,",
         ]),
     );
     // Nothing new is wrong: only any-change holds.
@@ -344,13 +347,13 @@ fn inventory_fix_turns_an_unknown_host_documented() {
         &rows(&[
             "host-roles-changed,em02 (10.1.0.99),10.1.0.99,,,,,,not-in-inventory,enterprise-manager;server,,",
             "verdict-changed,em02 (10.1.0.99) -> vbr01 (10.1.0.10) tcp/443,10.1.0.99,10.1.0.10,tcp,443,EM-031,,unknown-host,documented,,",
-            "rule-used,EM-031 10.1.0.99 -> 10.1.0.10 (443),10.1.0.99,10.1.0.10,tcp,443,EM-031,,,used,,",
-            "finding-new,EM-029 10.1.0.99 -> 10.1.0.10 (9405),10.1.0.99,10.1.0.10,tcp,9405,EM-029,unused-rule,,counts,info,",
-            "finding-new,EM-030 10.1.0.99 -> 10.1.0.10 (9392),10.1.0.99,10.1.0.10,tcp,9392,EM-030,unused-rule,,counts,info,",
-            "finding-new,EM-032 10.1.0.99 -> 10.1.0.10 (2500-2600),10.1.0.99,10.1.0.10,tcp,2500-2600,EM-032,unused-rule,,counts,info,",
-            "finding-new,EM-033 10.1.0.99 -> 10.1.0.10 (49152-65535),10.1.0.99,10.1.0.10,tcp,49152-65535,EM-033,unused-rule,,counts,info,",
+            "rule-used,EM-031 em02 -> vbr01 (443),em02,vbr01,tcp,443,EM-031,,,used,,",
+            "finding-new,EM-029 em02 -> vbr01 (9405),em02,vbr01,tcp,9405,EM-029,unused-rule,,counts,info,",
+            "finding-new,EM-030 em02 -> vbr01 (9392),em02,vbr01,tcp,9392,EM-030,unused-rule,,counts,info,",
+            "finding-new,EM-032 em02 -> vbr01 (2500-2600),em02,vbr01,tcp,2500-2600,EM-032,unused-rule,,counts,info,",
+            "finding-new,EM-033 em02 -> vbr01 (49152-65535),em02,vbr01,tcp,49152-65535,EM-033,unused-rule,,counts,info,",
             // The finding named the host by address only: it is resolved, not renamed.
-            "finding-resolved,10.1.0.99 -> vbr01 (10.1.0.10) tcp/443,10.1.0.99,10.1.0.10,tcp,443,,unknown-host,counts,,low,",
+            "finding-resolved,10.1.0.0/24 -> vbr01 tcp/443,10.1.0.0/24,vbr01,tcp,443,,unknown-host,counts,,low,",
         ]),
     );
     let o = w.diff("before", "after", "d", &["--fail-on", "new-findings"]);
@@ -368,9 +371,15 @@ const X_6160: &str = "EXPIRED on 2026-01-10, was waived by bob: installer port c
 /// `forward_rows` with waiver cells set: (subject, waiver, finding state).
 fn waived_rows(marks: &[(&str, &str, &str)]) -> Vec<Vec<String>> {
     let mut rows = forward_rows();
+    // A service row carries the waiver of the finding its host pair falls under.
+    let pair = |subject: &str| match subject {
+        S_6160 => P_6160,
+        S_3306 => P_3306,
+        _ => "",
+    };
     for r in &mut rows {
         for &(subject, mark, state) in marks {
-            if r[1] == subject && !r[7].is_empty() {
+            if (r[1] == subject || r[1] == pair(subject)) && !r[7].is_empty() {
                 r[11] = mark.to_string();
                 if r[0] == "finding-new" {
                     r[9] = state.to_string();
@@ -501,7 +510,9 @@ fn waivers_in_the_audit_and_audit_with_a_baseline() {
         findings
             .iter()
             .find(|r| r[2] == subject)
-            .unwrap_or_else(|| panic!("no finding {subject}"))[5]
+            .unwrap_or_else(|| panic!("no finding {subject}"))
+            .last()
+            .unwrap()
             .clone()
     };
     assert_eq!(
@@ -519,7 +530,7 @@ fn waivers_in_the_audit_and_audit_with_a_baseline() {
     let summary = std::fs::read_to_string(w.path("cur/summary.md")).unwrap();
     for want in [
         "## Waivers",
-        &format!("Waivers from {wf_s} judged on 2026-01-09: waived findings (they do not count for --fail-on): 2; findings whose waiver expired (they count again): 0."),
+        &format!("Waivers from {wf_s} judged on 2026-01-09: waived findings (they do not count for --fail-on): 2; findings whose waiver expired or covers only some host pairs (they count): 0."),
         &format!("| high | documented-refused: {S_6160} | {W_6160} |"),
         &format!("| medium | undocumented: {S_3306} | {W_3306} |"),
         "Waivers expiring within 30 days:",
@@ -532,13 +543,13 @@ fn waivers_in_the_audit_and_audit_with_a_baseline() {
     assert_eq!(high("2026-01-10"), 1, "expired: the finding counts again");
     let findings = read_rows(&w.path("cur/findings.csv"));
     assert_eq!(findings[1][2], S_6160);
-    assert_eq!(findings[1][5], X_6160);
+    assert_eq!(findings[1].last().unwrap(), X_6160);
     let summary = std::fs::read_to_string(w.path("cur/summary.md")).unwrap();
     assert!(
         summary.contains("Expired waivers (renew or remove them):"),
         "{summary}"
     );
-    assert!(summary.contains("waived findings (they do not count for --fail-on): 1; findings whose waiver expired (they count again): 1."), "{summary}");
+    assert!(summary.contains("waived findings (they do not count for --fail-on): 1; findings whose waiver expired or covers only some host pairs (they count): 1."), "{summary}");
 
     // audit --baseline: diff.csv and diff.md in the report directory, the same rows as
     // `flowaudit diff`, and --fail-on-change gates.
@@ -649,17 +660,17 @@ fn not_an_audit_or_another_schema_is_an_error() {
     );
     check("missing", "missing: no such directory");
     check("hosts.csv", "hosts.csv: not a directory");
-    // Another schema version.
-    let v2 = copy("v2");
-    let m = std::fs::read_to_string(v2.join("manifest.json")).unwrap();
+    // Another schema version: an audit of schema 1 (per-pair findings) is refused, not misread.
+    let v1 = copy("v1");
+    let m = std::fs::read_to_string(v1.join("manifest.json")).unwrap();
     std::fs::write(
-        v2.join("manifest.json"),
-        m.replace("\"schema_version\": 1", "\"schema_version\": 2"),
+        v1.join("manifest.json"),
+        m.replace("\"schema_version\": 2", "\"schema_version\": 1"),
     )
     .unwrap();
     check(
-        "v2",
-        "v2: reports of schema version 2, but this flowaudit reads schema version 1",
+        "v1",
+        "v1: reports of schema version 1, but this flowaudit reads schema version 2",
     );
     // Some other tool's manifest.
     let other = copy("other");
@@ -685,7 +696,7 @@ fn not_an_audit_or_another_schema_is_an_error() {
     .unwrap();
     check(
         "cols",
-        "services.csv: no \"verdict\" column: not a flowaudit audit report of schema version 1",
+        "services.csv: no \"verdict\" column: not a flowaudit audit report of schema version 2",
     );
     let val = copy("val");
     let s = std::fs::read_to_string(val.join("services.csv")).unwrap();

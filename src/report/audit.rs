@@ -1,32 +1,35 @@
 //! The audit report directory: flows.csv, services.csv, rules.csv, findings.csv, summary.md and
 //! manifest.json (schema version). Every file is written atomically.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::io::{self, Write};
 use std::path::Path;
 
+use rayon::prelude::*;
+
 use super::flows::{write_flows, Format};
-use super::{format_ts, safe_cell, AtomicFile, SCHEMA_VERSION};
-use crate::audit::{service_label, Audit, Outcome, Severity, Verdict};
+use super::{format_ts, push_addr, push_int, push_ts, safe_cell, AtomicFile, SCHEMA_VERSION};
+use crate::audit::hosts::Group;
+use crate::audit::{Audit, Outcome, Service, Severity, Verdict, NO_WAIVER};
 use crate::decode::proto;
+use crate::flow::Basis;
 use crate::run::RunOutput;
-use crate::waiver::{describe, Date, Mark, Waivers};
+use crate::waiver::{describe, Date, Waivers};
 
 pub const SERVICES_COLUMNS: &[&str] = &[
     "client_addr",
-    "client_name",
-    "client_roles",
+    "client_group",
     "server_addr",
-    "server_name",
-    "server_roles",
+    "server_group",
     "server_dns",
     "proto",
     "server_port",
     "verdict",
     "outcome",
     "rule_ids",
+    "more_rules",
     "unknown_end",
-    "needed_roles",
     "flows",
     "established",
     "refused",
@@ -36,6 +39,7 @@ pub const SERVICES_COLUMNS: &[&str] = &[
     "first_seen",
     "last_seen",
     "direction_basis",
+    "waiver",
 ];
 
 pub const RULES_COLUMNS: &[&str] = &[
@@ -48,28 +52,53 @@ pub const RULES_COLUMNS: &[&str] = &[
     "ports",
     "qualifiers",
     "client",
-    "client_name",
     "server",
-    "server_name",
     "status",
+    "host_pairs",
     "flows",
     "bytes",
+    "first_seen",
+    "last_seen",
     "ports_seen",
     "suggested_range",
 ];
 
 pub const INVENTORY_COLUMNS: &[&str] = &["address", "roles", "name"];
 
+pub const GROUPS_COLUMNS: &[&str] = &["group", "kind", "roles", "blocks"];
+
 pub const FINDINGS_COLUMNS: &[&str] = &[
-    "severity", "kind", "subject", "reason", "evidence", "waiver",
+    "severity",
+    "kind",
+    "subject",
+    "client_group",
+    "server_group",
+    "proto",
+    "ports",
+    "host_pairs",
+    "flows",
+    "bytes",
+    "first_seen",
+    "last_seen",
+    "examples",
+    "reason",
+    "evidence",
+    "waiver",
 ];
 
-/// Waivers applied to an audit: the file, the date they were judged on, and one mark per
-/// finding (in the order of `Audit::findings`).
+/// Waivers applied to an audit: the file and the date they were judged on (the marks are in
+/// the audit's findings).
 pub struct WaiverReport<'a> {
     pub waivers: &'a Waivers,
-    pub marks: &'a [Option<Mark>],
     pub today: Date,
+}
+
+/// What to write besides the reports every audit has.
+#[derive(Default)]
+pub struct WriteOptions<'a> {
+    /// flows.csv: one row per flow (large; the services carry the per-host-pair evidence).
+    pub flows: bool,
+    pub waivers: Option<&'a WaiverReport<'a>>,
 }
 
 fn csv_file(
@@ -91,110 +120,44 @@ fn csv_file(
 }
 
 pub fn write_audit(dir: &Path, a: &Audit, run: &RunOutput, inputs: &[String]) -> io::Result<()> {
-    write_audit_with(dir, a, run, inputs, None)
+    write_audit_with(dir, a, run, inputs, &WriteOptions::default())
 }
 
-/// [`write_audit`] with waivers: findings.csv's `waiver` column is filled and summary.md gets a
-/// Waivers section.
+/// Writes every report of an audit into `dir`, each atomically.
 pub fn write_audit_with(
     dir: &Path,
     a: &Audit,
     run: &RunOutput,
     inputs: &[String],
-    waivers: Option<&WaiverReport>,
+    opts: &WriteOptions,
 ) -> io::Result<()> {
     std::fs::create_dir_all(dir)?;
-    let mut f = AtomicFile::create(&dir.join("flows.csv"))?;
-    write_flows(&mut f, a.oriented(&run.flows), Format::Csv)?;
-    f.commit()?;
-    csv_file(
-        dir,
+    let mut files = vec![
         "services.csv",
-        SERVICES_COLUMNS,
-        a.services.iter().map(|s| {
-            vec![
-                s.key.client.to_string(),
-                s.client_name.clone(),
-                s.client_roles.join(";"),
-                s.key.server.to_string(),
-                s.server_name.clone(),
-                s.server_roles.join(";"),
-                s.server_dns.join(";"),
-                proto::name(s.key.proto).into_owned(),
-                if proto::has_ports(s.key.proto) {
-                    s.key.port.to_string()
-                } else {
-                    String::new()
-                },
-                s.verdict.as_str().into(),
-                s.outcome.as_str().into(),
-                s.rule_ids.join(";"),
-                s.unknown_end.into(),
-                s.needed_roles
-                    .iter()
-                    .map(|(a, b)| format!("{a}>{b}"))
-                    .collect::<Vec<_>>()
-                    .join(";"),
-                s.flows.to_string(),
-                s.established.to_string(),
-                s.refused.to_string(),
-                s.unanswered.to_string(),
-                s.packets.to_string(),
-                s.bytes.to_string(),
-                format_ts(s.first_ts),
-                format_ts(s.last_ts),
-                s.bases
-                    .iter()
-                    .map(|(k, v)| format!("{k}={v}"))
-                    .collect::<Vec<_>>()
-                    .join(";"),
-            ]
-        }),
-    )?;
-    csv_file(
-        dir,
         "rules.csv",
-        RULES_COLUMNS,
-        a.rules.iter().map(|u| {
-            vec![
-                u.rule.id.clone(),
-                u.rule.product.clone(),
-                u.rule.section.clone(),
-                u.rule.from_role.clone(),
-                u.rule.to_role.clone(),
-                u.rule.protocols_str(),
-                u.rule.ports_str(),
-                u.rule.qualifiers_str(),
-                u.client.clone(),
-                u.client_name.clone(),
-                u.server.clone(),
-                u.server_name.clone(),
-                if u.used() { "used" } else { "unused" }.into(),
-                u.flows.to_string(),
-                u.bytes.to_string(),
-                compress_ports(&u.ports_seen),
-                u.suggested().map(|r| r.to_string()).unwrap_or_default(),
-            ]
-        }),
-    )?;
-    csv_file(
-        dir,
         "findings.csv",
-        FINDINGS_COLUMNS,
-        a.findings.iter().enumerate().map(|(i, f)| {
-            vec![
-                f.severity.as_str().into(),
-                f.kind.into(),
-                f.subject.clone(),
-                f.reason.clone(),
-                f.evidence.clone(),
-                waivers
-                    .and_then(|w| w.marks.get(i).cloned().flatten())
-                    .map(|m| m.to_string())
-                    .unwrap_or_default(),
-            ]
-        }),
-    )?;
+        "groups.csv",
+        "inventory.csv",
+        "summary.md",
+    ];
+    if opts.flows {
+        let mut f = AtomicFile::create(&dir.join("flows.csv"))?;
+        write_flows(&mut f, a.oriented(&run.flows), Format::Csv)?;
+        f.commit()?;
+        files.insert(0, "flows.csv");
+    } else {
+        // A flows.csv of an earlier run in the same directory would not belong to this audit.
+        match std::fs::remove_file(dir.join("flows.csv")) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
+    }
+    let mut f = AtomicFile::create(&dir.join("services.csv"))?;
+    write_services(&mut f, a)?;
+    f.commit()?;
+    write_rules(dir, a)?;
+    write_findings(dir, a)?;
+    write_groups(dir, a)?;
     csv_file(
         dir,
         "inventory.csv",
@@ -205,7 +168,7 @@ pub fn write_audit_with(
     )?;
     let mut m = AtomicFile::create(&dir.join("summary.md"))?;
     let mut text = summary_md(a, run, inputs);
-    if let Some(w) = waivers {
+    if let Some(w) = opts.waivers {
         text.push_str(&waivers_md(a, w));
     }
     m.write_all(text.as_bytes())?;
@@ -217,11 +180,240 @@ pub fn write_audit_with(
             "tool": "flowaudit",
             "kind": "audit",
             "schema_version": SCHEMA_VERSION,
-            "files": ["flows.csv", "services.csv", "rules.csv", "findings.csv", "inventory.csv", "summary.md"],
+            "group_by": a.group_by.as_str(),
+            "files": files,
         }),
     )?;
     j.write_all(b"\n")?;
     j.commit()
+}
+
+/// Appends a CSV cell: made safe for spreadsheets, quoted when it holds a separator or quote.
+fn push_cell(buf: &mut Vec<u8>, s: &str) {
+    let s = safe_cell(s);
+    if s.bytes().any(|b| matches!(b, b',' | b'"' | b'\n' | b'\r')) {
+        buf.push(b'"');
+        for b in s.bytes() {
+            if b == b'"' {
+                buf.push(b'"');
+            }
+            buf.push(b);
+        }
+        buf.push(b'"');
+    } else {
+        buf.extend_from_slice(s.as_bytes());
+    }
+}
+
+/// services.csv, formatted in parallel in chunks and written in order.
+fn write_services(out: &mut dyn Write, a: &Audit) -> io::Result<()> {
+    out.write_all(SERVICES_COLUMNS.join(",").as_bytes())?;
+    out.write_all(b"\n")?;
+    let groups: Vec<Vec<u8>> = a
+        .hosts
+        .groups
+        .iter()
+        .map(|g| {
+            let mut b = Vec::new();
+            push_cell(&mut b, &g.label);
+            b
+        })
+        .collect();
+    // Rule ids that need no quoting or escaping are written as they are (all built-in ones).
+    let plain: Vec<bool> = a
+        .catalog
+        .rules
+        .iter()
+        .map(|r| {
+            let mut b = Vec::new();
+            push_cell(&mut b, &r.id);
+            b == r.id.as_bytes() && !r.id.contains(';')
+        })
+        .collect();
+    for block in a.services.chunks(1 << 16) {
+        let parts: Vec<Vec<u8>> = block
+            .par_chunks(4096)
+            .map(|piece| {
+                let mut buf = Vec::with_capacity(piece.len() * 160);
+                for s in piece {
+                    service_row(&mut buf, a, &groups, &plain, s);
+                }
+                buf
+            })
+            .collect();
+        for p in parts {
+            out.write_all(&p)?;
+        }
+    }
+    Ok(())
+}
+
+fn service_row(buf: &mut Vec<u8>, a: &Audit, groups: &[Vec<u8>], plain: &[bool], s: &Service) {
+    let (c, sv) = (a.hosts.get(s.key.client), a.hosts.get(s.key.server));
+    push_addr(buf, c.addr);
+    buf.push(b',');
+    buf.extend_from_slice(&groups[c.group as usize]);
+    buf.push(b',');
+    push_addr(buf, sv.addr);
+    buf.push(b',');
+    buf.extend_from_slice(&groups[sv.group as usize]);
+    buf.push(b',');
+    let names = a.names_of(s.key.server);
+    if !names.is_empty() {
+        push_cell(buf, &names.join(";"));
+    }
+    buf.push(b',');
+    buf.extend_from_slice(proto::name(s.key.proto).as_bytes());
+    buf.push(b',');
+    if proto::has_ports(s.key.proto) {
+        push_int(buf, s.key.port);
+    }
+    buf.push(b',');
+    buf.extend_from_slice(s.verdict.as_str().as_bytes());
+    buf.push(b',');
+    buf.extend_from_slice(s.outcome.as_str().as_bytes());
+    buf.push(b',');
+    if s.listed_rules().iter().all(|&r| plain[r as usize]) {
+        for (i, &r) in s.listed_rules().iter().enumerate() {
+            if i > 0 {
+                buf.push(b';');
+            }
+            buf.extend_from_slice(a.rule_id(r).as_bytes());
+        }
+    } else {
+        let ids: Vec<&str> = s.listed_rules().iter().map(|&r| a.rule_id(r)).collect();
+        push_cell(buf, &ids.join(";"));
+    }
+    buf.push(b',');
+    push_int(buf, s.more);
+    buf.push(b',');
+    buf.extend_from_slice(s.unknown.as_str().as_bytes());
+    for n in [s.flows, s.established, s.refused, s.unanswered] {
+        buf.push(b',');
+        push_int(buf, n);
+    }
+    for n in [s.packets, s.bytes] {
+        buf.push(b',');
+        push_int(buf, n);
+    }
+    buf.push(b',');
+    push_ts(buf, s.first_ts);
+    buf.push(b',');
+    push_ts(buf, s.last_ts);
+    buf.push(b',');
+    let mut first = true;
+    for (i, n) in s.bases.iter().enumerate() {
+        if *n > 0 {
+            if !first {
+                buf.push(b';');
+            }
+            first = false;
+            buf.extend_from_slice(BASES[i].as_str().as_bytes());
+            buf.push(b'=');
+            push_int(buf, *n);
+        }
+    }
+    buf.push(b',');
+    if s.waiver != NO_WAIVER {
+        push_cell(buf, &a.waiver_marks[s.waiver as usize].to_string());
+    }
+    buf.push(b'\n');
+}
+
+/// The bases in `Basis as usize` order.
+const BASES: [Basis; 5] = [
+    Basis::Syn,
+    Basis::SynAck,
+    Basis::Port,
+    Basis::FirstPacket,
+    Basis::Catalog,
+];
+
+fn opt_ts(t: Option<i64>) -> String {
+    t.map(format_ts).unwrap_or_default()
+}
+
+fn write_rules(dir: &Path, a: &Audit) -> io::Result<()> {
+    csv_file(
+        dir,
+        "rules.csv",
+        RULES_COLUMNS,
+        a.rules.iter().map(|u| {
+            let r = a.catalog.rule(u.rule);
+            vec![
+                r.id.clone(),
+                r.product.clone(),
+                r.section.clone(),
+                r.from_role.clone(),
+                r.to_role.clone(),
+                r.protocols_str(),
+                r.ports_str(),
+                r.qualifiers_str(),
+                a.group_label(u.client).to_string(),
+                a.group_label(u.server).to_string(),
+                if u.used() { "used" } else { "unused" }.into(),
+                u.host_pairs.to_string(),
+                u.flows.to_string(),
+                u.bytes.to_string(),
+                opt_ts(u.used().then_some(u.first_ts)),
+                opt_ts(u.used().then_some(u.last_ts)),
+                compress_ports(&u.ports_seen),
+                u.suggested(&a.catalog)
+                    .map(|r| r.to_string())
+                    .unwrap_or_default(),
+            ]
+        }),
+    )
+}
+
+fn write_findings(dir: &Path, a: &Audit) -> io::Result<()> {
+    csv_file(
+        dir,
+        "findings.csv",
+        FINDINGS_COLUMNS,
+        a.findings.iter().map(|f| {
+            vec![
+                f.severity.as_str().into(),
+                f.kind.as_str().into(),
+                f.subject.clone(),
+                f.client_group.clone(),
+                f.server_group.clone(),
+                f.proto.clone(),
+                f.ports.clone(),
+                f.host_pairs.to_string(),
+                f.flows.to_string(),
+                f.bytes.to_string(),
+                opt_ts(f.first_ts),
+                opt_ts(f.last_ts),
+                f.examples.join(";"),
+                f.reason.clone(),
+                f.evidence.clone(),
+                f.waiver.clone(),
+            ]
+        }),
+    )
+}
+
+fn write_groups(dir: &Path, a: &Audit) -> io::Result<()> {
+    let mut order: Vec<&Group> = a.hosts.groups.iter().collect();
+    order.sort_by(|x, y| (x.kind, &x.label).cmp(&(y.kind, &y.label)));
+    csv_file(
+        dir,
+        "groups.csv",
+        GROUPS_COLUMNS,
+        order.into_iter().map(|g| {
+            vec![
+                g.label.clone(),
+                g.kind.as_str().into(),
+                a.catalog.roles.names(&g.roles).join(";"),
+                g.blocks
+                    .iter()
+                    .map(|b| b.to_string())
+                    .collect::<Vec<_>>()
+                    .join(";"),
+            ]
+        }),
+    )
 }
 
 /// `1;2;3;7` -> `1-3;7`.
@@ -253,74 +445,96 @@ fn summary_md(a: &Audit, run: &RunOutput, inputs: &[String]) -> String {
     let s = &run.stats;
     let _ = writeln!(
         t,
-        "{} packets, {} flows, {} services.\n",
+        "{} packets, {} flows, {} services (host pairs by protocol and port); findings grouped by {} (`--group-by`).\n",
         s.packets,
         a.flow_count,
-        a.services.len()
+        a.services.len(),
+        a.group_by.as_str()
     );
     let _ = writeln!(t, "## Services by verdict\n\n| verdict | services | established | refused | unanswered |\n|---|---|---|---|---|");
+    let mut counts = [[0u64; 3]; 5];
+    for sv in &a.services {
+        counts[sv.verdict as usize][sv.outcome as usize] += 1;
+    }
     for v in Verdict::ALL {
-        let of: Vec<_> = a.services.iter().filter(|s| s.verdict == v).collect();
-        let n = |o: Outcome| of.iter().filter(|s| s.outcome == o).count();
+        let c = counts[v as usize];
         let _ = writeln!(
             t,
             "| {} | {} | {} | {} | {} |",
             v.as_str(),
-            of.len(),
-            n(Outcome::Established),
-            n(Outcome::Refused),
-            n(Outcome::Unanswered)
+            c.iter().sum::<u64>(),
+            c[Outcome::Established as usize],
+            c[Outcome::Refused as usize],
+            c[Outcome::Unanswered as usize]
         );
     }
-    let _ = writeln!(t, "\n## Findings\n\n| severity | count |\n|---|---|");
+    let _ = writeln!(
+        t,
+        "\n## Findings\n\n| severity | findings | host pairs |\n|---|---|---|"
+    );
     for sev in [
         Severity::High,
         Severity::Medium,
         Severity::Low,
         Severity::Info,
     ] {
+        let of = a.findings.iter().filter(|f| f.severity == sev);
         let _ = writeln!(
             t,
-            "| {} | {} |",
+            "| {} | {} | {} |",
             sev.as_str(),
-            a.findings.iter().filter(|f| f.severity == sev).count()
+            of.clone().count(),
+            of.map(|f| f.host_pairs).sum::<u64>()
         );
     }
-    let top: Vec<_> = a
+    // The groups that matter most: by severity, then by how much traffic they hold.
+    let mut top: Vec<_> = a
         .findings
         .iter()
         .filter(|f| f.severity >= Severity::Low)
-        .take(15)
         .collect();
+    top.sort_by(|x, y| {
+        y.severity
+            .cmp(&x.severity)
+            .then(y.flows.cmp(&x.flows))
+            .then(x.subject.cmp(&y.subject))
+    });
     if !top.is_empty() {
         let _ = writeln!(t, "\nTop findings:\n");
-        for f in top {
+        for f in top.iter().take(15) {
             let _ = writeln!(
                 t,
-                "- **{}** {}: {} — {}",
+                "- **{}** {}: {} ({} host {}, {} {}) — {}",
                 f.severity.as_str(),
-                f.kind,
+                f.kind.as_str(),
                 md(&f.subject),
+                f.host_pairs,
+                if f.host_pairs == 1 { "pair" } else { "pairs" },
+                f.flows,
+                if f.flows == 1 { "flow" } else { "flows" },
                 md(&f.reason)
             );
         }
+        if top.len() > 15 {
+            let _ = writeln!(t, "- ... and {} more in findings.csv", top.len() - 15);
+        }
     }
     let _ = writeln!(t, "\n## Coverage per product\n\n| product | rule instances | used | unused |\n|---|---|---|---|");
-    let mut products: Vec<&str> = a.rules.iter().map(|u| u.rule.product.as_str()).collect();
-    products.sort();
-    products.dedup();
-    for p in products {
-        let of: Vec<_> = a.rules.iter().filter(|u| u.rule.product == p).collect();
-        let used = of.iter().filter(|u| u.used()).count();
-        let _ = writeln!(
-            t,
-            "| {} | {} | {} | {} |",
-            md(p),
-            of.len(),
-            used,
-            of.len() - used
-        );
+    let mut products: BTreeMap<&str, (usize, usize)> = BTreeMap::new();
+    for u in &a.rules {
+        let e = products.entry(&a.catalog.rule(u.rule).product).or_default();
+        e.0 += 1;
+        e.1 += u.used() as usize;
     }
+    for (p, (n, used)) in products {
+        let _ = writeln!(t, "| {} | {} | {} | {} |", md(p), n, used, n - used);
+    }
+    caveats_md(&mut t, a, run);
+    t
+}
+
+fn caveats_md(t: &mut String, a: &Audit, run: &RunOutput) {
+    let s = &run.stats;
     let _ = writeln!(t, "\n## What this capture could not show\n");
     let c = &a.caveats;
     let mut any = false;
@@ -358,24 +572,17 @@ fn summary_md(a: &Audit, run: &RunOutput, inputs: &[String]) -> String {
         );
     }
     let _ = writeln!(t, "\nA rule never seen in one capture window may still be needed by jobs that did not run in it (restores, upgrades, monthly jobs).");
-    let _ = service_label;
-    t
 }
 
 /// The summary's Waivers section: waived findings, findings whose waiver expired, and waivers
 /// that expire soon or have expired.
 fn waivers_md(a: &Audit, w: &WaiverReport) -> String {
     let mut t = String::new();
-    let marked: Vec<_> = a
-        .findings
-        .iter()
-        .zip(w.marks)
-        .filter_map(|(f, m)| m.as_ref().map(|m| (f, m)))
-        .collect();
-    let waived = marked.iter().filter(|(_, m)| !m.expired).count();
+    let marked: Vec<_> = a.findings.iter().filter(|f| !f.waiver.is_empty()).collect();
+    let waived = marked.iter().filter(|f| !f.counts).count();
     let _ = writeln!(
         t,
-        "\n## Waivers\n\nWaivers from {} judged on {}: waived findings (they do not count for --fail-on): {}; findings whose waiver expired (they count again): {}.\n",
+        "\n## Waivers\n\nWaivers from {} judged on {}: waived findings (they do not count for --fail-on): {}; findings whose waiver expired or covers only some host pairs (they count): {}.\n",
         md(&w.waivers.file),
         w.today,
         waived,
@@ -383,14 +590,14 @@ fn waivers_md(a: &Audit, w: &WaiverReport) -> String {
     );
     if !marked.is_empty() {
         let _ = writeln!(t, "| severity | finding | waiver |\n|---|---|---|");
-        for (f, m) in &marked {
+        for f in &marked {
             let _ = writeln!(
                 t,
                 "| {} | {}: {} | {} |",
                 f.severity.as_str(),
-                f.kind,
+                f.kind.as_str(),
                 md(&f.subject),
-                md(&m.to_string())
+                md(&f.waiver)
             );
         }
         t.push('\n');

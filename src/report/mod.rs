@@ -10,7 +10,7 @@ use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 /// Version of every report schema this build writes. Bump on any incompatible change.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// Neutralises a cell a spreadsheet would run as a formula (OWASP's CSV-injection advice): cells
 /// starting with `=`, `+`, `-`, `@`, tab or CR get a leading apostrophe. Quoting of commas, quotes

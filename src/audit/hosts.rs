@@ -1,0 +1,299 @@
+//! Every address the flows name, resolved once against the inventory: its entry (longest prefix),
+//! its roles (a bit set, families included) and the group its findings are reported under.
+
+use std::collections::BTreeMap;
+
+use rustc_hash::FxHashMap;
+
+use super::compiled::{RoleIndex, RoleSet};
+use crate::decode::Addr;
+use crate::inventory::{Cidr, Entry, Inventory};
+
+/// What a finding's client or server side is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, clap::ValueEnum)]
+pub enum GroupBy {
+    /// One group per inventory entry; rows sharing one name are one group.
+    Entry,
+    /// One group per set of roles.
+    Role,
+    /// One group per host (one row per host pair, as before schema 2).
+    Host,
+}
+
+impl GroupBy {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            GroupBy::Entry => "entry",
+            GroupBy::Role => "role",
+            GroupBy::Host => "host",
+        }
+    }
+}
+
+/// How a group came about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum GroupKind {
+    /// An inventory entry, or the entries sharing one name.
+    Entry,
+    /// The hosts holding one set of roles.
+    Roles,
+    /// One host.
+    Host,
+    /// Addresses outside the inventory, by /24 (IPv4) or /64 (IPv6).
+    Unlisted,
+    /// Servers outside the inventory known by a DNS or TLS name (Internet rules).
+    Name,
+}
+
+impl GroupKind {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            GroupKind::Entry => "entry",
+            GroupKind::Roles => "roles",
+            GroupKind::Host => "host",
+            GroupKind::Unlisted => "not-in-inventory",
+            GroupKind::Name => "dns-name",
+        }
+    }
+}
+
+/// A set of hosts findings are reported under.
+#[derive(Debug, Clone)]
+pub struct Group {
+    pub kind: GroupKind,
+    pub label: String,
+    pub roles: RoleSet,
+    /// Address blocks of the group, as the inventory gives them (unlisted: the /24 or /64).
+    pub blocks: Vec<Cidr>,
+}
+
+/// Index of a group in [`Hosts::groups`].
+pub type GroupIdx = u32;
+
+/// One address seen in the flows.
+#[derive(Debug, Clone)]
+pub struct Host {
+    pub addr: Addr,
+    /// The most specific inventory entry covering it.
+    pub entry: Option<u32>,
+    /// Roles from every covering entry, with their families.
+    pub roles: RoleSet,
+    /// Where its findings go.
+    pub group: GroupIdx,
+    /// Where its rule instances go (the entry's group; for `--group-by host`, the entry itself).
+    pub rule_group: GroupIdx,
+}
+
+impl Host {
+    pub fn in_inventory(&self) -> bool {
+        self.entry.is_some()
+    }
+}
+
+/// Index of a host in [`Hosts::hosts`]; hosts are numbered in address order.
+pub type HostIdx = u32;
+
+/// Longest-prefix lookup: one hash map per prefix length, longest first. Addresses are resolved
+/// once each, so this simple structure costs nothing next to the flows; an inventory of many
+/// blocks still resolves an address in as many probes as it has distinct prefix lengths.
+struct Prefixes {
+    by_len: Vec<(u8, FxHashMap<Addr, u32>)>,
+}
+
+impl Prefixes {
+    fn new(entries: &[Entry]) -> Prefixes {
+        let mut m: BTreeMap<u8, FxHashMap<Addr, u32>> = BTreeMap::new();
+        for (i, e) in entries.iter().enumerate() {
+            m.entry(e.cidr.prefix)
+                .or_default()
+                .insert(e.cidr.addr, i as u32);
+        }
+        Prefixes {
+            by_len: m.into_iter().rev().collect(),
+        }
+    }
+
+    fn longest(&self, a: Addr) -> Option<u32> {
+        self.by_len
+            .iter()
+            .find_map(|(len, m)| m.get(&Cidr::network_of(a, *len)).copied())
+    }
+}
+
+/// The resolved hosts and the groups they fall in.
+pub struct Hosts {
+    pub hosts: Vec<Host>,
+    index: FxHashMap<Addr, HostIdx>,
+    pub groups: Vec<Group>,
+    /// Per inventory entry: its roles with those of every entry around it, families included.
+    pub entry_roles: Vec<RoleSet>,
+    /// Per inventory entry: its group for findings and for rule instances.
+    entry_group: Vec<GroupIdx>,
+    entry_rule_group: Vec<GroupIdx>,
+    group_ids: BTreeMap<(GroupKind, String), GroupIdx>,
+    pub by: GroupBy,
+}
+
+impl Hosts {
+    /// Groups of the inventory, then `addrs` (sorted, distinct) resolved into hosts.
+    pub fn new(inv: &Inventory, roles: &RoleIndex, by: GroupBy, addrs: Vec<Addr>) -> Hosts {
+        let prefixes = Prefixes::new(&inv.entries);
+        // CIDR blocks nest or are disjoint: the entries covering an address are its longest
+        // match and the entries around that one.
+        let entry_roles: Vec<RoleSet> = inv
+            .entries
+            .iter()
+            .map(|e| {
+                let mut s = RoleSet::default();
+                for o in inv.entries.iter().filter(|o| o.cidr.contains(e.cidr.addr)) {
+                    if o.cidr.prefix <= e.cidr.prefix {
+                        s.union(&roles.closed(&o.roles));
+                    }
+                }
+                s
+            })
+            .collect();
+        let mut h = Hosts {
+            hosts: Vec::new(),
+            index: FxHashMap::default(),
+            groups: Vec::new(),
+            entry_roles,
+            entry_group: Vec::new(),
+            entry_rule_group: Vec::new(),
+            group_ids: BTreeMap::new(),
+            by,
+        };
+        for (i, e) in inv.entries.iter().enumerate() {
+            let g = h.entry_group_of(e, i, roles);
+            h.entry_rule_group.push(g);
+        }
+        for (i, e) in inv.entries.iter().enumerate() {
+            let g = match by {
+                GroupBy::Host => GroupIdx::MAX, // decided per host
+                _ => h.entry_rule_group[i],
+            };
+            let _ = e;
+            h.entry_group.push(g);
+        }
+        h.hosts.reserve(addrs.len());
+        for a in addrs {
+            let entry = prefixes.longest(a);
+            let host = h.host_of(a, entry, inv);
+            h.index.insert(a, h.hosts.len() as HostIdx);
+            h.hosts.push(host);
+        }
+        h
+    }
+
+    fn entry_group_of(&mut self, e: &Entry, i: usize, roles: &RoleIndex) -> GroupIdx {
+        let r = self.entry_roles[i];
+        match self.by {
+            GroupBy::Role => {
+                let label = roles.most_specific(&r).join("+");
+                self.group(GroupKind::Roles, label, r, e.cidr)
+            }
+            // Today's rule instances: one per inventory block.
+            GroupBy::Host => self.group(GroupKind::Entry, e.cidr.to_string(), r, e.cidr),
+            GroupBy::Entry => {
+                let label = if e.name.is_empty() {
+                    e.cidr.to_string()
+                } else {
+                    e.name.clone()
+                };
+                self.group(GroupKind::Entry, label, r, e.cidr)
+            }
+        }
+    }
+
+    /// The group of that kind and label, made on first use; `block` is added to its blocks.
+    pub fn group(
+        &mut self,
+        kind: GroupKind,
+        label: String,
+        roles: RoleSet,
+        block: Cidr,
+    ) -> GroupIdx {
+        let next = self.groups.len() as GroupIdx;
+        let g = *self.group_ids.entry((kind, label.clone())).or_insert(next);
+        if g == next {
+            self.groups.push(Group {
+                kind,
+                label,
+                roles,
+                blocks: Vec::new(),
+            });
+        }
+        let grp = &mut self.groups[g as usize];
+        grp.roles.union(&roles);
+        if !grp.blocks.contains(&block) {
+            grp.blocks.push(block);
+        }
+        g
+    }
+
+    fn host_of(&mut self, a: Addr, entry: Option<u32>, inv: &Inventory) -> Host {
+        let Some(e) = entry else {
+            let g = match self.by {
+                GroupBy::Host => self.group(
+                    GroupKind::Host,
+                    a.to_string(),
+                    RoleSet::default(),
+                    Cidr::host(a),
+                ),
+                _ => {
+                    let net = Cidr::unlisted_net(a);
+                    self.group(
+                        GroupKind::Unlisted,
+                        net.to_string(),
+                        RoleSet::default(),
+                        net,
+                    )
+                }
+            };
+            return Host {
+                addr: a,
+                entry: None,
+                roles: RoleSet::default(),
+                group: g,
+                rule_group: g,
+            };
+        };
+        let roles = self.entry_roles[e as usize];
+        let rule_group = self.entry_rule_group[e as usize];
+        let group = match self.by {
+            GroupBy::Host => {
+                let name = &inv.entries[e as usize].name;
+                let label = if name.is_empty() {
+                    a.to_string()
+                } else {
+                    format!("{name} ({a})")
+                };
+                self.group(GroupKind::Host, label, roles, Cidr::host(a))
+            }
+            _ => self.entry_group[e as usize],
+        };
+        Host {
+            addr: a,
+            entry: Some(e),
+            roles,
+            group,
+            rule_group,
+        }
+    }
+
+    pub fn idx(&self, a: Addr) -> HostIdx {
+        self.index[&a]
+    }
+
+    pub fn get(&self, i: HostIdx) -> &Host {
+        &self.hosts[i as usize]
+    }
+
+    /// The rule-instance groups of the inventory's entries, each once, in group order.
+    pub fn entry_groups(&self) -> Vec<GroupIdx> {
+        let mut v = self.entry_rule_group.clone();
+        v.sort_unstable();
+        v.dedup();
+        v
+    }
+}
