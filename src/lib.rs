@@ -30,5 +30,6 @@ pub mod names;
 pub mod report;
 pub mod run;
 pub mod summary;
+pub mod decode_summary;
 pub mod synth;
 pub mod waiver;
