@@ -562,11 +562,7 @@ impl Engine {
                 }
                 let idx = self.released.len() as u32;
                 self.released.push(h);
-                self.assign(
-                    WorkKind::Released,
-                    idx,
-                    hash_key(&FlowKey::of_packet(&h).0),
-                );
+                self.assign(WorkKind::Released, idx, hash_key(&FlowKey::of_packet(&h).0));
             }
         }
         if complete {

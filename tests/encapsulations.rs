@@ -104,7 +104,12 @@ fn ppp_in_hdlc_framing_and_cisco_hdlc() {
 /// PPPoE session header (version/type 0x11, code 0, session 0x0042, length) + PPP protocol.
 fn pppoe(ip: &[u8]) -> Vec<u8> {
     let len = (ip.len() + 2) as u16;
-    cat(&[&[0x11, 0x00, 0x00, 0x42], &len.to_be_bytes(), &[0x00, 0x21], ip])
+    cat(&[
+        &[0x11, 0x00, 0x00, 0x42],
+        &len.to_be_bytes(),
+        &[0x00, 0x21],
+        ip,
+    ])
 }
 
 #[test]
@@ -129,7 +134,11 @@ fn pppoe_session_plain_in_vlan_and_in_qinq() {
     // Discovery (PADI, ethertype 0x8863) and LCP inside a session are named, not "non-IP".
     let padi = ethernet(&[], 0x8863, &[0x11, 0x09, 0, 0, 0, 4, 1, 1, 0, 0]);
     assert_skipped(1, padi, Skip::PppoeDiscovery);
-    let lcp = ethernet(&[], 0x8864, &[0x11, 0, 0, 0x42, 0, 6, 0xc0, 0x21, 1, 1, 0, 4]);
+    let lcp = ethernet(
+        &[],
+        0x8864,
+        &[0x11, 0, 0, 0x42, 0, 6, 0xc0, 0x21, 1, 1, 0, 4],
+    );
     assert_skipped(1, lcp, Skip::PppNotIp);
 }
 
@@ -276,9 +285,13 @@ fn wlan_data_frames_bare_radiotap_and_ppi() {
     assert_pair(105, 32, |ip| wlan(ip, false, false));
     assert_pair(105, 34, |ip| wlan(ip, true, false));
     // Radiotap (127): an 8-byte header with no fields present.
-    assert_pair(127, 40, |ip| cat(&[&[0, 0, 8, 0, 0, 0, 0, 0], &wlan(ip, false, false)]));
+    assert_pair(127, 40, |ip| {
+        cat(&[&[0, 0, 8, 0, 0, 0, 0, 0], &wlan(ip, false, false)])
+    });
     // PPI (192): an 8-byte header naming DLT 105.
-    assert_pair(192, 40, |ip| cat(&[&[0, 0, 8, 0, 105, 0, 0, 0], &wlan(ip, false, false)]));
+    assert_pair(192, 40, |ip| {
+        cat(&[&[0, 0, 8, 0, 105, 0, 0, 0], &wlan(ip, false, false)])
+    });
     // Protected data, a beacon, and a null-data frame are counted by what they are.
     assert_skipped(105, wlan(&syn(), false, true), Skip::WlanProtected);
     let mut beacon = vec![0x80, 0x00];
@@ -371,7 +384,11 @@ fn aruba_gre_and_tzsp_are_unwrapped_by_default() {
     let tzsp = |ip: &[u8]| {
         let body = cat(&[&[1, 0, 0, 1, 1], &eth(ip)]);
         let udp = udp_datagram_with(40000, 37008, &body);
-        ethernet(&[999], 0x0800, &ip_packet(v4(SWITCH), v4(COLLECTOR), 17, &udp))
+        ethernet(
+            &[999],
+            0x0800,
+            &ip_packet(v4(SWITCH), v4(COLLECTOR), 17, &udp),
+        )
     };
     let s = assert_pair(1, 65, tzsp);
     assert_eq!(s.mirrors, mirrored_stats(Mirror::Tzsp, 0));
@@ -379,7 +396,12 @@ fn aruba_gre_and_tzsp_are_unwrapped_by_default() {
     let bad = ethernet(
         &[],
         0x0800,
-        &ip_packet(v4(SWITCH), v4(COLLECTOR), 17, &udp_datagram_with(40000, 37008, &[9, 0, 0, 1, 1])),
+        &ip_packet(
+            v4(SWITCH),
+            v4(COLLECTOR),
+            17,
+            &udp_datagram_with(40000, 37008, &[9, 0, 0, 1, 1]),
+        ),
     );
     assert_skipped(1, bad, Skip::MirrorNotDecoded(Mirror::Tzsp));
 }
@@ -436,12 +458,23 @@ fn decap_keeps_undecodable_tunnel_payloads_in_their_outer_flow() {
     let recs = vec![
         rec(at_ms(0), gre_frame(0x0800, &syn())),
         rec(at_ms(1), gre_frame(0x0000, &[])),
-        rec(at_ms(2), gre_frame(0x880b, &[0xff, 0x03, 0xc0, 0x21, 1, 1, 0, 4])),
+        rec(
+            at_ms(2),
+            gre_frame(0x880b, &[0xff, 0x03, 0xc0, 0x21, 1, 1, 0, 4]),
+        ),
         rec(at_ms(3), gre_frame(0x2001, &[0u8; 20])),
-        rec(at_ms(4), gre_frame(0x0800, &[0x45, 0, 0, 40, 0, 0, 0, 0, 64, 6])),
+        rec(
+            at_ms(4),
+            gre_frame(0x0800, &[0x45, 0, 0, 40, 0, 0, 0, 0, 64, 6]),
+        ),
         rec(
             at_ms(5),
-            eth(&ip_packet(v4(T1), v4(T2), 17, &udp_datagram_with(5000, 4789, &vxlan))),
+            eth(&ip_packet(
+                v4(T1),
+                v4(T2),
+                17,
+                &udp_datagram_with(5000, 4789, &vxlan),
+            )),
         ),
         rec(at_ms(6), eth(&ip_packet(v4(T1), v4(T2), 4, &cut_tcp))),
     ];
@@ -454,12 +487,18 @@ fn decap_keeps_undecodable_tunnel_payloads_in_their_outer_flow() {
     }
     // Default: one GRE flow (5 packets), one UDP flow, one IP-in-IP flow.
     assert_eq!(
-        plain.iter().map(|r| (r.proto.as_str(), r.client_packets + r.server_packets)).collect::<Vec<_>>(),
+        plain
+            .iter()
+            .map(|r| (r.proto.as_str(), r.client_packets + r.server_packets))
+            .collect::<Vec<_>>(),
         vec![("gre", 5), ("udp", 1), ("ipip", 1)]
     );
     // --decap: the SYN's inner flow; the others stay in their outer flows, reasons counted.
     assert_eq!(
-        decap.iter().map(|r| (r.proto.as_str(), r.client_packets + r.server_packets)).collect::<Vec<_>>(),
+        decap
+            .iter()
+            .map(|r| (r.proto.as_str(), r.client_packets + r.server_packets))
+            .collect::<Vec<_>>(),
         vec![("tcp", 1), ("gre", 4), ("udp", 1), ("ipip", 1)]
     );
     assert_eq!(
@@ -581,17 +620,35 @@ fn ranked_server_ports_decide_when_both_ports_are_listed() {
     );
     // IEC 60870-5-104 (TCP 2404) mid-stream from the server to an unlisted port: the port
     // decides.
-    let (flows, _) = flows_eth(&[rec(at_ms(0), tcp4("10.0.0.1", 2404, "10.0.0.50", 50001, PA, 10))]);
+    let (flows, _) = flows_eth(&[rec(
+        at_ms(0),
+        tcp4("10.0.0.1", 2404, "10.0.0.50", 50001, PA, 10),
+    )]);
     assert_eq!(flows[0].server_port, "2404");
     assert_eq!(flows[0].basis, "port");
     // X11 (6001) and CAPWAP (5246) are listed.
-    let (flows, _) = flows_eth(&[rec(at_ms(0), tcp4("10.0.0.1", 6001, "10.0.0.50", 50001, PA, 10))]);
-    assert_eq!((flows[0].server_port.as_str(), flows[0].basis), ("6001", "port"));
-    let (flows, _) = flows_eth(&[rec(at_ms(0), udp4("10.0.0.1", 5246, "10.0.0.50", 50001, 10))]);
-    assert_eq!((flows[0].server_port.as_str(), flows[0].basis), ("5246", "port"));
+    let (flows, _) = flows_eth(&[rec(
+        at_ms(0),
+        tcp4("10.0.0.1", 6001, "10.0.0.50", 50001, PA, 10),
+    )]);
+    assert_eq!(
+        (flows[0].server_port.as_str(), flows[0].basis),
+        ("6001", "port")
+    );
+    let (flows, _) = flows_eth(&[rec(
+        at_ms(0),
+        udp4("10.0.0.1", 5246, "10.0.0.50", 50001, 10),
+    )]);
+    assert_eq!(
+        (flows[0].server_port.as_str(), flows[0].basis),
+        ("5246", "port")
+    );
     // DHCPv6: 547 outranks 546.
     let (flows, _) = flows_eth(&[rec(at_ms(0), udp4("10.0.0.1", 547, "10.0.0.50", 546, 10))]);
-    assert_eq!((flows[0].server_port.as_str(), flows[0].basis), ("547", "port"));
+    assert_eq!(
+        (flows[0].server_port.as_str(), flows[0].basis),
+        ("547", "port")
+    );
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -400,9 +400,13 @@ impl PcapngReader {
 
     fn on_packet(&mut self, btype: u32, at: u64, batch: &mut Batch) {
         let block = std::mem::take(&mut self.block);
-        if let Some((ts, link, orig_len, data_at, caplen)) = self.packet_fields(btype, at, &block)
-        {
-            batch.push(ts, link, orig_len, &block[data_at..data_at + caplen as usize]);
+        if let Some((ts, link, orig_len, data_at, caplen)) = self.packet_fields(btype, at, &block) {
+            batch.push(
+                ts,
+                link,
+                orig_len,
+                &block[data_at..data_at + caplen as usize],
+            );
         }
         self.block = block;
     }
@@ -514,13 +518,20 @@ impl PcapngReader {
             return Err(ReadError::corrupt(
                 &path,
                 at,
-                format!("the file ends inside a block header ({} of 8 bytes)", h.len()),
+                format!(
+                    "the file ends inside a block header ({} of 8 bytes)",
+                    h.len()
+                ),
             ));
         }
         let raw = u32::from_le_bytes([h[0], h[1], h[2], h[3]]);
         let btype = if raw == SHB { SHB } else { self.u32(&h[0..4]) };
         if h.len() < 8 {
-            return Err(ReadError::corrupt(&path, at, "the file ends inside a block header"));
+            return Err(ReadError::corrupt(
+                &path,
+                at,
+                "the file ends inside a block header",
+            ));
         }
         if btype == SHB {
             if h.len() < 12 {
@@ -558,8 +569,16 @@ impl PcapngReader {
 }
 
 /// A block length no block can have.
-fn check_block_len(path: &std::path::Path, at: u64, btype: u32, total: u32) -> Result<(), ReadError> {
-    if total < 12 || !total.is_multiple_of(4) || total > MAX_BLOCK_LEN || (btype == SHB && total < 28)
+fn check_block_len(
+    path: &std::path::Path,
+    at: u64,
+    btype: u32,
+    total: u32,
+) -> Result<(), ReadError> {
+    if total < 12
+        || !total.is_multiple_of(4)
+        || total > MAX_BLOCK_LEN
+        || (btype == SHB && total < 28)
     {
         return Err(ReadError::corrupt(
             path,

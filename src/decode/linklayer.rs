@@ -86,13 +86,9 @@ impl Ctx {
             link::PPP_ETHER => self.pppoe_session(d),
             link::PPP_WITH_DIR => self.ppp(d.get(1..).ok_or(Skip::TruncatedLinkHeader)?),
             link::C_HDLC => self.cisco_hdlc(d),
-            link::C_HDLC_WITH_DIR => {
-                self.cisco_hdlc(d.get(1..).ok_or(Skip::TruncatedLinkHeader)?)
-            }
+            link::C_HDLC_WITH_DIR => self.cisco_hdlc(d.get(1..).ok_or(Skip::TruncatedLinkHeader)?),
             link::FRELAY => self.frame_relay(d),
-            link::FRELAY_WITH_DIR => {
-                self.frame_relay(d.get(1..).ok_or(Skip::TruncatedLinkHeader)?)
-            }
+            link::FRELAY_WITH_DIR => self.frame_relay(d.get(1..).ok_or(Skip::TruncatedLinkHeader)?),
             link::ATM_RFC1483 => self.llc(d),
             link::MPLS => self.ethertype(et::MPLS, d),
             link::IPNET => ipnet(d),

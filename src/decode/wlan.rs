@@ -11,7 +11,10 @@ impl Ctx {
         d: &'a [u8],
     ) -> Result<&'a [u8], Skip> {
         let short = Skip::TruncatedLinkHeader;
-        let le16 = |i: usize| d.get(i..i + 2).map(|b| u16::from_le_bytes([b[0], b[1]]) as usize);
+        let le16 = |i: usize| {
+            d.get(i..i + 2)
+                .map(|b| u16::from_le_bytes([b[0], b[1]]) as usize)
+        };
         let len = match link_type {
             // Radiotap: version, pad, little-endian header length.
             link::RADIOTAP => le16(2).ok_or(short)?,
