@@ -81,7 +81,12 @@ fn vlan_collisions_capture_is_one_tcp_flow_with_vlan_key_none() {
             decap: false,
             vlan_key,
         };
-        let out = run_files(&[path.clone()], cfg(decode), &RunOptions::default()).unwrap();
+        let out = run_files(
+            std::slice::from_ref(&path),
+            cfg(decode),
+            &RunOptions::default(),
+        )
+        .unwrap();
         out.flows
             .to_vec()
             .unwrap()
