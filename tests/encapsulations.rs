@@ -681,3 +681,34 @@ fn vlan_key_none_joins_directions_seen_on_different_vlans() {
     assert_eq!(flows, vec![expected(18)]);
     assert_eq!(stats.vlan_split_tuples, 0);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Absurd original lengths
+
+#[test]
+fn an_absurd_original_length_is_capped_and_counted() {
+    // A 54-byte SYN whose record claims 808,464,432 bytes on the wire (seen in a damaged file),
+    // then its 54-byte SYN-ACK. The claim counts as 262,144 bytes (docs/flows.md).
+    let mut first = rec(at_ms(0), tcp4(C, 50000, S, 443, SYN, 0));
+    first.orig_len = 808_464_432;
+    let recs = vec![first, rec(at_ms(1), tcp4(S, 443, C, 50000, SA, 0))];
+    let (flows, stats) = flows_eth(&recs);
+    assert_eq!(flows, vec![expected_bytes(262_144, 54)]);
+    assert_eq!(stats.wire_bytes, 262_144 + 54);
+    assert_eq!(stats.capped_wire_len, 1);
+}
+
+fn expected_bytes(c: u64, s: u64) -> FlowRow {
+    row(
+        at_ms(0),
+        at_ms(1),
+        "tcp",
+        (C, 50000),
+        (S, 443),
+        "syn",
+        "S1",
+        (1, c),
+        (1, s),
+        ("S", "SA"),
+    )
+}
