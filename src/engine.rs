@@ -10,7 +10,10 @@ use rustc_hash::FxHashMap;
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::capture::{Batch, ReadWarning};
-use crate::decode::{decode, Addr, DecodeOptions, Frag, Packet, Skip};
+use crate::decode::{
+    decode_with_mirror, outer_first_fragment, Addr, DecodeOptions, Frag, Kept, MirrorSource, Note,
+    Packet, Skip,
+};
 use crate::flow::{FlowConfig, FlowKey, FlowTable, Prefetch, ServerPorts, Timeouts};
 use crate::flowmap::{hash_key, map_hash};
 use crate::flowstore::{Flows, Spill};
@@ -80,7 +83,33 @@ pub struct Stats {
     pub spilled_flows: u64,
     /// Why spilling stopped (the flows it could not write stayed in memory).
     pub spill_error: Option<String>,
+    /// Packets that arrived in a mirror transport, per source (at most [`MAX_MIRROR_SOURCES`]).
+    pub mirrors: BTreeMap<MirrorSource, u64>,
+    /// Mirrored packets from sources beyond that bound.
+    pub mirrors_other: u64,
+    /// `--decap` packets left in their outer flow because the tunnel payload could not be
+    /// decoded, per reason. They are in `flow_packets`, not skipped.
+    pub decap_kept: BTreeMap<Kept, u64>,
+    /// 5-tuples whose two directions were seen only on different VLANs (see `--vlan-key`).
+    pub vlan_split_tuples: u64,
+    /// Records whose original length exceeded [`MAX_WIRE_LEN`]: counted as that many bytes.
+    pub capped_wire_len: u64,
 }
+
+/// The largest original length believed: libpcap's largest snaplen (262,144 bytes), above any
+/// frame a NIC delivers, 64 KiB offload super-packets included. A record claiming more (one
+/// damaged file claimed 808,464,432 bytes for one packet) counts as this many bytes, and as
+/// `capped_wire_len` in the summary.
+pub const MAX_WIRE_LEN: u32 = 262_144;
+
+/// A record's original length as counted: capped at [`MAX_WIRE_LEN`] (never below what was
+/// captured).
+fn wire_len(r: &crate::capture::RecordMeta) -> u32 {
+    r.orig_len.min(MAX_WIRE_LEN.max(r.caplen))
+}
+
+/// Distinct mirror sources counted one by one (a hostile capture could forge millions).
+pub const MAX_MIRROR_SOURCES: usize = 1000;
 
 /// Bounds on remembered names, so hostile DNS traffic cannot grow memory without limit.
 const MAX_NAMED_ADDRS: usize = 100_000;
@@ -134,6 +163,32 @@ struct Reassembly {
     received: u32,
     /// The datagram's length, known once its last fragment arrives.
     total: Option<u32>,
+    /// For an outer datagram `--decap` decapsulated: the inner packet's flow, which the outer
+    /// datagram's trailing fragments join.
+    inner: Option<Inner>,
+}
+
+/// The flow key of a tunnel's inner packet, apart from the ports.
+#[derive(Clone, Copy)]
+struct Inner {
+    src: Addr,
+    dst: Addr,
+    proto: u8,
+    vlan: u16,
+}
+
+impl Reassembly {
+    /// Gives a later fragment its first fragment's ports (and inner flow, for a tunnel).
+    fn apply(&self, p: &mut Packet) {
+        p.sport = self.sport;
+        p.dport = self.dport;
+        if let Some(i) = self.inner {
+            p.src = i.src;
+            p.dst = i.dst;
+            p.proto = i.proto;
+            p.vlan = i.vlan;
+        }
+    }
 }
 
 impl Reassembly {
@@ -169,11 +224,15 @@ struct Decoded {
     packet: Result<Packet, Skip>,
     /// The flow key's hash ([`hash_key`]) as decoded; a later fragment's changes with its ports.
     hash: u64,
-    /// Names from a DNS answer or TLS hello: usually none, so boxed to keep this record small
-    /// (the engine moves millions of them per second). A boxed Vec is one word; a boxed
-    /// slice would be two.
-    #[allow(clippy::box_collection)]
-    names: Option<Box<Vec<(Addr, String)>>>,
+    /// Names from a DNS answer or TLS hello and the mirror transport: usually neither, so
+    /// boxed to keep this record small (the engine moves millions of them per second).
+    extra: Option<Box<Extra>>,
+}
+
+/// The rare parts of a decoded record.
+struct Extra {
+    names: Vec<(Addr, String)>,
+    mirror: Option<MirrorSource>,
 }
 
 /// What a unit of work for one shard is.
@@ -266,26 +325,34 @@ impl Engine {
                     crate::flowmap::prefetch(b);
                 }
                 let data = batch.record_bytes(r);
-                let packet = decode(r.link, data, r.ts_ns, r.orig_len, opts);
+                let wire_len = wire_len(r);
+                let (packet, mirror) = decode_with_mirror(r.link, data, r.ts_ns, wire_len, opts);
                 let hash = match &packet {
                     Ok(p) => hash_key(&FlowKey::of_packet(p).0),
                     Err(_) => 0,
                 };
                 let names = names_in(r, &packet, batch.bytes());
-                let names = (!names.is_empty()).then(|| Box::new(names));
+                let extra = (!names.is_empty() || mirror.is_some())
+                    .then(|| Box::new(Extra { names, mirror }));
                 Decoded {
                     packet,
                     hash,
-                    names,
+                    extra,
                 }
             })
             .collect_into_vec(&mut self.decoded);
-        let names: Vec<(Addr, String)> = self
+        let extras: Vec<Box<Extra>> = self
             .decoded
             .iter_mut()
-            .filter_map(|d| d.names.take())
-            .flat_map(|n| *n)
+            .filter_map(|d| d.extra.take())
             .collect();
+        let mut names = Vec::new();
+        for x in extras {
+            names.extend(x.names);
+            if let Some(m) = x.mirror {
+                self.count_mirror(m);
+            }
+        }
         for (addr, name) in names {
             let known = self.stats.names.len();
             match self.stats.names.get_mut(&addr) {
@@ -340,6 +407,17 @@ impl Engine {
         self.spill_if_full();
     }
 
+    fn count_mirror(&mut self, m: MirrorSource) {
+        let known = self.stats.mirrors.len();
+        match self.stats.mirrors.get_mut(&m) {
+            Some(n) => *n += 1,
+            None if known < MAX_MIRROR_SOURCES => {
+                self.stats.mirrors.insert(m, 1);
+            }
+            None => self.stats.mirrors_other += 1,
+        }
+    }
+
     /// Writes the finished flows to disk once memory holds `spill_after` of them.
     fn spill_if_full(&mut self) {
         let done: usize = self.shards.iter().map(|t| t.done.len()).sum();
@@ -368,9 +446,20 @@ impl Engine {
             self.ops += 1;
             let rec = &batch.records[i];
             self.stats.packets += 1;
-            self.stats.wire_bytes += rec.orig_len as u64;
+            self.stats.wire_bytes += wire_len(rec) as u64;
+            if wire_len(rec) < rec.orig_len {
+                self.stats.capped_wire_len += 1;
+            }
             self.clock = self.clock.max(rec.ts_ns);
             let mut hash = self.decoded[i].hash;
+            let mut tunnel_first = false;
+            if let Ok(p) = &self.decoded[i].packet {
+                match p.note {
+                    Note::None => {}
+                    Note::Kept(why) => *self.stats.decap_kept.entry(why).or_default() += 1,
+                    Note::TunnelFirstFragment => tunnel_first = true,
+                }
+            }
             let p = match &mut self.decoded[i].packet {
                 Err(skip) => {
                     *self.stats.skipped.entry(*skip).or_default() += 1;
@@ -390,48 +479,20 @@ impl Engine {
                         proto: p.proto,
                         id,
                     };
-                    let mut r = Reassembly {
+                    let r = Reassembly {
                         sport: p.sport,
                         dport: p.dport,
                         ts: p.ts_ns,
                         received: len,
                         total: None,
+                        inner: None,
                     };
                     let p = *p;
                     self.assign(WorkKind::Packet, i as u32, hash);
-                    let mut complete = false;
-                    if let Some(held) = self.frags.pending.remove(&d) {
-                        self.frags.pending_count -= held.len();
-                        for mut h in held {
-                            h.sport = p.sport;
-                            h.dport = p.dport;
-                            h.clock = self.clock;
-                            if let Frag::Later {
-                                offset, len, last, ..
-                            } = h.frag
-                            {
-                                complete |= r.add(offset, len, last);
-                            }
-                            let idx = self.released.len() as u32;
-                            self.released.push(h);
-                            self.assign(
-                                WorkKind::Released,
-                                idx,
-                                hash_key(&FlowKey::of_packet(&h).0),
-                            );
-                        }
+                    if tunnel_first {
+                        self.remember_tunnel_fragment(&p, rec.link, batch.record_bytes(rec));
                     }
-                    if complete {
-                        self.frags.ports.remove(&d);
-                    } else if self.frags.ports.len() < self.cfg.max_pending_fragments
-                        || self.frags.ports.contains_key(&d)
-                    {
-                        self.frags.ports.insert(d, r);
-                    } else {
-                        // Full (a flood of first fragments): this datagram's later fragments will
-                        // wait as pending and end as orphans, counted, instead of memory growing.
-                        self.stats.fragment_table_full += 1;
-                    }
+                    self.first_fragment(d, r);
                     self.forget_old_fragments(p.ts_ns);
                     continue;
                 }
@@ -448,8 +509,7 @@ impl Engine {
                         id,
                     };
                     if let Some(r) = self.frags.ports.get_mut(&d) {
-                        p.sport = r.sport;
-                        p.dport = r.dport;
+                        r.apply(p);
                         hash = hash_key(&FlowKey::of_packet(p).0);
                         if r.add(offset, len, last) {
                             self.frags.ports.remove(&d);
@@ -470,6 +530,9 @@ impl Engine {
             }
             let p = *p;
             self.assign(WorkKind::Packet, i as u32, hash);
+            if tunnel_first {
+                self.remember_tunnel_fragment(&p, rec.link, batch.record_bytes(rec));
+            }
             if let Some(q) = p.unreach(batch.record_bytes(rec)) {
                 let (key, _) = FlowKey::of(p.vlan, q.proto, q.src, q.sport, q.dst, q.dport);
                 let (shard, hash) = shard_of(hash_key(&key));
@@ -480,6 +543,67 @@ impl Engine {
                 });
             }
         }
+    }
+
+    /// Remembers datagram `d`'s first fragment `r`, releasing the later fragments that waited
+    /// for it.
+    fn first_fragment(&mut self, d: DatagramId, mut r: Reassembly) {
+        let mut complete = false;
+        if let Some(held) = self.frags.pending.remove(&d) {
+            self.frags.pending_count -= held.len();
+            for mut h in held {
+                r.apply(&mut h);
+                h.clock = self.clock;
+                if let Frag::Later {
+                    offset, len, last, ..
+                } = h.frag
+                {
+                    complete |= r.add(offset, len, last);
+                }
+                let idx = self.released.len() as u32;
+                self.released.push(h);
+                self.assign(WorkKind::Released, idx, hash_key(&FlowKey::of_packet(&h).0));
+            }
+        }
+        if complete {
+            self.frags.ports.remove(&d);
+        } else if self.frags.ports.len() < self.cfg.max_pending_fragments
+            || self.frags.ports.contains_key(&d)
+        {
+            self.frags.ports.insert(d, r);
+        } else {
+            // Full (a flood of first fragments): this datagram's later fragments will wait as
+            // pending and end as orphans, counted, instead of memory growing.
+            self.stats.fragment_table_full += 1;
+        }
+    }
+
+    /// `p` was decapsulated from an outer first fragment: the outer datagram's later fragments
+    /// (which carry no inner headers) must join `p`'s flow, not the outer one.
+    fn remember_tunnel_fragment(&mut self, p: &Packet, link: u16, frame: &[u8]) {
+        let Some((src, dst, proto, id, len)) = outer_first_fragment(link, frame) else {
+            return;
+        };
+        let d = DatagramId {
+            src,
+            dst,
+            proto,
+            id,
+        };
+        let r = Reassembly {
+            sport: p.sport,
+            dport: p.dport,
+            ts: p.ts_ns,
+            received: len,
+            total: None,
+            inner: Some(Inner {
+                src: p.src,
+                dst: p.dst,
+                proto: p.proto,
+                vlan: p.vlan,
+            }),
+        };
+        self.first_fragment(d, r);
     }
 
     /// Queues a packet whose flow key hashes to `key_hash` for its shard.
@@ -531,7 +655,9 @@ impl Engine {
             self.stats.peak_live_flows += t.peak_live as u64;
         }
         self.stats.spilled_flows = self.spill.spilled;
-        (self.spill.finish(all), self.stats)
+        let flows = self.spill.finish(all);
+        self.stats.vlan_split_tuples = vlan_split_tuples(&flows);
+        (flows, self.stats)
     }
 
     /// A copy of everything so far, as if the capture ended now (without ending it).
@@ -546,4 +672,32 @@ impl Engine {
         stats.evicted_flows = self.shards.iter().map(|t| t.evicted).sum();
         (all, stats)
     }
+}
+
+/// Counts 5-tuples seen one direction per VLAN: one-sided flows whose opposite direction is a
+/// one-sided flow of the same 5-tuple on another VLAN. On a routed trunk that is one connection
+/// split in two by the VLAN in the flow key (`--vlan-key none` joins them).
+fn vlan_split_tuples(flows: &Flows) -> u64 {
+    use crate::flow::{CLIENT, SERVER};
+    type Tuple = (u8, Addr, u16, Addr, u16);
+    // Per 5-tuple: a VLAN that carried only a -> b, one that carried only b -> a.
+    let mut seen: FxHashMap<Tuple, [Option<u16>; 2]> = FxHashMap::default();
+    for r in flows.iter().flatten() {
+        let (k, f) = (r.key, r.flow);
+        if k.vlan == crate::decode::NO_VLAN {
+            continue;
+        }
+        let from_a = match (f.packets[CLIENT] > 0, f.packets[SERVER] > 0) {
+            (true, false) => f.client_is_a,
+            (false, true) => !f.client_is_a,
+            _ => continue,
+        };
+        let e = seen
+            .entry((k.proto, k.a, k.a_port, k.b, k.b_port))
+            .or_default();
+        e[usize::from(!from_a)].get_or_insert(k.vlan);
+    }
+    seen.values()
+        .filter(|[a, b]| matches!((a, b), (Some(x), Some(y)) if x != y))
+        .count() as u64
 }

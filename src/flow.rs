@@ -72,7 +72,8 @@ pub enum Basis {
     Syn,
     /// The client received a SYN-ACK (its SYN was not captured).
     SynAck,
-    /// The first packet came from a likely server port to a port that is not one.
+    /// The first packet came from a likely server port to a port that is not one, or to one
+    /// ranked lower ([`ServerPorts`]).
     Port,
     /// The sender of the first packet is the client.
     FirstPacket,
@@ -190,7 +191,7 @@ impl Flow {
             (true, Basis::Syn)
         } else if p.proto == proto::TCP && syn == F::SYN | F::ACK {
             (false, Basis::SynAck)
-        } else if ports.is_server(p.proto, p.sport) && !ports.is_server(p.proto, p.dport) {
+        } else if ports.rank(p.proto, p.sport) > ports.rank(p.proto, p.dport) {
             (false, Basis::Port)
         } else {
             (true, Basis::FirstPacket)
@@ -401,57 +402,82 @@ impl FlowRecord {
     }
 }
 
-/// Ports that usually identify the server side, per protocol (like Zeek's likely_server_ports).
+/// Ports that usually identify the server side, per protocol (like Zeek's likely_server_ports),
+/// ranked so that when both ports of a flow are listed the higher-ranked one is the server:
+/// - 3: system ports (below 1024) of the list;
+/// - 2: registered ports (1024 and up) of the list;
+/// - 1: the client halves of protocols with a fixed client port (DHCP 68, DHCPv6 546);
+/// - 0: not listed.
+///
+/// So DHCP's 67 beats 68, DHCPv6's 547 beats 546, and a service on a system port beats one on a
+/// registered port that happens to be the other side's source port. Equal ranks (53 to 53,
+/// 123 to 123) leave the decision to the first packet. What the catalogs know about the hosts'
+/// roles still overrules this (`Basis::Catalog`).
 #[derive(Clone)]
 pub struct ServerPorts {
-    tcp: Box<[u64; 1024]>,
-    udp: Box<[u64; 1024]>,
+    tcp: Box<[u8]>,
+    udp: Box<[u8]>,
 }
 
-/// Defaults: well-known services seen on enterprise and backup networks.
+/// Defaults: well-known services seen on enterprise, backup and industrial networks, and the
+/// server ports of Zeek's analyzers (`likely_server_ports`) and IANA's registry for them.
 const DEFAULT_TCP: &[u16] = &[
-    20, 21, 22, 23, 25, 53, 80, 88, 110, 111, 135, 139, 143, 179, 389, 443, 445, 464, 465, 502,
-    514, 587, 593, 636, 873, 902, 993, 995, 1080, 1433, 1521, 1723, 2049, 2375, 2376, 3000, 3128,
-    3260, 3268, 3269, 3306, 3389, 5432, 5900, 5985, 5986, 6379, 8006, 8080, 8443, 9000, 9200,
-    10000, 27017,
+    20, 21, 22, 23, 25, 53, 80, 88, 102, 110, 111, 135, 139, 143, 179, 389, 443, 445, 464, 465,
+    502, 514, 587, 593, 636, 873, 902, 993, 995, 1080, 1194, 1433, 1521, 1723, 1883, 2049, 2375,
+    2376, 2404, 3000, 3128, 3260, 3268, 3269, 3306, 3389, 5060, 5061, 5432, 5900, 5985, 5986, 6379,
+    6633, 6653, 8000, 8006, 8080, 8443, 8883, 9000, 9200, 10000, 20000, 27017, 44818,
 ];
 const DEFAULT_UDP: &[u16] = &[
-    53, 67, 68, 69, 88, 111, 123, 137, 138, 161, 162, 389, 443, 500, 514, 520, 547, 1812, 1813,
-    1900, 2049, 3478, 4500, 4789, 5353, 5355,
+    53, 67, 69, 88, 111, 123, 137, 138, 161, 162, 389, 443, 500, 514, 520, 547, 1194, 1812, 1813,
+    1900, 2049, 2055, 2222, 3478, 4500, 4739, 4789, 5060, 5246, 5247, 5353, 5355, 6081, 6343,
+    20000, 44818, 47808,
 ];
+/// X11 displays :0 to :63 (TCP).
+const X11: std::ops::RangeInclusive<u16> = 6000..=6063;
+/// Fixed client ports: listed below every server port.
+const CLIENT_UDP: &[u16] = &[68, 546];
 
 impl Default for ServerPorts {
     fn default() -> Self {
         let mut s = ServerPorts {
-            tcp: Box::new([0; 1024]),
-            udp: Box::new([0; 1024]),
+            tcp: vec![0; 65536].into_boxed_slice(),
+            udp: vec![0; 65536].into_boxed_slice(),
         };
-        for &p in DEFAULT_TCP {
+        for p in DEFAULT_TCP.iter().copied().chain(X11) {
             s.add(proto::TCP, p);
         }
         for &p in DEFAULT_UDP {
             s.add(proto::UDP, p);
+        }
+        for &p in CLIENT_UDP {
+            s.udp[p as usize] = 1;
         }
         s
     }
 }
 
 impl ServerPorts {
+    /// Lists `port` as a server port (rank 3 below 1024, else 2).
     pub fn add(&mut self, proto_num: u8, port: u16) {
-        let bits = match proto_num {
+        let ranks = match proto_num {
             proto::UDP => &mut self.udp,
             _ => &mut self.tcp,
         };
-        bits[port as usize / 64] |= 1 << (port % 64);
+        let r = if port < 1024 { 3 } else { 2 };
+        ranks[port as usize] = ranks[port as usize].max(r);
+    }
+
+    /// How strongly `port` suggests a server (0: not at all).
+    pub fn rank(&self, proto_num: u8, port: u16) -> u8 {
+        match proto_num {
+            proto::TCP | proto::SCTP => self.tcp[port as usize],
+            proto::UDP => self.udp[port as usize],
+            _ => 0,
+        }
     }
 
     pub fn is_server(&self, proto_num: u8, port: u16) -> bool {
-        let bits = match proto_num {
-            proto::TCP | proto::SCTP => &self.tcp,
-            proto::UDP => &self.udp,
-            _ => return false,
-        };
-        bits[port as usize / 64] & (1 << (port % 64)) != 0
+        self.rank(proto_num, port) > 1
     }
 }
 

@@ -18,6 +18,7 @@ pub mod audit;
 pub mod capture;
 pub mod catalog;
 pub mod decode;
+pub mod decode_summary;
 pub mod diff;
 pub mod engine;
 pub mod flow;

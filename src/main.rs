@@ -75,6 +75,13 @@ enum Cmd {
     Synth(SynthArgs),
 }
 
+/// `--vlan-key` values.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum VlanKeyArg {
+    Outer,
+    None,
+}
+
 #[derive(Args, Clone)]
 struct EngineArgs {
     /// Worker threads (default: one per core). The output is identical for any value.
@@ -84,6 +91,11 @@ struct EngineArgs {
     /// Default: the outer packet, which is what a firewall between the tunnel endpoints sees.
     #[arg(long)]
     decap: bool,
+    /// Which VLAN tag is part of the flow key: `outer` (the outermost 802.1Q/802.1ad tag, like
+    /// Zeek) or `none`. Use `none` on a routed trunk where the two directions of one connection
+    /// carry different VLAN ids (the summary says when it saw that).
+    #[arg(long, value_enum, default_value_t = VlanKeyArg::Outer, value_name = "WHICH")]
+    vlan_key: VlanKeyArg,
     /// TCP idle timeout in seconds: a packet after this much silence starts a new flow.
     #[arg(long, default_value_t = 300, value_name = "SECS")]
     tcp_timeout: u64,
@@ -133,7 +145,13 @@ impl EngineArgs {
                 udp_ns: self.udp_timeout as i64 * s,
                 other_ns: self.other_timeout as i64 * s,
             },
-            decode: flowaudit::decode::DecodeOptions { decap: self.decap },
+            decode: flowaudit::decode::DecodeOptions {
+                decap: self.decap,
+                vlan_key: match self.vlan_key {
+                    VlanKeyArg::Outer => flowaudit::decode::VlanKey::Outer,
+                    VlanKeyArg::None => flowaudit::decode::VlanKey::None,
+                },
+            },
             max_flows: self.max_flows.max(1),
             max_pending_fragments: self.max_fragments.max(1),
             spill_after: self

@@ -33,6 +33,7 @@ pub fn render(out: &RunOutput) -> String {
             );
         }
     }
+    crate::decode_summary::render(s, &mut t);
     if s.fragment_table_full > 0 {
         let _ = writeln!(
             t,

@@ -157,7 +157,7 @@ fn config(
     decap: bool,
 ) -> EngineConfig {
     let mut cfg = EngineConfig {
-        decode: DecodeOptions { decap },
+        decode: DecodeOptions::with_decap(decap),
         ..EngineConfig::default()
     };
     if let Some(m) = small_table {

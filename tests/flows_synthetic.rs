@@ -1285,7 +1285,7 @@ fn gre_is_one_flow_by_default_and_the_inner_flow_with_decap() {
     );
     // decap: the inner TCP flow, S1, with the outer frames' wire bytes.
     let cfg = EngineConfig {
-        decode: DecodeOptions { decap: true },
+        decode: DecodeOptions::with_decap(true),
         ..EngineConfig::default()
     };
     let (flows, _) = flows_eth_cfg(&recs, cfg);

@@ -152,11 +152,11 @@ impl PcapReader {
 }
 
 /// Bytes of the file mapped at a time (a record that is larger gets a window of its own size).
-const WINDOW: usize = 8 << 20;
+pub(super) const WINDOW: usize = 8 << 20;
 /// How far ahead of the record being read its window is prefetched.
-const PREFETCH_AHEAD: usize = 4096;
+pub(super) const PREFETCH_AHEAD: usize = 4096;
 /// Mapping offsets must be multiples of the page size: 64 KiB is one of every page size in use.
-const MAP_ALIGN: u64 = 64 << 10;
+pub(super) const MAP_ALIGN: u64 = 64 << 10;
 
 impl PcapReader {
     /// The record header fields: (timestamp in ns, caplen, original length).

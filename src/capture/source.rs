@@ -195,7 +195,8 @@ pub fn open_capture_with(path: &Path, mmap: bool) -> Result<Box<dyn RecordReader
         });
     }
     if magic == [0x0a, 0x0d, 0x0d, 0x0a] {
-        return Ok(Box::new(PcapngReader::new(src)?));
+        let file = if gz { None } else { plain };
+        return Ok(Box::new(PcapngReader::with_file(src, file)?));
     }
     if let Some(kind) = super::pcap::Magic::detect(magic) {
         let file = if gz { None } else { plain };

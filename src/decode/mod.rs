@@ -1,8 +1,22 @@
-//! Packet decoding: link layer -> (VLAN, MPLS) -> IP -> transport, into a fixed-size [`Packet`].
+//! Packet decoding: link layer -> (VLAN, MPLS, PPPoE, ...) -> IP -> transport, into a fixed-size
+//! [`Packet`].
 //!
 //! The decoder only reads; it never allocates. IPv4/IPv6 fixed headers are validated with
-//! etherparse's zero-copy slices; the link layers etherparse does not know (NFLOG, SLL2, BSD null,
-//! any-depth VLAN stacks, MPLS) and the bounded IPv6 extension-header walk are ours.
+//! etherparse's zero-copy slices; the link layers and shims etherparse does not know and the
+//! bounded IPv6 extension-header walk are ours. One file per family:
+//! - [`linklayer`]: link types, the ethertype walk (VLAN, MPLS, PPPoE, PBB, VN-Tag, ...), PPP, HDLC,
+//!   Frame Relay, LLC/SNAP;
+//! - [`wlan`]: IEEE 802.11 data frames, bare or behind radiotap, PPI, Prism or AVS headers;
+//! - [`tunnel`]: GRE, VXLAN and the mirror transports (ERSPAN, Aruba GRE, TZSP).
+//!
+//! docs/flows.md lists every link type and encapsulation and where each packet is counted.
+
+mod linklayer;
+mod tunnel;
+mod wlan;
+
+pub use linklayer::link_name;
+pub use tunnel::{Mirror, MirrorSource};
 
 use etherparse::{Ipv4HeaderSlice, Ipv6HeaderSlice};
 use std::fmt;
@@ -163,6 +177,62 @@ pub struct Packet {
     /// Where the TCP/UDP payload starts in the captured frame (0: no payload captured), so later
     /// stages can read DNS answers and TLS server names without decoding again.
     pub payload_at: u16,
+    /// How tunnel decapsulation went (see [`Note`]); `Note::None` for nearly every packet.
+    pub note: Note,
+}
+
+/// What `--decap` did with a tunnel packet, for the engine (one byte: it fits in padding).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Note {
+    #[default]
+    None,
+    /// The packet is the inner packet of an outer first fragment: the engine maps the outer
+    /// datagram to this packet's flow, so the outer's trailing fragments join it.
+    TunnelFirstFragment,
+    /// The tunnel's payload could not be decoded: the packet stays in its outer flow.
+    Kept(Kept),
+}
+
+/// Why `--decap` left a tunnel packet in its outer flow (counted in the summary; the packet is
+/// in a flow, so it is not a skip).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Kept {
+    /// GRE keepalives, NHRP, PPP control or compressed frames, unknown protocol types.
+    GrePayloadNotIp,
+    /// VXLAN carrying ARP or another non-IP frame.
+    VxlanPayloadNotIp,
+    /// The inner IP or transport header is truncated or malformed.
+    InnerMalformed,
+    /// Tunnels nested deeper than the decoder follows.
+    TooDeep,
+}
+
+impl Kept {
+    pub fn label(&self) -> &'static str {
+        match self {
+            Kept::GrePayloadNotIp => {
+                "GRE payload is not IP (keepalive, NHRP, PPP control, other protocol types)"
+            }
+            Kept::VxlanPayloadNotIp => "VXLAN payload is not IP (ARP, ...)",
+            Kept::InnerMalformed => "inner packet truncated or malformed",
+            Kept::TooDeep => "tunnels nested too deep",
+        }
+    }
+
+    /// The reason for an inner packet that failed to decode with `skip`.
+    fn of(skip: Skip, vxlan: bool) -> Kept {
+        match skip {
+            Skip::TunnelTooDeep => Kept::TooDeep,
+            Skip::BadIpVersion
+            | Skip::BadIpHeader
+            | Skip::TruncatedIpHeader
+            | Skip::TruncatedTransportHeader
+            | Skip::ExtensionChainTooLong
+            | Skip::TruncatedLinkHeader => Kept::InnerMalformed,
+            _ if vxlan => Kept::VxlanPayloadNotIp,
+            _ => Kept::GrePayloadNotIp,
+        }
+    }
 }
 
 impl Packet {
@@ -176,7 +246,8 @@ impl Packet {
     }
 }
 
-/// Why a frame made no flow. Counted per reason in the summary.
+/// Why a frame made no flow. Counted per reason in the summary. A closed list: each reason
+/// names what the frame was, so "non-IP" never hides IP inside a wrapping we do not read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Skip {
     /// ARP, STP, LLC and other frames that carry no IP.
@@ -196,14 +267,35 @@ pub enum Skip {
     OrphanFragment,
     /// The pending-fragment table was full (see `--max-fragments`).
     FragmentTableFull,
+    /// Mirror transports nested deeper than the decoder follows.
     TunnelTooDeep,
+    /// IEEE 802.1AE: the payload is encrypted (or at least not ours to read).
+    Macsec,
+    /// PPPoE discovery (PADI, PADO, ...): session setup, no IP.
+    PppoeDiscovery,
+    /// PPP link, network or authentication control (LCP, IPCP, CHAP, ...) or a compressed or
+    /// non-IP PPP protocol.
+    PppNotIp,
+    /// Cisco HDLC keepalives (SLARP) and CDP.
+    HdlcNotIp,
+    /// Frame Relay LMI or a payload that is not IP.
+    FrameRelayNotIp,
+    /// IEEE 802.11 management, control and null-data frames.
+    WlanNotData,
+    /// IEEE 802.11 data frames with the Protected bit: encrypted.
+    WlanProtected,
+    /// A mirror transport whose header is truncated or of an unknown version or frame type.
+    MirrorNotDecoded(Mirror),
 }
 
 impl Skip {
     pub fn label(&self) -> String {
         match self {
             Skip::NotIp => "non-IP frame (ARP, STP, LLC, ...)".into(),
-            Skip::UnsupportedLinkType(l) => format!("unsupported link type {l}"),
+            Skip::UnsupportedLinkType(l) => match link_name(*l) {
+                Some(name) => format!("unsupported link type {l} ({name})"),
+                None => format!("unsupported link type {l}"),
+            },
             Skip::TruncatedLinkHeader => "truncated link-layer header".into(),
             Skip::MplsNotIp => "MPLS payload is not IP".into(),
             Skip::BadIpVersion => "bad IP version".into(),
@@ -213,27 +305,81 @@ impl Skip {
             Skip::ExtensionChainTooLong => "IPv6 extension-header chain too long".into(),
             Skip::OrphanFragment => "fragment whose first fragment was never seen".into(),
             Skip::FragmentTableFull => "fragment dropped: pending-fragment table full".into(),
-            Skip::TunnelTooDeep => "tunnel nesting too deep".into(),
+            Skip::TunnelTooDeep => "mirror transports nested too deep".into(),
+            Skip::Macsec => "encrypted (MACsec)".into(),
+            Skip::PppoeDiscovery => "PPPoE discovery".into(),
+            Skip::PppNotIp => "PPP control or non-IP protocol (LCP, IPCP, CHAP, ...)".into(),
+            Skip::HdlcNotIp => "Cisco HDLC keepalive or CDP (SLARP)".into(),
+            Skip::FrameRelayNotIp => "Frame Relay LMI or non-IP payload".into(),
+            Skip::WlanNotData => "802.11 management, control or null-data frame".into(),
+            Skip::WlanProtected => "802.11 protected (encrypted) data frame".into(),
+            Skip::MirrorNotDecoded(m) => format!(
+                "{} payload not decoded (truncated, unknown version or frame type)",
+                m.label()
+            ),
         }
     }
+}
+
+/// How flows are keyed on VLAN ids.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum VlanKey {
+    /// The outermost 802.1Q/802.1ad tag is part of the flow key (Zeek's default).
+    #[default]
+    Outer,
+    /// VLAN tags are ignored: both directions of a routed connection meet in one flow even when
+    /// they cross the trunk on different VLANs.
+    None,
 }
 
 #[derive(Debug, Clone, Copy, Default)]
 pub struct DecodeOptions {
     /// Key flows on the innermost IP packet of GRE, VXLAN, IP-in-IP, 6in4 and 4in6 tunnels.
     pub decap: bool,
+    pub vlan_key: VlanKey,
+}
+
+impl DecodeOptions {
+    /// Options with `--decap` as given and every other choice at its default.
+    pub fn with_decap(decap: bool) -> Self {
+        DecodeOptions {
+            decap,
+            ..Default::default()
+        }
+    }
 }
 
 /// Link types we decode (LINKTYPE_* values).
 pub mod link {
     pub const NULL: u16 = 0;
     pub const ETHERNET: u16 = 1;
+    pub const PPP: u16 = 9;
+    /// PPP in HDLC-like framing (RFC 1662), or Cisco HDLC framing.
+    pub const PPP_HDLC: u16 = 50;
+    /// PPPoE without the Ethernet header.
+    pub const PPP_ETHER: u16 = 51;
+    pub const ATM_RFC1483: u16 = 100;
     pub const RAW: u16 = 101;
+    pub const C_HDLC: u16 = 104;
+    pub const IEEE802_11: u16 = 105;
+    pub const FRELAY: u16 = 107;
     pub const LOOP: u16 = 108;
     pub const LINUX_SLL: u16 = 113;
+    pub const PRISM: u16 = 119;
+    pub const RADIOTAP: u16 = 127;
+    pub const AVS: u16 = 163;
+    pub const PPI: u16 = 192;
+    pub const PPP_WITH_DIR: u16 = 204;
+    pub const C_HDLC_WITH_DIR: u16 = 205;
+    pub const FRELAY_WITH_DIR: u16 = 206;
+    pub const MPLS: u16 = 219;
+    pub const IPNET: u16 = 226;
     pub const IPV4: u16 = 228;
     pub const IPV6: u16 = 229;
     pub const NFLOG: u16 = 239;
+    pub const NETANALYZER: u16 = 240;
+    pub const NETANALYZER_TRANSPARENT: u16 = 241;
+    pub const IPOIB: u16 = 242;
     pub const LINUX_SLL2: u16 = 276;
     /// Some systems write raw IP as 12 or 14 (DLT_RAW values that leaked into files).
     pub const RAW_ALT1: u16 = 12;
@@ -241,9 +387,10 @@ pub mod link {
 }
 
 const MAX_TUNNEL_DEPTH: u8 = 4;
+/// Mirror transports inside mirror transports (a switch mirroring a mirror session).
+const MAX_MIRROR_DEPTH: u8 = 4;
 /// The walk is bounded by the packet's length anyway; this caps the work on a hostile packet.
 const MAX_IPV6_EXT_HEADERS: usize = 256;
-const VXLAN_PORT: u16 = 4789;
 
 /// Decodes one captured frame.
 pub fn decode(
@@ -253,29 +400,71 @@ pub fn decode(
     wire_len: u32,
     opts: DecodeOptions,
 ) -> Result<Packet, Skip> {
-    let mut cx = Ctx {
-        opts,
-        vlan: NO_VLAN,
-        depth: 0,
-        base: data.as_ptr() as usize,
-    };
-    let ip = cx.link(link_type, data)?;
-    let mut p = cx.ip(ip)?;
-    p.ts_ns = ts_ns;
-    p.wire_len = wire_len;
-    p.vlan = cx.vlan;
-    Ok(p)
+    decode_with_mirror(link_type, data, ts_ns, wire_len, opts).0
+}
+
+/// [`decode`], also returning the outermost mirror transport the packet arrived in, if any.
+pub fn decode_with_mirror(
+    link_type: u16,
+    data: &[u8],
+    ts_ns: i64,
+    wire_len: u32,
+    opts: DecodeOptions,
+) -> (Result<Packet, Skip>, Option<MirrorSource>) {
+    let mut cx = Ctx::new(opts, data);
+    let r = cx.frame(link_type, data).map(|mut p| {
+        p.ts_ns = ts_ns;
+        p.wire_len = wire_len;
+        p.vlan = match opts.vlan_key {
+            VlanKey::Outer => cx.vlan,
+            VlanKey::None => NO_VLAN,
+        };
+        p
+    });
+    (r, cx.mirror)
+}
+
+/// The outer datagram of a packet `--decap` decoded from an outer first fragment
+/// ([`Note::TunnelFirstFragment`]): its source, destination, protocol, IP id and the datagram
+/// bytes the first fragment carried. The engine maps it to the inner flow.
+pub fn outer_first_fragment(link_type: u16, data: &[u8]) -> Option<(Addr, Addr, u8, u32, u32)> {
+    let opts = DecodeOptions::default();
+    let p = Ctx::new(opts, data).frame(link_type, data).ok()?;
+    match p.frag {
+        Frag::First { id, len } => Some((p.src, p.dst, p.proto, id, len)),
+        _ => None,
+    }
 }
 
 struct Ctx {
     opts: DecodeOptions,
     vlan: u16,
     depth: u8,
+    mirror_depth: u8,
+    /// The outermost mirror transport unwrapped.
+    mirror: Option<MirrorSource>,
     /// Address of the frame's first byte, to turn sub-slices into offsets.
     base: usize,
 }
 
 impl Ctx {
+    fn new(opts: DecodeOptions, data: &[u8]) -> Ctx {
+        Ctx {
+            opts,
+            vlan: NO_VLAN,
+            depth: 0,
+            mirror_depth: 0,
+            mirror: None,
+            base: data.as_ptr() as usize,
+        }
+    }
+
+    /// A whole frame of `link_type`.
+    fn frame(&mut self, link_type: u16, data: &[u8]) -> Result<Packet, Skip> {
+        let ip = self.link(link_type, data)?;
+        self.ip(ip)
+    }
+
     /// Offset in the frame of `hdr_len` bytes past the start of `d`, if captured.
     fn payload_at(&self, d: &[u8], hdr_len: usize) -> u16 {
         if d.len() <= hdr_len {
@@ -285,96 +474,11 @@ impl Ctx {
     }
 }
 
-/// The network-layer bytes a link layer carried.
-enum Net<'a> {
-    Ip(&'a [u8]),
-}
-
 fn be16(b: &[u8], i: usize) -> u16 {
     u16::from_be_bytes([b[i], b[i + 1]])
 }
 
 impl Ctx {
-    fn link<'a>(&mut self, link_type: u16, d: &'a [u8]) -> Result<&'a [u8], Skip> {
-        let Net::Ip(ip) = match link_type {
-            link::ETHERNET => self.ethernet(d)?,
-            link::RAW | link::RAW_ALT1 | link::RAW_ALT2 | link::IPV4 | link::IPV6 => Net::Ip(d),
-            link::NULL | link::LOOP => {
-                if d.len() < 4 {
-                    return Err(Skip::TruncatedLinkHeader);
-                }
-                // The address family is in the writer's byte order (NULL) or network order (LOOP);
-                // accept either. AF_INET is 2 everywhere; AF_INET6 is 10, 24, 28 or 30 by OS.
-                let le = u32::from_le_bytes([d[0], d[1], d[2], d[3]]);
-                let be = u32::from_be_bytes([d[0], d[1], d[2], d[3]]);
-                let is_ip = |af: u32| matches!(af, 2 | 10 | 24 | 28 | 30);
-                if !is_ip(le) && !is_ip(be) {
-                    return Err(Skip::NotIp);
-                }
-                Net::Ip(&d[4..])
-            }
-            link::LINUX_SLL => {
-                if d.len() < 16 {
-                    return Err(Skip::TruncatedLinkHeader);
-                }
-                self.ethertype(be16(d, 14), &d[16..])?
-            }
-            link::LINUX_SLL2 => {
-                if d.len() < 20 {
-                    return Err(Skip::TruncatedLinkHeader);
-                }
-                self.ethertype(be16(d, 0), &d[20..])?
-            }
-            link::NFLOG => nflog(d)?,
-            other => return Err(Skip::UnsupportedLinkType(other)),
-        };
-        Ok(ip)
-    }
-
-    fn ethernet<'a>(&mut self, d: &'a [u8]) -> Result<Net<'a>, Skip> {
-        if d.len() < 14 {
-            return Err(Skip::TruncatedLinkHeader);
-        }
-        self.ethertype(be16(d, 12), &d[14..])
-    }
-
-    /// Follows an ethertype through any number of VLAN tags and an MPLS label stack.
-    fn ethertype<'a>(&mut self, mut et: u16, mut d: &'a [u8]) -> Result<Net<'a>, Skip> {
-        loop {
-            match et {
-                0x8100 | 0x88a8 | 0x9100 | 0x9200 => {
-                    if d.len() < 4 {
-                        return Err(Skip::TruncatedLinkHeader);
-                    }
-                    // Only the outermost tag identifies the segment the firewall sees.
-                    if self.vlan == NO_VLAN && self.depth == 0 {
-                        self.vlan = be16(d, 0) & 0x0fff;
-                    }
-                    et = be16(d, 2);
-                    d = &d[4..];
-                }
-                0x8847 | 0x8848 => {
-                    loop {
-                        if d.len() < 4 {
-                            return Err(Skip::TruncatedLinkHeader);
-                        }
-                        let bottom = d[2] & 0x01 != 0;
-                        d = &d[4..];
-                        if bottom {
-                            break;
-                        }
-                    }
-                    return match d.first().map(|b| b >> 4) {
-                        Some(4) | Some(6) => Ok(Net::Ip(d)),
-                        _ => Err(Skip::MplsNotIp),
-                    };
-                }
-                0x0800 | 0x86dd => return Ok(Net::Ip(d)),
-                _ => return Err(Skip::NotIp),
-            }
-        }
-    }
-
     fn ip(&mut self, d: &[u8]) -> Result<Packet, Skip> {
         match d.first().map(|b| b >> 4) {
             Some(4) => self.ipv4(d),
@@ -515,16 +619,30 @@ impl Ctx {
             frag,
             quote_at: 0,
             payload_at: 0,
+            note: Note::None,
         };
-        if matches!(frag, Frag::Later { .. }) {
+        if let Frag::Later { offset, .. } = frag {
+            // RFC 1858: after a tiny first fragment (8 bytes of TCP header), the fragment at
+            // offset 8 holds the flags (TCP header byte 13).
+            if proto_num == proto::TCP && offset == 8 && d.len() >= 6 {
+                p.tcp_flags = d[5];
+            }
             return Ok(p);
         }
+        // A first fragment may be an RFC 1858 tiny fragment: the ports (first 4 bytes) are
+        // there even when the rest of the header is in the next fragment.
+        let first_frag = matches!(frag, Frag::First { .. });
         match proto_num {
             proto::TCP => {
-                // Ports and flags sit in the first 14 bytes; options may be cut by snaplen.
                 if d.len() < 14 {
-                    return Err(Skip::TruncatedTransportHeader);
+                    if !first_frag || d.len() < 4 {
+                        return Err(Skip::TruncatedTransportHeader);
+                    }
+                    p.sport = be16(d, 0);
+                    p.dport = be16(d, 2);
+                    return Ok(p);
                 }
+                // Ports and flags sit in the first 14 bytes; options may be cut by snaplen.
                 p.sport = be16(d, 0);
                 p.dport = be16(d, 2);
                 p.tcp_flags = d[13];
@@ -534,21 +652,19 @@ impl Ctx {
             }
             proto::UDP | proto::SCTP => {
                 if d.len() < 8 {
-                    return Err(Skip::TruncatedTransportHeader);
+                    if !first_frag || d.len() < 4 {
+                        return Err(Skip::TruncatedTransportHeader);
+                    }
+                    p.sport = be16(d, 0);
+                    p.dport = be16(d, 2);
+                    return Ok(p);
                 }
                 p.sport = be16(d, 0);
                 p.dport = be16(d, 2);
                 p.payload_len = ip_payload_len.saturating_sub(8);
                 p.payload_at = self.payload_at(d, 8);
-                if proto_num == proto::UDP
-                    && self.opts.decap
-                    && p.dport == VXLAN_PORT
-                    && d.len() >= 16
-                    && d[8] & 0x08 != 0
-                {
-                    return self.inner(|cx| match cx.ethernet(&d[16..])? {
-                        Net::Ip(ip) => cx.ip(ip),
-                    });
+                if proto_num == proto::UDP {
+                    return self.udp_tunnel(p, &d[8..]);
                 }
             }
             proto::ICMP | proto::ICMPV6 => {
@@ -558,92 +674,69 @@ impl Ctx {
                 }
             }
             proto::IPIP | proto::IPV6 if self.opts.decap => {
-                return self.inner(|cx| cx.ip(d));
+                return self.decap(p, false, |cx| cx.ip(d));
             }
-            proto::GRE if self.opts.decap => {
-                if let Some((et, inner)) = gre(d) {
-                    return self.inner(|cx| match cx.ethertype(et, inner)? {
-                        Net::Ip(ip) => cx.ip(ip),
-                    });
-                }
-            }
+            proto::GRE => return self.gre(p, d),
             _ => {}
         }
         Ok(p)
     }
 
-    fn inner(&mut self, f: impl FnOnce(&mut Ctx) -> Result<Packet, Skip>) -> Result<Packet, Skip> {
+    /// Decodes the inner packet of a tunnel with `f`; with `--decap` a payload that cannot be
+    /// decoded leaves the packet in its outer flow (`outer`), the reason noted.
+    fn decap(
+        &mut self,
+        outer: Packet,
+        vxlan: bool,
+        f: impl FnOnce(&mut Ctx) -> Result<Packet, Skip>,
+    ) -> Result<Packet, Skip> {
+        let kept = |why| {
+            Ok(Packet {
+                note: Note::Kept(why),
+                ..outer
+            })
+        };
         if self.depth >= MAX_TUNNEL_DEPTH {
-            return Err(Skip::TunnelTooDeep);
+            return kept(Kept::TooDeep);
         }
+        let vlan = self.vlan;
         self.depth += 1;
         let r = f(self);
         self.depth -= 1;
-        r
-    }
-}
-
-/// Parses a GRE header; returns the payload's ethertype and bytes.
-fn gre(d: &[u8]) -> Option<(u16, &[u8])> {
-    if d.len() < 4 {
-        return None;
-    }
-    let flags = d[0];
-    if d[1] & 0x07 != 0 {
-        return None; // only GRE version 0 carries packets; version 1 is PPTP
-    }
-    let mut len = 4;
-    if flags & 0x80 != 0 {
-        len += 4; // checksum + reserved
-    }
-    if flags & 0x20 != 0 {
-        len += 4; // key
-    }
-    if flags & 0x10 != 0 {
-        len += 4; // sequence number
-    }
-    let et = be16(d, 2);
-    let et = if et == 0x6558 {
-        // Transparent Ethernet bridging: an Ethernet frame follows.
-        if d.len() < len + 14 {
-            return None;
-        }
-        return Some((be16(d, len + 12), &d[len + 14..]));
-    } else {
-        et
-    };
-    d.get(len..).map(|rest| (et, rest))
-}
-
-/// Unwraps NFLOG's TLVs to the packet payload (attribute 9).
-fn nflog(d: &[u8]) -> Result<Net<'_>, Skip> {
-    if d.len() < 4 {
-        return Err(Skip::TruncatedLinkHeader);
-    }
-    let family = d[0];
-    let mut rest = &d[4..];
-    while rest.len() >= 4 {
-        // TLV lengths are in the host byte order of the capturing machine; real files are
-        // little-endian, and a big-endian length would be implausibly large.
-        let mut len = u16::from_le_bytes([rest[0], rest[1]]) as usize;
-        let mut typ = u16::from_le_bytes([rest[2], rest[3]]);
-        if len < 4 || len > rest.len() {
-            len = be16(rest, 0) as usize;
-            typ = be16(rest, 2);
-            if len < 4 || len > rest.len() {
-                return Err(Skip::TruncatedLinkHeader);
+        match r {
+            Ok(mut inner) => {
+                if matches!(outer.frag, Frag::First { .. }) && inner.note == Note::None {
+                    inner.note = Note::TunnelFirstFragment;
+                }
+                Ok(inner)
+            }
+            Err(skip) => {
+                self.vlan = vlan;
+                kept(Kept::of(skip, vxlan))
             }
         }
-        if typ & 0x7fff == 9 {
-            let payload = &rest[4..len];
-            return match family {
-                2 | 10 => Ok(Net::Ip(payload)),
-                _ => Err(Skip::NotIp),
-            };
-        }
-        rest = &rest[((len + 3) & !3).min(rest.len())..];
     }
-    Err(Skip::NotIp)
+
+    /// Unwraps a mirror transport's payload with `f`: the mirrored frame is a packet of its own,
+    /// seen on the monitored link, so tunnel depth and VLAN start afresh.
+    fn mirrored(
+        &mut self,
+        source: MirrorSource,
+        f: impl FnOnce(&mut Ctx) -> Result<Packet, Skip>,
+    ) -> Result<Packet, Skip> {
+        if self.mirror_depth >= MAX_MIRROR_DEPTH {
+            return Err(Skip::TunnelTooDeep);
+        }
+        if self.mirror.is_none() {
+            self.mirror = Some(source);
+        }
+        self.mirror_depth += 1;
+        let depth = std::mem::replace(&mut self.depth, 0);
+        self.vlan = NO_VLAN;
+        let r = f(self);
+        self.depth = depth;
+        r
+    }
 }
 
 /// Reads the IP + first 8 transport bytes an ICMP error quotes.
@@ -682,4 +775,15 @@ fn quoted(d: &[u8]) -> Option<Quoted> {
         sport,
         dport,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The engine moves millions of packets per second: the decap note must not make one bigger.
+    #[test]
+    fn packet_stays_88_bytes() {
+        assert_eq!(std::mem::size_of::<Packet>(), 88);
+    }
 }
