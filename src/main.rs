@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+mod cli_habits;
 mod diff_cmd;
 #[cfg(feature = "live")]
 mod sniff_cmd;
@@ -16,7 +17,7 @@ use flowaudit::flow::Timeouts;
 use flowaudit::inventory::Inventory;
 use flowaudit::report::flows::{write_flows, Format};
 use flowaudit::report::write_output;
-use flowaudit::run::{run_files, RunOptions};
+use flowaudit::run::{run_selected, RunOptions};
 use flowaudit::synth::{generate, SynthSpec};
 
 /// Exit codes (docs/exit-codes in README): 0 ok, 1 findings at or above --fail-on, 2 usage or
@@ -68,16 +69,34 @@ enum Cmd {
     ///   flowaudit sniff -i eth1 -I hosts.csv -o report/ --report-every 5m -w window.pcapng
     #[cfg(feature = "live")]
     Sniff(sniff_cmd::SniffArgs),
+    /// Capture live on an interface: not in this build (it needs libpcap; build with
+    /// --features live).
+    #[cfg(not(feature = "live"))]
+    Sniff(cli_habits::NoLiveArgs),
     /// Write a deterministic synthetic capture (for benchmarks and demos).
     ///
     /// Example: flowaudit synth --packets 3600000 --flows 200000 -o imix.pcap
     Synth(SynthArgs),
+    /// Print shell completions.
+    ///
+    /// Example: flowaudit completions bash > /etc/bash_completion.d/flowaudit
+    Completions(cli_habits::CompletionsArgs),
+    /// Print the man page (roff), or write one page per command with -o DIR.
+    ///
+    /// Example: flowaudit man | man -l -
+    Man(cli_habits::ManArgs),
 }
 
 #[derive(Args, Clone)]
 struct EngineArgs {
-    /// Worker threads (default: one per core). The output is identical for any value.
-    #[arg(long, short = 'j', default_value_t = 0)]
+    /// Worker threads (default, or 0: one per core). The output is identical for any value.
+    #[arg(
+        long,
+        short = 'j',
+        default_value_t = 0,
+        hide_default_value = true,
+        value_name = "N"
+    )]
     threads: usize,
     /// Key flows on the innermost packet of GRE, VXLAN, IP-in-IP, 6in4 and 4in6 tunnels.
     /// Default: the outer packet, which is what a firewall between the tunnel endpoints sees.
@@ -171,14 +190,17 @@ impl EngineArgs {
 #[derive(Args)]
 struct FlowsArgs {
     /// Capture files (.pcap, .pcapng, optionally .gz); several are merged in time order; - reads stdin.
-    #[arg(required = true, value_name = "CAPTURE")]
+    #[arg(required_unless_present = "read", value_name = "CAPTURE")]
     captures: Vec<PathBuf>,
     /// Output file (default: stdout). Written to a temporary name and renamed when complete.
     #[arg(short, long, value_name = "FILE")]
     output: Option<PathBuf>,
-    /// Output format.
+    /// Output format: csv, or jsonl (one JSON object per flow; counts, ports and times are
+    /// JSON numbers).
     #[arg(long, value_enum, default_value_t = OutFormat::Csv)]
     format: OutFormat,
+    #[command(flatten)]
+    read: cli_habits::ReadArgs,
     #[command(flatten)]
     engine: EngineArgs,
 }
@@ -186,12 +208,12 @@ struct FlowsArgs {
 #[derive(Args)]
 struct AuditArgs {
     /// Capture files (.pcap, .pcapng, optionally .gz); several are merged in time order.
-    #[arg(required = true, value_name = "CAPTURE")]
+    #[arg(required_unless_present = "read", value_name = "CAPTURE")]
     captures: Vec<PathBuf>,
     /// Inventory CSV: address,roles,name (address or CIDR; roles separated by ';').
     #[arg(long, short = 'I', value_name = "FILE")]
     inventory: PathBuf,
-    /// Report directory (created if missing).
+    /// Report directory (created if missing; checked before reading starts).
     #[arg(short, long, value_name = "DIR")]
     output: PathBuf,
     /// Extra catalog files (docs/catalog-format.md); rules with a built-in id replace it.
@@ -207,29 +229,43 @@ struct AuditArgs {
     #[command(flatten)]
     changes: diff_cmd::AuditDiffArgs,
     #[command(flatten)]
+    read: cli_habits::ReadArgs,
+    #[command(flatten)]
     engine: EngineArgs,
 }
 
 #[derive(Subcommand)]
 enum CatalogCmd {
-    /// List rules, optionally filtered.
+    /// List rules as CSV, optionally filtered.
+    ///
+    /// Example: flowaudit catalog list --product veeam-vbr --port 6162
     List {
-        #[arg(long)]
+        /// Only this built-in catalog (veeam-vbr, veeam-em, veeam-agent, veeam-proxmox,
+        /// backup-exec).
+        #[arg(long, value_name = "ID")]
         product: Option<String>,
         /// Rules where this role is either end (families included: gateway-server matches
         /// windows-gateway-server rules only if you name the child).
         #[arg(long)]
         role: Option<String>,
+        /// Rules whose port ranges include this port.
         #[arg(long)]
         port: Option<u16>,
     },
     /// Show one rule in full.
-    Show { id: String },
+    Show {
+        /// The rule id, as `flowaudit catalog list` shows it (e.g. VBR-007).
+        id: String,
+    },
     /// Check a catalog file: unknown roles, bad or glued ranges, ports above 65535, duplicate
     /// ids, dangling references. Exit 1 when problems are found.
-    Lint { file: PathBuf },
+    Lint {
+        /// The catalog file to check (docs/catalog-format.md).
+        file: PathBuf,
+    },
     /// List the role vocabulary (CSV, or the Markdown of docs/roles.md with --markdown).
     Roles {
+        /// Print the Markdown table of docs/roles.md instead of CSV.
         #[arg(long)]
         markdown: bool,
     },
@@ -255,13 +291,14 @@ struct SynthArgs {
     /// Minimum-size frames instead of the IMIX mix (64/594/1518 bytes in 7:4:1).
     #[arg(long)]
     small: bool,
+    /// Seed of the pseudo-random generator: the same seed and sizes give the same file.
     #[arg(long, default_value_t = 1)]
     seed: u64,
     /// Write the demo backup window (fixtures/demo) instead; the size options are ignored.
     #[arg(long)]
     demo: bool,
     /// Output pcap file.
-    #[arg(short, long)]
+    #[arg(short, long, value_name = "FILE")]
     output: PathBuf,
 }
 
@@ -275,6 +312,10 @@ fn main() -> ExitCode {
         Cmd::Diff(a) => diff_cmd::cmd_diff(a),
         #[cfg(feature = "live")]
         Cmd::Sniff(a) => sniff_cmd::cmd_sniff(a),
+        #[cfg(not(feature = "live"))]
+        Cmd::Sniff(a) => cli_habits::cmd_no_live(a),
+        Cmd::Completions(a) => cli_habits::cmd_completions(a),
+        Cmd::Man(a) => cli_habits::cmd_man(a),
     }
 }
 
@@ -282,13 +323,28 @@ fn cmd_flows(a: FlowsArgs) -> ExitCode {
     if let Err(code) = a.engine.check() {
         return code;
     }
-    let out = match run_files(&a.captures, a.engine.config(), &a.engine.run_options()) {
+    if let Some(o) = &a.output {
+        if let Err(e) = cli_habits::check_output_file(o, "-o") {
+            return cli_habits::fail(e);
+        }
+    }
+    let (captures, select) = match a.read.check_positional(&a.captures).and(a.read.selection()) {
+        Ok(s) => (a.read.captures(&a.captures), s),
+        Err(e) => return cli_habits::fail(e),
+    };
+    let (out, selected) = match run_selected(
+        &captures,
+        a.engine.config(),
+        &a.engine.run_options(),
+        select,
+    ) {
         Ok(o) => o,
         Err(e) => {
             eprintln!("flowaudit: {e}");
             return ExitCode::from(e.exit_code() as u8);
         }
     };
+    let filter_ok = a.read.report(&selected, a.engine.quiet);
     let format = match a.format {
         OutFormat::Csv => Format::Csv,
         OutFormat::Jsonl => Format::Jsonl,
@@ -309,14 +365,19 @@ fn cmd_flows(a: FlowsArgs) -> ExitCode {
         eprint!("{}", flowaudit::summary::render(&out));
     }
     // Damage the readers could step over still makes the capture corrupt: say so in the exit code.
-    if out.errors.is_empty() && out.stats.warnings.is_empty() {
-        ExitCode::SUCCESS
-    } else {
+    if !(out.errors.is_empty() && out.stats.warnings.is_empty()) {
         ExitCode::from(EXIT_CORRUPT)
+    } else if !filter_ok {
+        ExitCode::from(EXIT_INPUT)
+    } else {
+        ExitCode::SUCCESS
     }
 }
 
 fn cmd_synth(a: SynthArgs) -> ExitCode {
+    if let Err(e) = cli_habits::check_output_file(&a.output, "-o") {
+        return cli_habits::fail(e);
+    }
     if a.demo {
         let r = std::fs::File::create(&a.output)
             .and_then(|f| flowaudit::synth::demo(std::io::BufWriter::new(f)));
@@ -410,6 +471,13 @@ fn cmd_audit(a: AuditArgs) -> ExitCode {
     if let Err(code) = a.engine.check() {
         return code;
     }
+    if let Err(e) = cli_habits::check_output_dir(&a.output, "-o") {
+        return cli_habits::fail(e);
+    }
+    let (captures, select) = match a.read.check_positional(&a.captures).and(a.read.selection()) {
+        Ok(s) => (a.read.captures(&a.captures), s),
+        Err(e) => return cli_habits::fail(e),
+    };
     let fail_on = match a.fail_on.as_deref().map(|s| (s, Severity::parse(s))) {
         None => None,
         Some((_, Some(s))) => Some(s),
@@ -450,13 +518,14 @@ fn cmd_audit(a: AuditArgs) -> ExitCode {
     };
     let mut cfg = a.engine.config();
     add_catalog_ports(&mut cfg, &cat);
-    let out = match run_files(&a.captures, cfg, &a.engine.run_options()) {
+    let (out, selected) = match run_selected(&captures, cfg, &a.engine.run_options(), select) {
         Ok(o) => o,
         Err(e) => {
             eprintln!("flowaudit: {e}");
             return ExitCode::from(e.exit_code() as u8);
         }
     };
+    let filter_ok = a.read.report(&selected, a.engine.quiet);
     let audit = match flowaudit::audit::audit(&out.flows, &cat, &inv, &out.stats.names) {
         Ok(a) => a,
         Err(e) => {
@@ -464,21 +533,26 @@ fn cmd_audit(a: AuditArgs) -> ExitCode {
             return ExitCode::from(EXIT_INPUT);
         }
     };
-    let inputs: Vec<String> = a.captures.iter().map(|p| p.display().to_string()).collect();
+    let inputs: Vec<String> = captures.iter().map(|p| p.display().to_string()).collect();
     let marks = extras.marks(&audit);
     let waived = extras.report(&marks);
-    if let Err(e) = flowaudit::report::audit::write_audit_with(
-        &a.output,
-        &audit,
-        &out,
-        &inputs,
-        waived.as_ref(),
-    ) {
-        eprintln!(
-            "flowaudit: cannot write reports to {}: {e}",
-            a.output.display()
-        );
-        return ExitCode::from(EXIT_INPUT);
+    let write = |dir: &std::path::Path| {
+        flowaudit::report::audit::write_audit_with(dir, &audit, &out, &inputs, waived.as_ref())
+    };
+    if let Err(e) = write(&a.output) {
+        // The reading may have taken hours: keep its result somewhere before giving up.
+        let saved = cli_habits::fallback_dir().and_then(|d| write(&d).map(|()| d));
+        return cli_habits::fail(match saved {
+            Ok(d) => format!(
+                "cannot write reports to {}: {e}; wrote them to {} instead",
+                a.output.display(),
+                d.display()
+            ),
+            Err(e2) => format!(
+                "cannot write reports to {}: {e} (nor to a temporary directory: {e2})",
+                a.output.display()
+            ),
+        });
     }
     if !a.engine.quiet || !out.errors.is_empty() {
         eprint!("{}", flowaudit::summary::render(&out));
@@ -504,15 +578,25 @@ fn cmd_audit(a: AuditArgs) -> ExitCode {
     if !out.errors.is_empty() || !out.stats.warnings.is_empty() {
         return ExitCode::from(EXIT_CORRUPT);
     }
+    if !filter_ok {
+        return ExitCode::from(EXIT_INPUT);
+    }
     // Waived findings do not count; an expired waiver makes its finding count again.
-    let counted = |t| {
+    let at_or_above = |t, counts: bool| {
         (audit.findings.iter().zip(&marks))
-            .any(|(f, m)| f.severity >= t && flowaudit::waiver::counts(m.as_ref()))
+            .filter(|(f, m)| f.severity >= t && flowaudit::waiver::counts(m.as_ref()) == counts)
+            .count()
     };
-    match fail_on {
-        Some(t) if counted(t) => ExitCode::from(1),
-        _ if changed => ExitCode::from(1),
-        _ => ExitCode::SUCCESS,
+    let reason = fail_on.and_then(|t| {
+        cli_habits::fail_on_reason(at_or_above(t, true), at_or_above(t, false), t.as_str())
+    });
+    match reason {
+        Some(why) => {
+            eprintln!("flowaudit: {why}");
+            ExitCode::from(1)
+        }
+        None if changed => ExitCode::from(1),
+        None => ExitCode::SUCCESS,
     }
 }
 
