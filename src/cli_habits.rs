@@ -112,6 +112,7 @@ fn compile_filter(expr: &str) -> Result<Box<dyn flowaudit::run::PacketFilter>, S
 }
 
 /// `flowaudit sniff` in a build without the `live` feature: says how to get it.
+#[cfg(not(feature = "live"))]
 #[derive(Args)]
 pub struct NoLiveArgs {
     /// The options of `sniff` (see a build with --features live).
@@ -119,6 +120,7 @@ pub struct NoLiveArgs {
     rest: Vec<std::ffi::OsString>,
 }
 
+#[cfg(not(feature = "live"))]
 pub fn cmd_no_live(_: NoLiveArgs) -> ExitCode {
     fail(
         "sniff (live capture) is not in this build: it links libpcap. Install libpcap's \

@@ -9,6 +9,8 @@ mod cli_habits;
 mod diff_cmd;
 #[cfg(feature = "live")]
 mod sniff_cmd;
+#[cfg(feature = "live")]
+mod sniff_prep;
 
 use flowaudit::audit::Severity;
 use flowaudit::catalog::Catalogs;
