@@ -17,6 +17,24 @@ pub fn fail(message: impl std::fmt::Display) -> ExitCode {
     ExitCode::from(EXIT_INPUT)
 }
 
+/// A command line clap refused, in the same `flowaudit: ...` form as every other error (exit
+/// 2); --help and --version print as clap prints them.
+pub fn usage_error(e: clap::Error) -> ExitCode {
+    use clap::error::ErrorKind::*;
+    if matches!(
+        e.kind(),
+        DisplayHelp | DisplayVersion | DisplayHelpOnMissingArgumentOrSubcommand
+    ) {
+        e.exit();
+    }
+    let text = e.render().to_string();
+    eprint!(
+        "flowaudit: {}",
+        text.strip_prefix("error: ").unwrap_or(&text)
+    );
+    ExitCode::from(EXIT_INPUT)
+}
+
 /// How `flows` and `audit` pick their input, the way tcpdump does.
 #[derive(Args, Clone)]
 pub struct ReadArgs {

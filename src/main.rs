@@ -305,7 +305,10 @@ struct SynthArgs {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => return cli_habits::usage_error(e),
+    };
     match cli.cmd {
         Cmd::Flows(a) => cmd_flows(a),
         Cmd::Synth(a) => cmd_synth(a),

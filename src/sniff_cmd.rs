@@ -230,6 +230,12 @@ pub fn cmd_sniff(a: SniffArgs) -> ExitCode {
         }
         Err(e) => {
             eprintln!("flowaudit: {e}");
+            if let Some((d, _)) = moved {
+                eprintln!(
+                    "flowaudit: the reports written so far are in {}",
+                    d.display()
+                );
+            }
             ExitCode::from(EXIT_INPUT)
         }
     }
