@@ -195,7 +195,7 @@ pub fn cmd_man(a: ManArgs) -> ExitCode {
             if let Err(e) = check_output_dir(dir, "-o") {
                 return fail(e);
             }
-            clap_mangen::generate_to(cmd, dir)
+            std::fs::create_dir_all(dir).and_then(|()| clap_mangen::generate_to(cmd, dir))
         }
     };
     match result {
@@ -220,8 +220,9 @@ pub fn fail_on_reason(counted: usize, waived: usize, threshold: &str) -> Option<
     ))
 }
 
-/// A report directory, before a long run: created if missing, and writable. `flag` names the
-/// option the path came from.
+/// A report directory, before a long run: a directory (or a path one can be made at) that takes
+/// new files. Nothing is created: a run that fails later leaves no empty directory behind.
+/// `flag` names the option the path came from.
 pub fn check_output_dir(dir: &Path, flag: &str) -> Result<(), String> {
     let d = dir.display();
     if dir.exists() && !dir.is_dir() {
@@ -230,10 +231,25 @@ pub fn check_output_dir(dir: &Path, flag: &str) -> Result<(), String> {
              directory: give a directory (new or existing), or move the file away"
         ));
     }
-    std::fs::create_dir_all(dir)
-        .map_err(|e| format!("{flag} {d}: cannot create the report directory: {e}"))?;
-    tempfile::tempfile_in(dir).map_err(|e| {
-        format!("{flag} {d}: cannot write in this directory: {e}; give one you can write")
+    // The directory itself, or the nearest existing directory it would be made in.
+    let mut at = dir;
+    while !at.exists() {
+        at = match at.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+    }
+    if !at.is_dir() {
+        return Err(format!(
+            "{flag} {d}: cannot be made: {} is a file",
+            at.display()
+        ));
+    }
+    tempfile::tempfile_in(at).map_err(|e| {
+        format!(
+            "{flag} {d}: cannot write in {}: {e}; give a directory you can write",
+            at.display()
+        )
     })?;
     Ok(())
 }

@@ -225,7 +225,8 @@ struct AuditArgs {
     /// backup-exec). Default: all.
     #[arg(long, value_name = "ID")]
     product: Vec<String>,
-    /// Exit with code 1 when a finding has at least this severity (info, low, medium, high).
+    /// Exit with code 1 when a finding has at least this severity (info, low, medium, high);
+    /// stderr then says how many findings did.
     #[arg(long, value_name = "SEVERITY")]
     fail_on: Option<String>,
     #[command(flatten)]
@@ -476,13 +477,6 @@ fn cmd_audit(a: AuditArgs) -> ExitCode {
     if let Err(code) = a.engine.check() {
         return code;
     }
-    if let Err(e) = cli_habits::check_output_dir(&a.output, "-o") {
-        return cli_habits::fail(e);
-    }
-    let (captures, select) = match a.read.check_positional(&a.captures).and(a.read.selection()) {
-        Ok(s) => (a.read.captures(&a.captures), s),
-        Err(e) => return cli_habits::fail(e),
-    };
     let fail_on = match a.fail_on.as_deref().map(|s| (s, Severity::parse(s))) {
         None => None,
         Some((_, Some(s))) => Some(s),
@@ -520,6 +514,13 @@ fn cmd_audit(a: AuditArgs) -> ExitCode {
     let extras = match a.changes.prepare(&cat.roles) {
         Ok(x) => x,
         Err(code) => return code,
+    };
+    if let Err(e) = cli_habits::check_output_dir(&a.output, "-o") {
+        return cli_habits::fail(e);
+    }
+    let (captures, select) = match a.read.check_positional(&a.captures).and(a.read.selection()) {
+        Ok(s) => (a.read.captures(&a.captures), s),
+        Err(e) => return cli_habits::fail(e),
     };
     let mut cfg = a.engine.config();
     add_catalog_ports(&mut cfg, &cat);

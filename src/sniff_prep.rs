@@ -18,6 +18,12 @@ pub fn prepare(
 ) -> Result<Vec<PathBuf>, String> {
     let Some(user) = user else {
         check_output_dir(dir, "-o")?;
+        std::fs::create_dir_all(dir).map_err(|e| {
+            format!(
+                "-o {}: cannot create the report directory: {e}",
+                dir.display()
+            )
+        })?;
         if let Some(w) = write {
             check_output_file(w, "-w")?;
         }

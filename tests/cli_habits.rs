@@ -311,8 +311,7 @@ fn the_man_page_renders_without_warnings() {
 /// Removes "X\bX" (bold) and "_\bX" (underline) overstrikes.
 fn strip_overstrike(s: &str) -> String {
     let mut out: Vec<char> = Vec::new();
-    let mut chars = s.chars().peekable();
-    while let Some(c) = chars.next() {
+    for c in s.chars() {
         if c == '\u{8}' {
             out.pop();
             continue;
@@ -362,12 +361,12 @@ mod filters {
                 + "1700000000.004000000,1700000000.004000000,,udp,10.0.0.9,40000,10.0.0.2,53,first-packet,S0,1,72,0,0,,,false,false\n"
         );
         // tcpdump's `greater 100` keeps packets of at least 100 bytes: the 154-byte request
-        // and the 254-byte answer, a flow caught mid-way (no SYN: the client is the end that
-        // does not use the well-known port 443).
+        // and the 254-byte answer, a flow caught mid-way (no SYN: the first packet's sender is
+        // the client, docs/flows.md).
         let o = run(&["flows", "-f", "greater 100", "-r", s(f.path())]);
         assert_eq!(code(&o), 0, "{}", stderr(&o));
         let want = header()
-            + "1700000000.003000000,1700000000.006000000,,tcp,10.0.0.9,50000,10.0.0.2,443,port,OTH,1,154,1,254,AP,AP,false,false\n";
+            + "1700000000.003000000,1700000000.006000000,,tcp,10.0.0.9,50000,10.0.0.2,443,first-packet,OTH,1,154,1,254,AP,AP,false,false\n";
         assert_eq!(stdout(&o), want);
         assert!(
             stderr(&o).contains("selected 2 of 10 packets read (filter \"greater 100\")"),
@@ -391,6 +390,9 @@ mod filters {
     #[test]
     fn a_bad_filter_is_refused_before_reading() {
         let f = write_pcap(link::ETHERNET, false, &sample_recs());
+        let inv = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/demo/hosts.csv");
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("report");
         let o = run(&[
             "audit",
             "-f",
@@ -398,18 +400,32 @@ mod filters {
             "-r",
             s(f.path()),
             "-I",
-            s(f.path()),
+            s(&inv),
             "-o",
-            "/nonexistent-dir-for-test/x",
+            s(&out),
         ]);
         assert_eq!(code(&o), 2);
-        let e = stderr(&o);
-        assert!(e.starts_with("flowaudit: "), "{e}");
+        assert_eq!(
+            stderr(&o),
+            "flowaudit: bad filter \"tcp prot 80\": can't parse filter expression: syntax error\n"
+        );
+        assert!(!out.exists(), "nothing written");
         let o = flows(&["-f", "tcp prot 80", "-r", s(f.path())]);
         assert_eq!(code(&o), 2);
         assert_eq!(
             stderr(&o),
             "flowaudit: bad filter \"tcp prot 80\": can't parse filter expression: syntax error\n"
+        );
+    }
+
+    #[test]
+    fn sniff_help_lists_its_own_options_only() {
+        let help = stdout(&run(&["sniff", "--help"]));
+        assert!(help.contains("-D, --list-interfaces"), "{help}");
+        assert!(!help.contains("--no-mmap"), "a file-reading option: {help}");
+        assert!(
+            !help.contains("[default: 0]"),
+            "-j's default is one per core: {help}"
         );
     }
 
