@@ -1216,15 +1216,22 @@ pub fn markdown(d: &Diff) -> String {
             continue;
         }
         let _ = writeln!(t, "\n### {} ({})\n", k.title(), rows.len());
-        for c in rows.iter().take(MD_LIST_MAX) {
-            let _ = writeln!(t, "- {}", md(&md_item(c)));
-        }
-        if rows.len() > MD_LIST_MAX {
+        // Info-level rows are folded, so a pull-request comment shows what needs a look.
+        let (info, rest): (Vec<&Change>, Vec<&Change>) =
+            rows.into_iter().partition(|c| c.severity == "info");
+        md_list(&mut t, &rest);
+        if !info.is_empty() {
+            if !rest.is_empty() {
+                t.push('\n');
+            }
             let _ = writeln!(
                 t,
-                "- ... and {} more (see diff.csv)",
-                rows.len() - MD_LIST_MAX
+                "<details><summary>{} info-level row{}</summary>\n",
+                info.len(),
+                if info.len() == 1 { "" } else { "s" }
             );
+            md_list(&mut t, &info);
+            let _ = writeln!(t, "\n</details>");
         }
     }
     if !d.waived.is_empty() || d.waiver_notes.is_some() {
@@ -1267,6 +1274,20 @@ pub fn markdown(d: &Diff) -> String {
         }
     }
     t
+}
+
+/// Up to MD_LIST_MAX items as a Markdown list.
+fn md_list(t: &mut String, rows: &[&Change]) {
+    for c in rows.iter().take(MD_LIST_MAX) {
+        let _ = writeln!(t, "- {}", md(&md_item(c)));
+    }
+    if rows.len() > MD_LIST_MAX {
+        let _ = writeln!(
+            t,
+            "- ... and {} more (see diff.csv)",
+            rows.len() - MD_LIST_MAX
+        );
+    }
 }
 
 fn md_item(c: &Change) -> String {

@@ -141,6 +141,8 @@ impl AuditExtras {
     /// Ok(true) when a --fail-on-change gate holds.
     pub fn diff_after(&self, dir: &Path, quiet: bool) -> Result<bool, ExitCode> {
         let Some(base) = &self.baseline else {
+            // A diff from an earlier run into this directory no longer describes it.
+            remove_stale_diff(dir)?;
             return Ok(false);
         };
         let cur = Report::load(dir).map_err(|e| {
@@ -162,6 +164,24 @@ impl AuditExtras {
         }
         Ok(d.failed())
     }
+}
+
+/// Removes diff.csv and diff.md left in a report directory by an earlier `audit --baseline`.
+fn remove_stale_diff(dir: &Path) -> Result<(), ExitCode> {
+    for name in ["diff.csv", "diff.md"] {
+        let p = dir.join(name);
+        match std::fs::remove_file(&p) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                eprintln!(
+                    "flowaudit: {}: cannot remove this diff of an earlier run: {e}",
+                    p.display()
+                );
+                return Err(ExitCode::from(EXIT_INPUT));
+            }
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 fn one_line(d: &diff::Diff) -> String {
@@ -212,6 +232,11 @@ pub fn cmd_diff(a: DiffArgs) -> ExitCode {
     if a.output == Path::new("-") && md_to_stdout {
         eprintln!("flowaudit: diff.csv and the Markdown summary cannot both go to stdout: give --md FILE or -o FILE");
         return ExitCode::from(EXIT_INPUT);
+    }
+    for (p, flag) in [(Some(&a.output), "-o"), (a.md.as_ref(), "--md")] {
+        if let Some(Err(e)) = p.map(|p| crate::cli_habits::check_output_file(p, flag)) {
+            return crate::cli_habits::fail(e);
+        }
     }
     let waivers = match a.waivers.load(&Roles::builtin()) {
         Ok(w) => w,

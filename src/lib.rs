@@ -13,8 +13,11 @@
 //! - [`synth`]: the deterministic capture generator used by benchmarks and demos
 //! - [`diff`]: comparing two audits' report directories, and the change gates
 //! - [`waiver`]: accepted exceptions to findings, with expiry dates
+//! - `bpf` (feature `live`): tcpdump filter expressions applied to capture files, by libpcap
 
 pub mod audit;
+#[cfg(feature = "live")]
+pub mod bpf;
 pub mod capture;
 pub mod catalog;
 pub mod decode;

@@ -33,6 +33,9 @@ pub struct SniffConfig {
     pub rotate: Option<u64>,
     /// Drop to this user after opening the interface.
     pub user: Option<String>,
+    /// Directories that must take new files after the switch to `user`: tried before any
+    /// packet is captured, so that a permissions mistake does not cost the capture window.
+    pub writable: Vec<PathBuf>,
     pub batch_packets: usize,
     pub threads: usize,
 }
@@ -96,7 +99,21 @@ pub fn sniff(
         .map_err(|e| format!("cannot make the capture non-blocking: {e}"))?;
     if let Some(user) = &cfg.user {
         drop_privileges(user)?;
+        for d in &cfg.writable {
+            tempfile::tempfile_in(d).map_err(|e| {
+                format!(
+                    "{}: user {user} cannot write there ({e}): nothing was captured; make it \
+                     writable for {user} (e.g. chown {user} {0}) or choose another path",
+                    d.display()
+                )
+            })?;
+        }
     }
+    // Opened before capturing, so that a -w path that does not work fails at once.
+    let mut saver = match &cfg.write {
+        Some(p) => Some(Saver::new(p.clone(), cfg.rotate, link, cfg.snaplen as u32)?),
+        None => None,
+    };
     // Like tcpdump: tells the user (and scripts) the capture is running.
     eprintln!(
         "flowaudit: listening on {}, link type {link}, snapshot length {} bytes",
@@ -175,10 +192,6 @@ pub fn sniff(
     let mut engine = Engine::new(engine_cfg);
     let mut counters = Counters::default();
     let mut warned_drops = false;
-    let mut saver = match &cfg.write {
-        Some(p) => Some(Saver::new(p.clone(), cfg.rotate, link, cfg.snaplen as u32)?),
-        None => None,
-    };
     // A live capture has no input damage and no file size: only flows, counts and time.
     let output = |flows, stats| RunOutput {
         flows,
@@ -193,9 +206,12 @@ pub fn sniff(
     for msg in rx {
         match msg {
             Msg::Batch(b) => {
-                if let Some(s) = &mut saver {
-                    s.write(&b)
-                        .map_err(|e| format!("cannot write the capture file: {e}"))?;
+                // A full disk stops the saving, not the capture: the flows and reports go on.
+                if let Some(Err(e)) = saver.as_mut().map(|s| s.write(&b)) {
+                    let e = format!("cannot write the capture file (saving stopped): {e}");
+                    eprintln!("flowaudit: {e}");
+                    saver = None;
+                    failure.get_or_insert(e);
                 }
                 pool.install(|| engine.process(&b));
             }

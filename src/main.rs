@@ -5,9 +5,12 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+mod cli_habits;
 mod diff_cmd;
 #[cfg(feature = "live")]
 mod sniff_cmd;
+#[cfg(feature = "live")]
+mod sniff_prep;
 
 use flowaudit::audit::Severity;
 use flowaudit::catalog::Catalogs;
@@ -16,7 +19,7 @@ use flowaudit::flow::Timeouts;
 use flowaudit::inventory::Inventory;
 use flowaudit::report::flows::{write_flows, Format};
 use flowaudit::report::write_output;
-use flowaudit::run::{run_files, RunOptions};
+use flowaudit::run::{run_selected, RunOptions};
 use flowaudit::synth::{generate, SynthSpec};
 
 /// Exit codes (docs/exit-codes in README): 0 ok, 1 findings at or above --fail-on, 2 usage or
@@ -69,10 +72,22 @@ enum Cmd {
     ///   flowaudit sniff -i eth1 -I hosts.csv -o report/ --report-every 5m -w window.pcapng
     #[cfg(feature = "live")]
     Sniff(sniff_cmd::SniffArgs),
+    /// Capture live on an interface: not in this build (it needs libpcap; build with
+    /// --features live).
+    #[cfg(not(feature = "live"))]
+    Sniff(cli_habits::NoLiveArgs),
     /// Write a deterministic synthetic capture (for benchmarks and demos).
     ///
     /// Example: flowaudit synth --packets 3600000 --flows 200000 -o imix.pcap
     Synth(SynthArgs),
+    /// Print shell completions.
+    ///
+    /// Example: flowaudit completions bash > /etc/bash_completion.d/flowaudit
+    Completions(cli_habits::CompletionsArgs),
+    /// Print the man page (roff), or write one page per command with -o DIR.
+    ///
+    /// Example: flowaudit man | man -l -
+    Man(cli_habits::ManArgs),
 }
 
 /// `--vlan-key` values.
@@ -84,8 +99,14 @@ enum VlanKeyArg {
 
 #[derive(Args, Clone)]
 struct EngineArgs {
-    /// Worker threads (default: one per core). The output is identical for any value.
-    #[arg(long, short = 'j', default_value_t = 0)]
+    /// Worker threads (default, or 0: one per core). The output is identical for any value.
+    #[arg(
+        long,
+        short = 'j',
+        default_value_t = 0,
+        hide_default_value = true,
+        value_name = "N"
+    )]
     threads: usize,
     /// Key flows on the innermost packet of GRE, VXLAN, IP-in-IP, 6in4 and 4in6 tunnels.
     /// Default: the outer packet, which is what a firewall between the tunnel endpoints sees.
@@ -190,14 +211,17 @@ impl EngineArgs {
 #[derive(Args)]
 struct FlowsArgs {
     /// Capture files (.pcap, .pcapng, optionally .gz); several are merged in time order; - reads stdin.
-    #[arg(required = true, value_name = "CAPTURE")]
+    #[arg(required_unless_present = "read", value_name = "CAPTURE")]
     captures: Vec<PathBuf>,
     /// Output file (default: stdout). Written to a temporary name and renamed when complete.
     #[arg(short, long, value_name = "FILE")]
     output: Option<PathBuf>,
-    /// Output format.
+    /// Output format: csv, or jsonl (one JSON object per flow; counts, ports and times are
+    /// JSON numbers).
     #[arg(long, value_enum, default_value_t = OutFormat::Csv)]
     format: OutFormat,
+    #[command(flatten)]
+    read: cli_habits::ReadArgs,
     #[command(flatten)]
     engine: EngineArgs,
 }
@@ -205,12 +229,12 @@ struct FlowsArgs {
 #[derive(Args)]
 struct AuditArgs {
     /// Capture files (.pcap, .pcapng, optionally .gz); several are merged in time order.
-    #[arg(required = true, value_name = "CAPTURE")]
+    #[arg(required_unless_present = "read", value_name = "CAPTURE")]
     captures: Vec<PathBuf>,
     /// Inventory CSV: address,roles,name (address or CIDR; roles separated by ';').
     #[arg(long, short = 'I', value_name = "FILE")]
     inventory: PathBuf,
-    /// Report directory (created if missing).
+    /// Report directory (created if missing; checked before reading starts).
     #[arg(short, long, value_name = "DIR")]
     output: PathBuf,
     /// Extra catalog files (docs/catalog-format.md); rules with a built-in id replace it.
@@ -220,7 +244,8 @@ struct AuditArgs {
     /// backup-exec). Default: all.
     #[arg(long, value_name = "ID")]
     product: Vec<String>,
-    /// Exit with code 1 when a finding has at least this severity (info, low, medium, high).
+    /// Exit with code 1 when a finding has at least this severity (info, low, medium, high);
+    /// stderr then says how many findings did.
     #[arg(long, value_name = "SEVERITY")]
     fail_on: Option<String>,
     /// What a finding's client and server sides are: `entry` (an inventory entry; rows sharing
@@ -237,29 +262,43 @@ struct AuditArgs {
     #[command(flatten)]
     changes: diff_cmd::AuditDiffArgs,
     #[command(flatten)]
+    read: cli_habits::ReadArgs,
+    #[command(flatten)]
     engine: EngineArgs,
 }
 
 #[derive(Subcommand)]
 enum CatalogCmd {
-    /// List rules, optionally filtered.
+    /// List rules as CSV, optionally filtered.
+    ///
+    /// Example: flowaudit catalog list --product veeam-vbr --port 6162
     List {
-        #[arg(long)]
+        /// Only this built-in catalog (veeam-vbr, veeam-em, veeam-agent, veeam-proxmox,
+        /// backup-exec).
+        #[arg(long, value_name = "ID")]
         product: Option<String>,
         /// Rules where this role is either end (families included: gateway-server matches
         /// windows-gateway-server rules only if you name the child).
         #[arg(long)]
         role: Option<String>,
+        /// Rules whose port ranges include this port.
         #[arg(long)]
         port: Option<u16>,
     },
     /// Show one rule in full.
-    Show { id: String },
+    Show {
+        /// The rule id, as `flowaudit catalog list` shows it (e.g. VBR-007).
+        id: String,
+    },
     /// Check a catalog file: unknown roles, bad or glued ranges, ports above 65535, duplicate
     /// ids, dangling references. Exit 1 when problems are found.
-    Lint { file: PathBuf },
+    Lint {
+        /// The catalog file to check (docs/catalog-format.md).
+        file: PathBuf,
+    },
     /// List the role vocabulary (CSV, or the Markdown of docs/roles.md with --markdown).
     Roles {
+        /// Print the Markdown table of docs/roles.md instead of CSV.
         #[arg(long)]
         markdown: bool,
     },
@@ -285,18 +324,22 @@ struct SynthArgs {
     /// Minimum-size frames instead of the IMIX mix (64/594/1518 bytes in 7:4:1).
     #[arg(long)]
     small: bool,
+    /// Seed of the pseudo-random generator: the same seed and sizes give the same file.
     #[arg(long, default_value_t = 1)]
     seed: u64,
     /// Write the demo backup window (fixtures/demo) instead; the size options are ignored.
     #[arg(long)]
     demo: bool,
     /// Output pcap file.
-    #[arg(short, long)]
+    #[arg(short, long, value_name = "FILE")]
     output: PathBuf,
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => return cli_habits::usage_error(e),
+    };
     match cli.cmd {
         Cmd::Flows(a) => cmd_flows(a),
         Cmd::Synth(a) => cmd_synth(a),
@@ -305,6 +348,10 @@ fn main() -> ExitCode {
         Cmd::Diff(a) => diff_cmd::cmd_diff(a),
         #[cfg(feature = "live")]
         Cmd::Sniff(a) => sniff_cmd::cmd_sniff(a),
+        #[cfg(not(feature = "live"))]
+        Cmd::Sniff(a) => cli_habits::cmd_no_live(a),
+        Cmd::Completions(a) => cli_habits::cmd_completions(a),
+        Cmd::Man(a) => cli_habits::cmd_man(a),
     }
 }
 
@@ -312,13 +359,28 @@ fn cmd_flows(a: FlowsArgs) -> ExitCode {
     if let Err(code) = a.engine.check() {
         return code;
     }
-    let out = match run_files(&a.captures, a.engine.config(), &a.engine.run_options()) {
+    if let Some(o) = &a.output {
+        if let Err(e) = cli_habits::check_output_file(o, "-o") {
+            return cli_habits::fail(e);
+        }
+    }
+    let (captures, select) = match a.read.check_positional(&a.captures).and(a.read.selection()) {
+        Ok(s) => (a.read.captures(&a.captures), s),
+        Err(e) => return cli_habits::fail(e),
+    };
+    let (out, selected) = match run_selected(
+        &captures,
+        a.engine.config(),
+        &a.engine.run_options(),
+        select,
+    ) {
         Ok(o) => o,
         Err(e) => {
             eprintln!("flowaudit: {e}");
             return ExitCode::from(e.exit_code() as u8);
         }
     };
+    let filter_ok = a.read.report(&selected, a.engine.quiet);
     let format = match a.format {
         OutFormat::Csv => Format::Csv,
         OutFormat::Jsonl => Format::Jsonl,
@@ -339,14 +401,19 @@ fn cmd_flows(a: FlowsArgs) -> ExitCode {
         eprint!("{}", flowaudit::summary::render(&out));
     }
     // Damage the readers could step over still makes the capture corrupt: say so in the exit code.
-    if out.errors.is_empty() && out.stats.warnings.is_empty() {
-        ExitCode::SUCCESS
-    } else {
+    if !(out.errors.is_empty() && out.stats.warnings.is_empty()) {
         ExitCode::from(EXIT_CORRUPT)
+    } else if !filter_ok {
+        ExitCode::from(EXIT_INPUT)
+    } else {
+        ExitCode::SUCCESS
     }
 }
 
 fn cmd_synth(a: SynthArgs) -> ExitCode {
+    if let Err(e) = cli_habits::check_output_file(&a.output, "-o") {
+        return cli_habits::fail(e);
+    }
     if a.demo {
         let r = std::fs::File::create(&a.output)
             .and_then(|f| flowaudit::synth::demo(std::io::BufWriter::new(f)));
@@ -478,15 +545,23 @@ fn cmd_audit(a: AuditArgs) -> ExitCode {
         Ok(x) => x,
         Err(code) => return code,
     };
+    if let Err(e) = cli_habits::check_output_dir(&a.output, "-o") {
+        return cli_habits::fail(e);
+    }
+    let (captures, select) = match a.read.check_positional(&a.captures).and(a.read.selection()) {
+        Ok(s) => (a.read.captures(&a.captures), s),
+        Err(e) => return cli_habits::fail(e),
+    };
     let mut cfg = a.engine.config();
     add_catalog_ports(&mut cfg, &cat);
-    let out = match run_files(&a.captures, cfg, &a.engine.run_options()) {
+    let (out, selected) = match run_selected(&captures, cfg, &a.engine.run_options(), select) {
         Ok(o) => o,
         Err(e) => {
             eprintln!("flowaudit: {e}");
             return ExitCode::from(e.exit_code() as u8);
         }
     };
+    let filter_ok = a.read.report(&selected, a.engine.quiet);
     let opts = extras.audit_options(a.group_by);
     let audit = match flowaudit::audit::audit(&out.flows, &cat, &inv, &out.stats.names, &opts) {
         Ok(a) => a,
@@ -495,20 +570,29 @@ fn cmd_audit(a: AuditArgs) -> ExitCode {
             return ExitCode::from(EXIT_INPUT);
         }
     };
-    let inputs: Vec<String> = a.captures.iter().map(|p| p.display().to_string()).collect();
+    let inputs: Vec<String> = captures.iter().map(|p| p.display().to_string()).collect();
     let waived = extras.report();
-    let write = flowaudit::report::audit::WriteOptions {
+    let opts = flowaudit::report::audit::WriteOptions {
         flows: a.write_flows,
         waivers: waived.as_ref(),
     };
-    if let Err(e) =
-        flowaudit::report::audit::write_audit_with(&a.output, &audit, &out, &inputs, &write)
-    {
-        eprintln!(
-            "flowaudit: cannot write reports to {}: {e}",
-            a.output.display()
-        );
-        return ExitCode::from(EXIT_INPUT);
+    let write = |dir: &std::path::Path| {
+        flowaudit::report::audit::write_audit_with(dir, &audit, &out, &inputs, &opts)
+    };
+    if let Err(e) = write(&a.output) {
+        // The reading may have taken hours: keep its result somewhere before giving up.
+        let saved = cli_habits::fallback_dir().and_then(|d| write(&d).map(|()| d));
+        return cli_habits::fail(match saved {
+            Ok(d) => format!(
+                "cannot write reports to {}: {e}; wrote them to {} instead",
+                a.output.display(),
+                d.display()
+            ),
+            Err(e2) => format!(
+                "cannot write reports to {}: {e} (nor to a temporary directory: {e2})",
+                a.output.display()
+            ),
+        });
     }
     if !a.engine.quiet || !out.errors.is_empty() {
         eprint!("{}", flowaudit::summary::render(&out));
@@ -534,12 +618,27 @@ fn cmd_audit(a: AuditArgs) -> ExitCode {
     if !out.errors.is_empty() || !out.stats.warnings.is_empty() {
         return ExitCode::from(EXIT_CORRUPT);
     }
+    if !filter_ok {
+        return ExitCode::from(EXIT_INPUT);
+    }
     // Waived findings do not count; an expired waiver makes its finding count again.
-    let counted = |t| audit.findings.iter().any(|f| f.severity >= t && f.counts);
-    match fail_on {
-        Some(t) if counted(t) => ExitCode::from(1),
-        _ if changed => ExitCode::from(1),
-        _ => ExitCode::SUCCESS,
+    let at_or_above = |t, counts: bool| {
+        audit
+            .findings
+            .iter()
+            .filter(|f| f.severity >= t && f.counts == counts)
+            .count()
+    };
+    let reason = fail_on.and_then(|t| {
+        cli_habits::fail_on_reason(at_or_above(t, true), at_or_above(t, false), t.as_str())
+    });
+    match reason {
+        Some(why) => {
+            eprintln!("flowaudit: {why}");
+            ExitCode::from(1)
+        }
+        None if changed => ExitCode::from(1),
+        None => ExitCode::SUCCESS,
     }
 }
 

@@ -137,7 +137,70 @@ impl Inputs {
 
 enum Msg {
     Batch(Batch),
-    Done(Inputs),
+    Done(Inputs, Selected),
+}
+
+/// A packet filter applied to the inputs before the engine sees them (`-f`, see `crate::bpf`).
+pub trait PacketFilter: Send {
+    /// Whether to keep a packet of link type `link` (a LINKTYPE_* value); Err when the filter
+    /// cannot be applied to that link type (the packet is then left out and the error kept).
+    fn matches(&mut self, link: u16, packet: &[u8], orig_len: u32) -> Result<bool, String>;
+}
+
+/// Which packets of the inputs a run keeps, as tcpdump's filter expression and `-c` do.
+#[derive(Default)]
+pub struct Selection {
+    pub filter: Option<Box<dyn PacketFilter>>,
+    /// Stop reading after this many kept packets.
+    pub max_packets: Option<u64>,
+}
+
+/// What a [`Selection`] did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Selected {
+    /// Packets read from the inputs (up to the point where `max_packets` stopped reading).
+    pub read: u64,
+    /// Packets handed to the engine.
+    pub kept: u64,
+    /// Why the filter could not judge some packets (one message per cause).
+    pub filter_errors: Vec<String>,
+}
+
+impl Selection {
+    /// Keeps the selected records of `batch`; true when `max_packets` is reached.
+    fn apply(&mut self, batch: &mut Batch, counts: &mut Selected) -> bool {
+        if self.filter.is_none() && self.max_packets.is_none() {
+            counts.read += batch.len() as u64;
+            counts.kept += batch.len() as u64;
+            return false;
+        }
+        let mut kept = Vec::with_capacity(batch.len());
+        let mut full = false;
+        for r in &batch.records {
+            if self.max_packets.is_some_and(|m| counts.kept >= m) {
+                full = true;
+                break;
+            }
+            counts.read += 1;
+            let keep = match &mut self.filter {
+                None => true,
+                Some(f) => f
+                    .matches(r.link, batch.record_bytes(r), r.orig_len)
+                    .unwrap_or_else(|e| {
+                        if !counts.filter_errors.contains(&e) {
+                            counts.filter_errors.push(e);
+                        }
+                        false
+                    }),
+            };
+            if keep {
+                counts.kept += 1;
+                kept.push(*r);
+            }
+        }
+        batch.records = kept;
+        full || self.max_packets.is_some_and(|m| counts.kept >= m)
+    }
 }
 
 /// Reads `paths` as one capture and returns its flows.
@@ -147,6 +210,16 @@ pub fn run_files(
     cfg: EngineConfig,
     opts: &RunOptions,
 ) -> Result<RunOutput, ReadError> {
+    run_selected(paths, cfg, opts, Selection::default()).map(|(out, _)| out)
+}
+
+/// [`run_files`] over the packets `select` keeps; also says how many it read and kept.
+pub fn run_selected(
+    paths: &[PathBuf],
+    cfg: EngineConfig,
+    opts: &RunOptions,
+    mut select: Selection,
+) -> Result<(RunOutput, Selected), ReadError> {
     let started = Instant::now();
     let mut inputs = Inputs::open(paths, opts.mmap)?;
     let total: Option<u64> = paths
@@ -168,10 +241,14 @@ pub fn run_files(
     let batch_packets = opts.batch_packets.max(1);
     let bar_reader = bar.clone();
     let mut packets = 0u64;
+    let mut selected = Selected::default();
     let reader = std::thread::spawn(move || loop {
         let mut batch = recycle_rx.try_recv().unwrap_or_default();
         batch.clear();
-        let more = inputs.fill(&mut batch, batch_packets);
+        let mut more = inputs.fill(&mut batch, batch_packets);
+        if select.apply(&mut batch, &mut selected) {
+            more = false;
+        }
         if let Some(b) = &bar_reader {
             packets += batch.len() as u64;
             b.set_position(inputs.position());
@@ -185,7 +262,7 @@ pub fn run_files(
             return;
         }
         if !more {
-            let _ = tx.send(Msg::Done(inputs));
+            let _ = tx.send(Msg::Done(inputs, std::mem::take(&mut selected)));
             return;
         }
     });
@@ -199,11 +276,11 @@ pub fn run_files(
                 batch.clear();
                 let _ = recycle_tx.send(batch);
             }
-            Msg::Done(inp) => finished = Some(inp),
+            Msg::Done(inp, sel) => finished = Some((inp, sel)),
         }
     }
     reader.join().expect("reader thread panicked");
-    let mut inputs = finished.expect("reader ends with Done");
+    let (mut inputs, selected) = finished.expect("reader ends with Done");
     for inp in &mut inputs.inputs {
         engine.stats.reader_skipped += inp.reader.skipped();
         for w in inp.reader.take_warnings() {
@@ -215,13 +292,14 @@ pub fn run_files(
     if let Some(b) = bar {
         b.finish_and_clear();
     }
-    Ok(RunOutput {
+    let out = RunOutput {
         flows,
         stats,
         errors: inputs.errors,
         elapsed: started.elapsed(),
         input_bytes,
-    })
+    };
+    Ok((out, selected))
 }
 
 fn progress_bar(wanted: bool, total: Option<u64>) -> Option<ProgressBar> {

@@ -9,11 +9,13 @@ use clap::Args;
 use crate::{load_catalogs, EngineArgs, EXIT_INPUT};
 
 #[derive(Args)]
+// File reading options that mean nothing for a live capture stay out of `sniff --help`.
+#[command(mut_arg("no_mmap", |a| a.hide(true)))]
 pub struct SniffArgs {
     /// Interface to capture on (a switch mirror/SPAN port). See --list-interfaces.
     #[arg(short, long, required_unless_present = "list_interfaces")]
     interface: Option<String>,
-    /// List the interfaces libpcap can open, and exit.
+    /// List the interfaces libpcap can open, and exit (as tcpdump -D; no other option needed).
     #[arg(long, short = 'D')]
     list_interfaces: bool,
     /// Capture filter in tcpdump (BPF) syntax, e.g. 'not port 22'.
@@ -32,8 +34,8 @@ pub struct SniffArgs {
     /// Stop after this long (e.g. 90s, 30m, 2h, 1d). Default: until Ctrl-C or SIGTERM.
     #[arg(long, value_parser = parse_duration)]
     duration: Option<Duration>,
-    /// Stop after this many packets.
-    #[arg(long, short = 'c', value_name = "N")]
+    /// Stop after this many packets (as tcpdump -c).
+    #[arg(long, short = 'c', value_name = "N", visible_alias = "count")]
     packets: Option<u64>,
     /// Rewrite the reports this often during the run (atomically: write, then rename).
     #[arg(long, value_parser = parse_duration, value_name = "INTERVAL")]
@@ -42,8 +44,14 @@ pub struct SniffArgs {
     #[arg(long, short = 'I', value_name = "FILE")]
     inventory: Option<PathBuf>,
     /// Report directory (created if missing): flows.csv, and with --inventory the audit reports.
-    #[arg(short, long, value_name = "DIR")]
-    output: PathBuf,
+    /// Checked before the capture starts; with -Z, a new directory is made for that user.
+    #[arg(
+        short,
+        long,
+        value_name = "DIR",
+        required_unless_present = "list_interfaces"
+    )]
+    output: Option<PathBuf>,
     /// Also save the packets to this pcapng file, to re-run the audit offline.
     #[arg(short = 'w', long, value_name = "FILE.pcapng")]
     write: Option<PathBuf>,
@@ -51,11 +59,17 @@ pub struct SniffArgs {
     #[arg(long, value_parser = parse_size, requires = "write")]
     rotate: Option<u64>,
     /// After opening the interface, switch to this user (like tcpdump -Z). Reports and --write
-    /// files are written after the switch: the output directory must be writable by that user.
+    /// files are written after the switch, so before capturing flowaudit creates a missing
+    /// output directory for that user, and refuses at once a directory or --write path that
+    /// user cannot write.
     #[arg(long, short = 'Z', value_name = "NAME")]
     user: Option<String>,
+    /// Use only these built-in catalogs (as `flowaudit audit --product`). Default: all.
     #[arg(long, value_name = "ID")]
     product: Vec<String>,
+    /// Accepted for tcpdump habit and changes nothing: flowaudit never looks names up.
+    #[arg(short = 'n')]
+    numeric: bool,
     #[command(flatten)]
     engine: EngineArgs,
 }
@@ -151,10 +165,14 @@ pub fn cmd_sniff(a: SniffArgs) -> ExitCode {
             }
         }
     };
-    if let Err(e) = std::fs::create_dir_all(&a.output) {
-        eprintln!("flowaudit: cannot create {}: {e}", a.output.display());
-        return ExitCode::from(EXIT_INPUT);
-    }
+    let Some(output) = a.output.clone() else {
+        return crate::cli_habits::fail("-o DIR is needed: where the reports go");
+    };
+    let writable = match crate::sniff_prep::prepare(&output, a.write.as_deref(), a.user.as_deref())
+    {
+        Ok(w) => w,
+        Err(e) => return crate::cli_habits::fail(e),
+    };
     let cfg = SniffConfig {
         iface: a.interface.clone().unwrap_or_default(),
         promisc: !a.no_promisc,
@@ -167,25 +185,81 @@ pub fn cmd_sniff(a: SniffArgs) -> ExitCode {
         write: a.write.clone(),
         rotate: a.rotate,
         user: a.user.clone(),
+        writable,
         batch_packets: 4096,
         threads: a.engine.threads,
     };
     let mut engine_cfg = a.engine.config();
     crate::add_catalog_ports(&mut engine_cfg, &cat);
     let inputs = vec![format!("live capture on {}", cfg.iface)];
-    let dir = a.output.clone();
+    let mut target = crate::sniff_prep::Target::new(output.clone());
     let result = sniff(&cfg, engine_cfg, |out, counters, last| {
-        match &inventory {
-            Some(inv) => {
-                let opts = flowaudit::audit::AuditOptions::default();
-                let audit =
-                    flowaudit::audit::audit(&out.flows, &cat, inv, &out.stats.names, &opts)?;
+        let audit = match &inventory {
+            Some(inv) => Some(flowaudit::audit::audit(
+                &out.flows,
+                &cat,
+                inv,
+                &out.stats.names,
+                &flowaudit::audit::AuditOptions::default(),
+            )?),
+            None => None,
+        };
+        target.write(|dir| write_reports(dir, audit.as_ref(), out, &inputs, counters, last))
+    });
+    let moved = target.moved();
+    match result {
+        Ok((out, c)) => {
+            if !a.engine.quiet {
+                eprint!("{}", flowaudit::summary::render(&out));
+                eprintln!(
+                    "libpcap: {} received, {} dropped by the kernel, {} dropped by the interface; reports in {}",
+                    c.received,
+                    c.dropped,
+                    c.if_dropped,
+                    moved.as_ref().map_or(&output, |(d, _)| d).display()
+                );
+            }
+            match moved {
+                // The capture is safe, but not where it was asked for: scripts must notice.
+                Some((d, e)) => crate::cli_habits::fail(format!(
+                    "the reports are in {}, not in {} ({e})",
+                    d.display(),
+                    output.display()
+                )),
+                None => ExitCode::SUCCESS,
+            }
+        }
+        Err(e) => {
+            eprintln!("flowaudit: {e}");
+            if let Some((d, _)) = moved {
+                eprintln!(
+                    "flowaudit: the reports written so far are in {}",
+                    d.display()
+                );
+            }
+            ExitCode::from(EXIT_INPUT)
+        }
+    }
+}
+
+/// One round of reports into `dir`: the audit's (or flows.csv alone), and capture.txt.
+fn write_reports(
+    dir: &std::path::Path,
+    audit: Option<&flowaudit::audit::Audit>,
+    out: &flowaudit::run::RunOutput,
+    inputs: &[String],
+    counters: &flowaudit::live::Counters,
+    last: bool,
+) -> std::io::Result<()> {
+    {
+        match audit {
+            Some(audit) => {
                 // A live window has no capture file to go back to: keep its flows.
                 let write = flowaudit::report::audit::WriteOptions {
                     flows: true,
                     waivers: None,
                 };
-                flowaudit::report::audit::write_audit_with(&dir, &audit, out, &inputs, &write)?;
+                flowaudit::report::audit::write_audit_with(dir, audit, out, inputs, &write)?;
             }
             None => {
                 let mut f = flowaudit::report::AtomicFile::create(&dir.join("flows.csv"))?;
@@ -218,24 +292,5 @@ pub fn cmd_sniff(a: SniffArgs) -> ExitCode {
             }
         )?;
         f.commit()
-    });
-    match result {
-        Ok((out, c)) => {
-            if !a.engine.quiet {
-                eprint!("{}", flowaudit::summary::render(&out));
-                eprintln!(
-                    "libpcap: {} received, {} dropped by the kernel, {} dropped by the interface; reports in {}",
-                    c.received,
-                    c.dropped,
-                    c.if_dropped,
-                    a.output.display()
-                );
-            }
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("flowaudit: {e}");
-            ExitCode::from(EXIT_INPUT)
-        }
     }
 }

@@ -842,3 +842,47 @@ fn dates_and_waiver_matching() {
     let gone: Vec<u64> = w.expired(d("2026-02-01")).iter().map(|x| x.line).collect();
     assert_eq!(gone, [3, 5]);
 }
+
+/// diff.md folds info-level rows under `<details>` (a pull-request comment shows what needs a
+/// look first), and an audit without --baseline removes the diff.csv and diff.md an earlier
+/// run left in its report directory.
+#[test]
+fn info_rows_are_folded_and_a_reused_directory_loses_its_stale_diff() {
+    let w = Work::new();
+    assert_eq!(w.audit("base", BASELINE, &[]), 0);
+    assert_eq!(w.audit("cur", CURRENT, &[]), 0);
+    let o = w.diff("base", "cur", "d", &[]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let md = std::fs::read_to_string(w.path("d.md")).unwrap();
+    // forward_rows' three new findings: high and medium listed, the info one folded.
+    let findings = format!(
+        "### New findings (3)\n\n\
+         - **high** documented-refused: {S_6160}\n\
+         - **medium** undocumented: {S_3306}\n\n\
+         <details><summary>1 info-level row</summary>\n\n\
+         - **info** unused-rule: {R_036}\n\n\
+         </details>\n"
+    );
+    assert!(md.contains(&findings), "missing\n{findings}\nin\n{md}");
+    // A section of info rows only is folded whole.
+    let unused = format!(
+        "### Rules newly unused (1)\n\n\
+         <details><summary>1 info-level row</summary>\n\n\
+         - {R_036}: used → unused [info unused-rule]\n\n\
+         </details>\n"
+    );
+    assert!(md.contains(&unused), "missing\n{unused}\nin\n{md}");
+    // Rows without a severity (hosts, services without a finding) stay listed.
+    assert!(
+        md.contains("### Hosts no longer seen (1)\n\n- admin01 (10.1.0.5)"),
+        "{md}"
+    );
+
+    let base = w.path("base").display().to_string();
+    assert_eq!(w.audit("cur", CURRENT, &["--baseline", &base]), 0);
+    assert!(w.path("cur/diff.csv").exists() && w.path("cur/diff.md").exists());
+    assert_eq!(w.audit("cur", CURRENT, &[]), 0);
+    assert!(!w.path("cur/diff.csv").exists(), "stale diff.csv removed");
+    assert!(!w.path("cur/diff.md").exists(), "stale diff.md removed");
+    assert!(w.path("cur/findings.csv").exists());
+}

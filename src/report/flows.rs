@@ -105,8 +105,7 @@ pub fn write_flows(
         }
         Format::Jsonl => {
             for r in flows {
-                serde_json::to_writer(&mut *out, &FlowRow::from_record(&r?))?;
-                out.write_all(b"\n")?;
+                super::flows_jsonl::write_row(out, &r?)?;
             }
         }
     }

@@ -3,6 +3,7 @@
 
 pub mod audit;
 pub mod flows;
+pub mod flows_jsonl;
 
 use std::borrow::Cow;
 use std::fs::File;
