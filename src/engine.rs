@@ -80,6 +80,9 @@ pub struct Stats {
     pub spilled_flows: u64,
     /// Why spilling stopped (the flows it could not write stayed in memory).
     pub spill_error: Option<String>,
+    /// Set when the flows came from flow records (`audit --flows`, `collect`), not packets:
+    /// sources, sampling, duplicates, sequence gaps and skipped records, for the caveats.
+    pub flow_input: Option<Box<crate::flowinput::FlowInputStats>>,
 }
 
 /// Bounds on remembered names, so hostile DNS traffic cannot grow memory without limit.

@@ -171,8 +171,12 @@ impl EngineArgs {
 #[derive(Args)]
 struct FlowsArgs {
     /// Capture files (.pcap, .pcapng, optionally .gz); several are merged in time order; - reads stdin.
-    #[arg(required = true, value_name = "CAPTURE")]
+    #[arg(required_unless_present = "flows", conflicts_with = "flows", value_name = "CAPTURE")]
     captures: Vec<PathBuf>,
+    /// Read flow records instead of captures (see `audit --flows`): merge flows.csv files,
+    /// Zeek conn.logs or NetFlow/IPFIX exports into one flows report.
+    #[arg(long, num_args = 1.., value_name = "FILE")]
+    flows: Vec<PathBuf>,
     /// Output file (default: stdout). Written to a temporary name and renamed when complete.
     #[arg(short, long, value_name = "FILE")]
     output: Option<PathBuf>,
@@ -186,8 +190,16 @@ struct FlowsArgs {
 #[derive(Args)]
 struct AuditArgs {
     /// Capture files (.pcap, .pcapng, optionally .gz); several are merged in time order.
-    #[arg(required = true, value_name = "CAPTURE")]
+    #[arg(required_unless_present = "flows", conflicts_with = "flows", value_name = "CAPTURE")]
     captures: Vec<PathBuf>,
+    /// Audit flow records instead of captures, detected by content: flows.csv/flows.jsonl from
+    /// `flowaudit flows` (one per capture, from many machines), Zeek conn.log (TSV or JSON,
+    /// optionally .gz; dns.log and ssl.log add names), NetFlow v5/v9/IPFIX export traffic as a
+    /// pcap/pcapng of the UDP stream, or an IPFIX file. Records of one connection are paired
+    /// into one flow; duplicates from several sources count once. See docs/scale-out.md.
+    /// Example: flowaudit audit --flows dc1/conn.log.gz dc2/conn.log.gz -I hosts.csv -o report/
+    #[arg(long, num_args = 1.., value_name = "FILE")]
+    flows: Vec<PathBuf>,
     /// Inventory CSV: address,roles,name (address or CIDR; roles separated by ';').
     #[arg(long, short = 'I', value_name = "FILE")]
     inventory: PathBuf,
@@ -282,12 +294,9 @@ fn cmd_flows(a: FlowsArgs) -> ExitCode {
     if let Err(code) = a.engine.check() {
         return code;
     }
-    let out = match run_files(&a.captures, a.engine.config(), &a.engine.run_options()) {
+    let out = match read_inputs(&a.captures, &a.flows, a.engine.config(), &a.engine.run_options()) {
         Ok(o) => o,
-        Err(e) => {
-            eprintln!("flowaudit: {e}");
-            return ExitCode::from(e.exit_code() as u8);
-        }
+        Err(code) => return code,
     };
     let format = match a.format {
         OutFormat::Csv => Format::Csv,
@@ -314,6 +323,26 @@ fn cmd_flows(a: FlowsArgs) -> ExitCode {
     } else {
         ExitCode::from(EXIT_CORRUPT)
     }
+}
+
+/// Captures through the packet engine, or flow records (`--flows`) through flowinput: the
+/// same RunOutput either way, so everything after this does not care which.
+fn read_inputs(
+    captures: &[PathBuf],
+    flows: &[PathBuf],
+    cfg: EngineConfig,
+    opts: &RunOptions,
+) -> Result<flowaudit::run::RunOutput, ExitCode> {
+    if !flows.is_empty() {
+        return flowaudit::flowinput::run_flow_files(flows, &cfg).map_err(|e| {
+            eprintln!("flowaudit: {e}");
+            ExitCode::from(EXIT_INPUT)
+        });
+    }
+    run_files(captures, cfg, opts).map_err(|e| {
+        eprintln!("flowaudit: {e}");
+        ExitCode::from(e.exit_code() as u8)
+    })
 }
 
 fn cmd_synth(a: SynthArgs) -> ExitCode {
@@ -450,12 +479,9 @@ fn cmd_audit(a: AuditArgs) -> ExitCode {
     };
     let mut cfg = a.engine.config();
     add_catalog_ports(&mut cfg, &cat);
-    let out = match run_files(&a.captures, cfg, &a.engine.run_options()) {
+    let out = match read_inputs(&a.captures, &a.flows, cfg, &a.engine.run_options()) {
         Ok(o) => o,
-        Err(e) => {
-            eprintln!("flowaudit: {e}");
-            return ExitCode::from(e.exit_code() as u8);
-        }
+        Err(code) => return code,
     };
     let audit = match flowaudit::audit::audit(&out.flows, &cat, &inv, &out.stats.names) {
         Ok(a) => a,
@@ -464,7 +490,12 @@ fn cmd_audit(a: AuditArgs) -> ExitCode {
             return ExitCode::from(EXIT_INPUT);
         }
     };
-    let inputs: Vec<String> = a.captures.iter().map(|p| p.display().to_string()).collect();
+    let inputs: Vec<String> = a
+        .captures
+        .iter()
+        .chain(&a.flows)
+        .map(|p| p.display().to_string())
+        .collect();
     let marks = extras.marks(&audit);
     let waived = extras.report(&marks);
     if let Err(e) = flowaudit::report::audit::write_audit_with(
