@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+mod collect_cmd;
 mod diff_cmd;
 #[cfg(feature = "live")]
 mod sniff_cmd;
@@ -68,6 +69,13 @@ enum Cmd {
     ///   flowaudit sniff -i eth1 -I hosts.csv -o report/ --report-every 5m -w window.pcapng
     #[cfg(feature = "live")]
     Sniff(sniff_cmd::SniffArgs),
+    /// Collect NetFlow v5/v9 and IPFIX from routers over UDP and write flows or an audit.
+    ///
+    /// Runs until Ctrl-C/SIGTERM or --duration, then decodes every datagram received and writes
+    /// complete reports (collector.txt counts records, missing templates and sequence gaps).
+    /// Example:
+    ///   flowaudit collect --listen 0.0.0.0:2055 --listen 0.0.0.0:4739 -I hosts.csv -o report/ --report-every 5m
+    Collect(collect_cmd::CollectArgs),
     /// Write a deterministic synthetic capture (for benchmarks and demos).
     ///
     /// Example: flowaudit synth --packets 3600000 --flows 200000 -o imix.pcap
@@ -171,7 +179,11 @@ impl EngineArgs {
 #[derive(Args)]
 struct FlowsArgs {
     /// Capture files (.pcap, .pcapng, optionally .gz); several are merged in time order; - reads stdin.
-    #[arg(required_unless_present = "flows", conflicts_with = "flows", value_name = "CAPTURE")]
+    #[arg(
+        required_unless_present = "flows",
+        conflicts_with = "flows",
+        value_name = "CAPTURE"
+    )]
     captures: Vec<PathBuf>,
     /// Read flow records instead of captures (see `audit --flows`): merge flows.csv files,
     /// Zeek conn.logs or NetFlow/IPFIX exports into one flows report.
@@ -190,7 +202,11 @@ struct FlowsArgs {
 #[derive(Args)]
 struct AuditArgs {
     /// Capture files (.pcap, .pcapng, optionally .gz); several are merged in time order.
-    #[arg(required_unless_present = "flows", conflicts_with = "flows", value_name = "CAPTURE")]
+    #[arg(
+        required_unless_present = "flows",
+        conflicts_with = "flows",
+        value_name = "CAPTURE"
+    )]
     captures: Vec<PathBuf>,
     /// Audit flow records instead of captures, detected by content: flows.csv/flows.jsonl from
     /// `flowaudit flows` (one per capture, from many machines), Zeek conn.log (TSV or JSON,
@@ -285,6 +301,7 @@ fn main() -> ExitCode {
         Cmd::Audit(a) => cmd_audit(a),
         Cmd::Catalog(c) => cmd_catalog(c),
         Cmd::Diff(a) => diff_cmd::cmd_diff(a),
+        Cmd::Collect(a) => collect_cmd::cmd_collect(a),
         #[cfg(feature = "live")]
         Cmd::Sniff(a) => sniff_cmd::cmd_sniff(a),
     }
@@ -294,7 +311,12 @@ fn cmd_flows(a: FlowsArgs) -> ExitCode {
     if let Err(code) = a.engine.check() {
         return code;
     }
-    let out = match read_inputs(&a.captures, &a.flows, a.engine.config(), &a.engine.run_options()) {
+    let out = match read_inputs(
+        &a.captures,
+        &a.flows,
+        a.engine.config(),
+        &a.engine.run_options(),
+    ) {
         Ok(o) => o,
         Err(code) => return code,
     };

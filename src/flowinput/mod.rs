@@ -129,7 +129,9 @@ impl FlowInputStats {
     /// Some source announced packet sampling: flows may be missing entirely, so "never seen"
     /// and "unanswered" cannot be claimed.
     pub fn sampled(&self) -> bool {
-        self.sources.iter().any(|s| s.sampling.is_some_and(|n| n > 1))
+        self.sources
+            .iter()
+            .any(|s| s.sampling.is_some_and(|n| n > 1))
     }
 
     /// The caveats an audit summary should print, one sentence each.
@@ -283,6 +285,28 @@ pub fn read_all(path: &Path) -> Result<Vec<u8>, InputError> {
 /// captures. Fails before producing anything when a file cannot be read or is no flow input.
 pub fn run_flow_files(paths: &[PathBuf], cfg: &EngineConfig) -> Result<RunOutput, InputError> {
     let started = Instant::now();
+    let read = read_records(paths, cfg)?;
+    Ok(make_output(
+        read.recs,
+        read.stats,
+        read.names,
+        cfg,
+        started,
+        read.input_bytes,
+    ))
+}
+
+/// What the readers produced, before pairing.
+pub struct Records {
+    pub recs: Vec<Rec>,
+    pub stats: FlowInputStats,
+    /// Names from Zeek dns.log/ssl.log.
+    pub names: BTreeMap<Addr, BTreeSet<String>>,
+    pub input_bytes: u64,
+}
+
+/// Reads every input into records (unpaired).
+pub fn read_records(paths: &[PathBuf], cfg: &EngineConfig) -> Result<Records, InputError> {
     let mut st = FlowInputStats::default();
     let mut recs = Vec::new();
     let mut nf = netflow::Decoder::default();
@@ -296,13 +320,21 @@ pub fn run_flow_files(paths: &[PathBuf], cfg: &EngineConfig) -> Result<RunOutput
         match detect(head) {
             Some(Kind::OwnCsv) => ownflows::read_csv(&name, &data, &mut st, &mut recs),
             Some(Kind::OwnJsonl) => ownflows::read_jsonl(&name, &data, &mut st, &mut recs),
-            Some(Kind::ZeekTsv) | Some(Kind::ZeekJson) => {
-                zeek::read(&name, &data, &cfg.ports, &mut st, &mut recs, &mut names)
-            }
+            Some(Kind::ZeekTsv) | Some(Kind::ZeekJson) => zeek::read(
+                &name,
+                &data,
+                &cfg.ports,
+                cfg.decode.decap,
+                &mut st,
+                &mut recs,
+                &mut names,
+            ),
             Some(Kind::ExportCapture) => {
                 netflow::read_capture(p, &mut nf, &mut st, &mut recs)?;
             }
-            Some(Kind::IpfixFile) => netflow::read_ipfix_file(&name, &data, &mut nf, &mut st, &mut recs),
+            Some(Kind::IpfixFile) => {
+                netflow::read_ipfix_file(&name, &data, &mut nf, &mut st, &mut recs)
+            }
             None => {
                 return Err(InputError(format!(
                     "{name}: not a flow input flowaudit knows (flows.csv/flows.jsonl from `flowaudit flows`, a Zeek conn.log, \
@@ -313,7 +345,12 @@ pub fn run_flow_files(paths: &[PathBuf], cfg: &EngineConfig) -> Result<RunOutput
         }
     }
     nf.finish(&mut st);
-    Ok(make_output(recs, st, names, cfg, started, input_bytes))
+    Ok(Records {
+        recs,
+        stats: st,
+        names,
+        input_bytes,
+    })
 }
 
 /// Pairs the records into flows and wraps them as a [`RunOutput`].

@@ -81,7 +81,11 @@ impl Decoder {
         st: &mut FlowInputStats,
         out: &mut Vec<Rec>,
     ) {
-        let be16 = |i: usize| payload.get(i..i + 2).map(|b| u16::from_be_bytes([b[0], b[1]]));
+        let be16 = |i: usize| {
+            payload
+                .get(i..i + 2)
+                .map(|b| u16::from_be_bytes([b[0], b[1]]))
+        };
         let be32 = |i: usize| {
             payload
                 .get(i..i + 4)
@@ -89,7 +93,11 @@ impl Decoder {
         };
         let Some(version) = be16(0).filter(|v| matches!(v, 5 | 9 | 10)) else {
             st.skip("not a NetFlow v5/v9/IPFIX packet", || {
-                format!("{}: not NetFlow v5, v9 or IPFIX (version field {:?})", where_(), be16(0))
+                format!(
+                    "{}: not NetFlow v5, v9 or IPFIX (version field {:?})",
+                    where_(),
+                    be16(0)
+                )
             });
             return;
         };
@@ -110,7 +118,13 @@ impl Decoder {
 
     /// Compares a message's sequence number with the one expected; `advance` is what this
     /// message adds (records for v5 and IPFIX, 1 for v9).
-    fn sequence(&mut self, key: (SocketAddr, u16, u32), seq: u32, advance: u32, st: &mut FlowInputStats) {
+    fn sequence(
+        &mut self,
+        key: (SocketAddr, u16, u32),
+        seq: u32,
+        advance: u32,
+        st: &mut FlowInputStats,
+    ) {
         if let Some(s) = self.seqs.get(&key) {
             let ahead = seq.wrapping_sub(s.next);
             // Behind: a restarted exporter (or, rarely on UDP, a reordered message): start
@@ -128,11 +142,24 @@ impl Decoder {
         );
     }
 
-    fn v5(&mut self, p: &V5, exporter: SocketAddr, label: &str, st: &mut FlowInputStats, out: &mut Vec<Rec>) {
+    fn v5(
+        &mut self,
+        p: &V5,
+        exporter: SocketAddr,
+        label: &str,
+        st: &mut FlowInputStats,
+        out: &mut Vec<Rec>,
+    ) {
         let h = &p.header;
         let domain = (h.engine_type as u32) << 8 | h.engine_id as u32;
         self.sequence((exporter, 5, domain), h.flow_sequence, h.count as u32, st);
-        let src = st.source(format!("{label} (NetFlow v5, engine {}/{})", h.engine_type, h.engine_id), "netflow-v5");
+        let src = st.source(
+            format!(
+                "{label} (NetFlow v5, engine {}/{})",
+                h.engine_type, h.engine_id
+            ),
+            "netflow-v5",
+        );
         // Top two bits: the sampling mode; the rest: the interval.
         let interval = (h.sampling_interval & 0x3fff) as u32;
         if interval > 1 {
@@ -158,7 +185,14 @@ impl Decoder {
         }
     }
 
-    fn v9(&mut self, p: &V9, exporter: SocketAddr, label: &str, st: &mut FlowInputStats, out: &mut Vec<Rec>) {
+    fn v9(
+        &mut self,
+        p: &V9,
+        exporter: SocketAddr,
+        label: &str,
+        st: &mut FlowInputStats,
+        out: &mut Vec<Rec>,
+    ) {
         let h = &p.header;
         self.sequence((exporter, 9, h.source_id), h.sequence_number, 1, st);
         let msg = Msg {
@@ -193,11 +227,21 @@ impl Decoder {
         }
     }
 
-    fn ipfix(&mut self, p: &IPFix, exporter: SocketAddr, label: &str, st: &mut FlowInputStats, out: &mut Vec<Rec>) {
+    fn ipfix(
+        &mut self,
+        p: &IPFix,
+        exporter: SocketAddr,
+        label: &str,
+        st: &mut FlowInputStats,
+        out: &mut Vec<Rec>,
+    ) {
         let h = &p.header;
         let msg = Msg {
             exporter,
-            label: format!("{label} (IPFIX, observation domain {})", h.observation_domain_id),
+            label: format!(
+                "{label} (IPFIX, observation domain {})",
+                h.observation_domain_id
+            ),
             version: 10,
             domain: h.observation_domain_id,
             export_ms: h.export_time as i64 * 1000,
@@ -210,7 +254,9 @@ impl Decoder {
                 IpfixBody::Template(_) | IpfixBody::V9Template(_) => st.templates += 1,
                 IpfixBody::Templates(t) => st.templates += t.len() as u64,
                 IpfixBody::V9Templates(t) => st.templates += t.len() as u64,
-                IpfixBody::OptionsTemplate(_) | IpfixBody::V9OptionsTemplate(_) => st.templates += 1,
+                IpfixBody::OptionsTemplate(_) | IpfixBody::V9OptionsTemplate(_) => {
+                    st.templates += 1
+                }
                 IpfixBody::OptionsTemplates(t) => st.templates += t.len() as u64,
                 IpfixBody::V9OptionsTemplates(t) => st.templates += t.len() as u64,
                 IpfixBody::NoTemplate(_) => st.missing_template_sets += 1,
@@ -268,7 +314,14 @@ impl Decoder {
         }
     }
 
-    fn data(&mut self, msg: &Msg, f: &Fields, src: u32, st: &mut FlowInputStats, out: &mut Vec<Rec>) {
+    fn data(
+        &mut self,
+        msg: &Msg,
+        f: &Fields,
+        src: u32,
+        st: &mut FlowInputStats,
+        out: &mut Vec<Rec>,
+    ) {
         if let Some(rate) = sampling_rate(f).filter(|r| *r > 1) {
             st.sources[src as usize].sampling = Some(rate);
         }
@@ -277,7 +330,10 @@ impl Decoder {
             f.addr(id::DST4).or_else(|| f.addr(id::DST6)),
         ) else {
             st.skip("record without addresses", || {
-                format!("{}: a data record has no source/destination address (not a flow record)", msg.label)
+                format!(
+                    "{}: a data record has no source/destination address (not a flow record)",
+                    msg.label
+                )
             });
             return;
         };
@@ -287,8 +343,14 @@ impl Decoder {
             Some(v) => v.as_u64().unwrap_or(0) as u8,
             None => 0,
         };
-        let packets = f.num(id::PACKETS).or_else(|| f.num(id::PACKETS_TOTAL)).unwrap_or(0);
-        let bytes = f.num(id::BYTES).or_else(|| f.num(id::BYTES_TOTAL)).unwrap_or(0);
+        let packets = f
+            .num(id::PACKETS)
+            .or_else(|| f.num(id::PACKETS_TOTAL))
+            .unwrap_or(0);
+        let bytes = f
+            .num(id::BYTES)
+            .or_else(|| f.num(id::BYTES_TOTAL))
+            .unwrap_or(0);
         let (start, end) = self.times(msg, f);
         let r = unidirectional(
             s,
@@ -328,8 +390,13 @@ impl Decoder {
                 }
             }
         };
-        let start = start.or_else(|| rel(id::FIRST_SWITCHED)).unwrap_or(msg.export_ms);
-        let end = end.or_else(|| rel(id::LAST_SWITCHED)).unwrap_or(start).max(start);
+        let start = start
+            .or_else(|| rel(id::FIRST_SWITCHED))
+            .unwrap_or(msg.export_ms);
+        let end = end
+            .or_else(|| rel(id::LAST_SWITCHED))
+            .unwrap_or(start)
+            .max(start);
         let _ = msg.version;
         (start, end)
     }
@@ -347,8 +414,17 @@ fn count(st: &mut FlowInputStats, src: u32, out: &mut Vec<Rec>, r: Rec) {
 
 /// The sampling rate (1 in N) a record states, if any.
 fn sampling_rate(f: &Fields) -> Option<u32> {
-    if let Some(n) = f.num(id::SAMPLING_INTERVAL).or_else(|| f.num(id::SAMPLER_RANDOM)) {
+    if let Some(n) = f
+        .num(id::SAMPLING_INTERVAL)
+        .or_else(|| f.num(id::SAMPLER_RANDOM))
+    {
         return Some(n.min(u32::MAX as u64) as u32);
+    }
+    // Random n-out-of-N (RFC 5477): n = samplingSize, N = samplingPopulation.
+    if let (Some(n), Some(pop)) = (f.num(id::SAMPLING_SIZE), f.num(id::SAMPLING_POPULATION)) {
+        if n > 0 {
+            return Some((pop / n).min(u32::MAX as u64) as u32);
+        }
     }
     let interval = f.num(id::PKT_INTERVAL)?;
     let space = f.num(id::PKT_SPACE).unwrap_or(0);
@@ -433,6 +509,8 @@ mod id {
     pub const SYSTEM_INIT_MS: u16 = 160;
     pub const PKT_INTERVAL: u16 = 305;
     pub const PKT_SPACE: u16 = 306;
+    pub const SAMPLING_SIZE: u16 = 309;
+    pub const SAMPLING_POPULATION: u16 = 310;
 }
 
 /// A record's fields by IANA id (the first occurrence of each).
@@ -458,7 +536,12 @@ impl<'a> Fields<'a> {
     }
 }
 
-fn v9_fields(rec: &[(netflow_parser::variable_versions::v9::lookup::V9Field, FieldValue)]) -> Fields<'_> {
+fn v9_fields(
+    rec: &[(
+        netflow_parser::variable_versions::v9::lookup::V9Field,
+        FieldValue,
+    )],
+) -> Fields<'_> {
     Fields {
         by_id: rec.iter().map(|(f, v)| (u16::from(*f), v)).collect(),
     }
@@ -507,6 +590,8 @@ fn iana_id(f: &IANAIPFixField) -> Option<u16> {
         I::SystemInitTimeMilliseconds => id::SYSTEM_INIT_MS,
         I::SamplingPacketInterval => id::PKT_INTERVAL,
         I::SamplingPacketSpace => id::PKT_SPACE,
+        I::SamplingSize => id::SAMPLING_SIZE,
+        I::SamplingPopulation => id::SAMPLING_POPULATION,
         _ => return None,
     })
 }
@@ -568,20 +653,35 @@ pub fn read_capture(
                 continue;
             };
             let label = exporter.ip().to_string();
-            dec.decode(exporter, &label, payload, &|| format!("{name}: frame {frame_no}"), st, out);
+            dec.decode(
+                exporter,
+                &label,
+                payload,
+                &|| format!("{name}: frame {frame_no}"),
+                st,
+                out,
+            );
         }
         if !more {
             break;
         }
     }
     for w in reader.take_warnings() {
-        st.skip("damaged capture", || format!("{name}: byte {}: {}", w.offset, w.detail));
+        st.skip("damaged capture", || {
+            format!("{name}: byte {}: {}", w.offset, w.detail)
+        });
     }
     Ok(())
 }
 
 /// An RFC 5655 IPFIX file: messages one after another, each with its length in its header.
-pub fn read_ipfix_file(name: &str, data: &[u8], dec: &mut Decoder, st: &mut FlowInputStats, out: &mut Vec<Rec>) {
+pub fn read_ipfix_file(
+    name: &str,
+    data: &[u8],
+    dec: &mut Decoder,
+    st: &mut FlowInputStats,
+    out: &mut Vec<Rec>,
+) {
     // One pseudo-exporter per file: its domains keep their own templates.
     let exporter = SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0);
     let mut at = 0usize;
@@ -597,7 +697,14 @@ pub fn read_ipfix_file(name: &str, data: &[u8], dec: &mut Decoder, st: &mut Flow
             break;
         }
         let msg = &data[at..at + len];
-        dec.decode(exporter, name, msg, &|| format!("{name}: byte {at}"), st, out);
+        dec.decode(
+            exporter,
+            name,
+            msg,
+            &|| format!("{name}: byte {at}"),
+            st,
+            out,
+        );
         at += len;
     }
 }

@@ -14,13 +14,12 @@ use crate::report::flows::FLOW_COLUMNS;
 use super::{FlowInputStats, Rec};
 
 /// One row, as text cells in [`FLOW_COLUMNS`] order.
-fn row_to_rec(
-    cells: &[&str],
-    source: u32,
-    solver: &mut Solver,
-) -> Result<Rec, String> {
+fn row_to_rec(cells: &[&str], source: u32, solver: &mut Solver) -> Result<Rec, String> {
     let get = |i: usize| cells.get(i).copied().unwrap_or("");
-    let ts = |i: usize| parse_ts(get(i)).ok_or_else(|| format!("{}: not a timestamp: {:?}", FLOW_COLUMNS[i], get(i)));
+    let ts = |i: usize| {
+        parse_ts(get(i))
+            .ok_or_else(|| format!("{}: not a timestamp: {:?}", FLOW_COLUMNS[i], get(i)))
+    };
     let num = |i: usize| {
         get(i)
             .parse::<u64>()
@@ -43,7 +42,9 @@ fn row_to_rec(
     let vlan = if get(2).is_empty() {
         NO_VLAN
     } else {
-        get(2).parse::<u16>().map_err(|_| format!("vlan: {:?}", get(2)))?
+        get(2)
+            .parse::<u16>()
+            .map_err(|_| format!("vlan: {:?}", get(2)))?
     };
     let p = proto_number(get(3)).ok_or_else(|| format!("proto: unknown {:?}", get(3)))?;
     let (c, cp, s, sp) = (addr(4)?, port(5)?, addr(6)?, port(7)?);
@@ -63,7 +64,11 @@ fn row_to_rec(
         last_ts: ts(1)?,
         packets: by_endpoint(packets),
         bytes: by_endpoint(bytes),
-        flags: if client_is_a { flags } else { [flags[1], flags[0]] },
+        flags: if client_is_a {
+            flags
+        } else {
+            [flags[1], flags[0]]
+        },
         hist: if client_is_a { h } else { [h[1], h[0]] },
         orient: Some((client_is_a, basis)),
         icmp_unreachable: yes(16),
@@ -91,7 +96,13 @@ pub fn read_csv(name: &str, data: &[u8], st: &mut FlowInputStats, out: &mut Vec<
             });
             continue;
         }
-        push(row_to_rec(&cells, source, &mut solver), name, i + 1, st, out);
+        push(
+            row_to_rec(&cells, source, &mut solver),
+            name,
+            i + 1,
+            st,
+            out,
+        );
     }
 }
 
@@ -106,7 +117,9 @@ pub fn read_jsonl(name: &str, data: &[u8], st: &mut FlowInputStats, out: &mut Ve
         let v: serde_json::Value = match serde_json::from_str(line) {
             Ok(v) => v,
             Err(e) => {
-                st.skip("malformed row", || format!("{name}: line {}: not JSON: {e}", i + 1));
+                st.skip("malformed row", || {
+                    format!("{name}: line {}: not JSON: {e}", i + 1)
+                });
                 continue;
             }
         };
@@ -123,7 +136,13 @@ pub fn read_jsonl(name: &str, data: &[u8], st: &mut FlowInputStats, out: &mut Ve
     }
 }
 
-fn push(r: Result<Rec, String>, name: &str, line: usize, st: &mut FlowInputStats, out: &mut Vec<Rec>) {
+fn push(
+    r: Result<Rec, String>,
+    name: &str,
+    line: usize,
+    st: &mut FlowInputStats,
+    out: &mut Vec<Rec>,
+) {
     match r {
         Ok(rec) => {
             st.records += 1;
@@ -141,11 +160,16 @@ pub fn parse_ts(s: &str) -> Option<i64> {
     if frac.len() > 9 || !frac.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    let mut ns: i64 = if frac.is_empty() { 0 } else { frac.parse().ok()? };
+    let mut ns: i64 = if frac.is_empty() {
+        0
+    } else {
+        frac.parse().ok()?
+    };
     for _ in frac.len()..9 {
         ns *= 10;
     }
-    secs.checked_mul(1_000_000_000)?.checked_add(if secs < 0 { -ns } else { ns })
+    secs.checked_mul(1_000_000_000)?
+        .checked_add(if secs < 0 { -ns } else { ns })
 }
 
 pub fn parse_flags(s: &str) -> u8 {
@@ -215,7 +239,13 @@ impl Solver {
 
 /// Searches the SYN/SYN-ACK bits the flags leave open for ones that give `state`; fixed bits
 /// (FIN, RST, any packet) come from the flags and counts. Falls back to the fixed bits.
-pub fn solve_hist(p: u8, state: ConnState, flags: [u8; 2], sent: [bool; 2], data: [bool; 2]) -> [u8; 2] {
+pub fn solve_hist(
+    p: u8,
+    state: ConnState,
+    flags: [u8; 2],
+    sent: [bool; 2],
+    data: [bool; 2],
+) -> [u8; 2] {
     let fixed = |s: usize| {
         let mut h = 0;
         if sent[s] {
@@ -297,7 +327,10 @@ mod tests {
         assert_eq!(parse_ts("1.000000001"), Some(1_000_000_001));
         assert_eq!(parse_ts("1700000000.5"), Some(1_700_000_000_500_000_000));
         assert_eq!(parse_ts("XXXXXXXXXX.XXXXXX"), None);
-        assert_eq!(crate::report::format_ts(parse_ts("12.034000000").unwrap()), "12.034000000");
+        assert_eq!(
+            crate::report::format_ts(parse_ts("12.034000000").unwrap()),
+            "12.034000000"
+        );
     }
 
     #[test]

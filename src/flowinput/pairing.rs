@@ -26,9 +26,8 @@ pub fn pair(
     st: &mut FlowInputStats,
 ) -> Vec<FlowRecord> {
     recs.sort_unstable_by(|x, y| {
-        (x.key, x.first_ts, x.last_ts, x.source, x.packets, x.bytes).cmp(&(
-            y.key, y.first_ts, y.last_ts, y.source, y.packets, y.bytes,
-        ))
+        (x.key, x.first_ts, x.last_ts, x.source, x.packets, x.bytes)
+            .cmp(&(y.key, y.first_ts, y.last_ts, y.source, y.packets, y.bytes))
     });
     let mut out = Vec::new();
     let mut group: Vec<Rec> = Vec::new();
@@ -223,7 +222,9 @@ fn orient_unidirectional(group: &[Rec], flags: &[u8; 2], ports: &ServerPorts) ->
     } else {
         (key.b_port, key.a_port)
     };
-    if proto::has_ports(key.proto) && ports.is_server(key.proto, sp) && !ports.is_server(key.proto, dp)
+    if proto::has_ports(key.proto)
+        && ports.is_server(key.proto, sp)
+        && !ports.is_server(key.proto, dp)
     {
         (first != A, Basis::Port)
     } else {

@@ -55,6 +55,7 @@ pub fn read(
     name: &str,
     data: &[u8],
     ports: &ServerPorts,
+    decap: bool,
     st: &mut FlowInputStats,
     out: &mut Vec<Rec>,
     names: &mut BTreeMap<Addr, BTreeSet<String>>,
@@ -92,7 +93,9 @@ pub fn read(
             let v: serde_json::Value = match serde_json::from_str(line) {
                 Ok(v) => v,
                 Err(e) => {
-                    st.skip("malformed row", || format!("{name}: line {lineno}: not JSON: {e}"));
+                    st.skip("malformed row", || {
+                        format!("{name}: line {lineno}: not JSON: {e}")
+                    });
                     continue;
                 }
             };
@@ -108,7 +111,11 @@ pub fn read(
                         serde_json::Value::String(s) => s.clone(),
                         serde_json::Value::Array(a) => a
                             .iter()
-                            .map(|e| e.as_str().map(String::from).unwrap_or_else(|| e.to_string()))
+                            .map(|e| {
+                                e.as_str()
+                                    .map(String::from)
+                                    .unwrap_or_else(|| e.to_string())
+                            })
                             .collect::<Vec<_>>()
                             .join("\u{1}"),
                         other => other.to_string(),
@@ -148,6 +155,14 @@ pub fn read(
         match kind {
             Path::Conn => {
                 let src = *source.get_or_insert_with(|| st.source(name.to_string(), "zeek-conn"));
+                // Zeek logs the connections inside tunnels too; the packet engine keys on the
+                // outer packet unless --decap: the same view either way.
+                if !decap && row.field("tunnel_parents").is_some() {
+                    st.skip("inside a tunnel (give --decap to audit inner flows)", || {
+                        format!("{name}: line {lineno}: a connection inside a tunnel (tunnel_parents set); skipped as the packet engine does without --decap")
+                    });
+                    continue;
+                }
                 match conn_row(&row, ports, src, st) {
                     Ok(r) => {
                         st.records += 1;
@@ -205,7 +220,12 @@ fn dns_row(row: &Row, names: &mut BTreeMap<Addr, BTreeSet<String>>) {
     }
 }
 
-fn conn_row(row: &Row, ports: &ServerPorts, source: u32, st: &mut FlowInputStats) -> Result<Rec, String> {
+fn conn_row(
+    row: &Row,
+    ports: &ServerPorts,
+    source: u32,
+    st: &mut FlowInputStats,
+) -> Result<Rec, String> {
     let need = |k: &str| row.field(k).ok_or_else(|| format!("{k} is missing"));
     let addr = |k: &str| -> Result<Addr, String> {
         let v = need(k)?;
