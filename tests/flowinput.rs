@@ -518,3 +518,41 @@ fn a_file_that_is_no_flow_input_is_named() {
     );
     let _ = std::fs::remove_dir_all(&tmp);
 }
+
+/// Zeek's dns.log and ssl.log give names, as DNS answers and TLS SNI in a capture do.
+#[test]
+fn zeek_dns_and_ssl_logs_name_addresses() {
+    let tmp = tmpdir("names");
+    let dns = tmp.join("dns.log");
+    std::fs::write(
+        &dns,
+        "#separator \\x09\n#set_separator\t,\n#path\tdns\n#fields\tts\tid.orig_h\tid.orig_p\tid.resp_h\tid.resp_p\tquery\tanswers\n\
+         1.0\t10.0.0.1\t5000\t10.0.0.53\t53\tvbr.example.net\t10.0.0.7,vbr-alias.example.net\n",
+    )
+    .unwrap();
+    let ssl = tmp.join("ssl.json");
+    std::fs::write(
+        &ssl,
+        "{\"ts\":2.0,\"id.orig_h\":\"10.0.0.1\",\"id.orig_p\":5001,\"id.resp_h\":\"10.0.0.8\",\"id.resp_p\":443,\"server_name\":\"portal.example.net\"}\n",
+    )
+    .unwrap();
+    let out = run_flow_files(&[dns, ssl], &EngineConfig::default()).unwrap();
+    let names: Vec<(String, Vec<String>)> = out
+        .stats
+        .names
+        .iter()
+        .map(|(a, n)| (a.to_string(), n.iter().cloned().collect()))
+        .collect();
+    assert_eq!(
+        names,
+        vec![
+            ("10.0.0.7".to_string(), vec!["vbr.example.net".to_string()]),
+            (
+                "10.0.0.8".to_string(),
+                vec!["portal.example.net".to_string()]
+            ),
+        ]
+    );
+    assert_eq!(out.flows.len(), 0);
+    let _ = std::fs::remove_dir_all(&tmp);
+}

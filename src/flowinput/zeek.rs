@@ -8,7 +8,7 @@
 //! the first packet is the client unless its port is a likely server port and the other's is not.
 //! Bytes are Zeek's IP-level bytes (`orig_ip_bytes`), not frame lengths.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use crate::decode::{proto, tcp_flags as F, Addr, NO_VLAN};
 use crate::flow::{hist, Basis, FlowKey, ServerPorts};
@@ -16,15 +16,56 @@ use crate::flow::{hist, Basis, FlowKey, ServerPorts};
 use super::ownflows::parse_ts;
 use super::{FlowInputStats, Rec};
 
-/// The columns a conn.log row is read from (names with `.`; `_` variants are mapped).
-struct Row<'a> {
-    get: &'a dyn Fn(&str) -> Option<String>,
+/// One log row: TSV cells with the header's column index, or a JSON object. Column names are
+/// Zeek's with `.`; the `_` variants (Log::default_scope_sep="_") are found too.
+enum Row<'a> {
+    Tsv {
+        index: &'a HashMap<String, usize>,
+        cells: Vec<&'a str>,
+        set_sep: &'a str,
+    },
+    Json(serde_json::Value),
 }
 
 impl Row<'_> {
+    fn raw(&self, name: &str) -> Option<String> {
+        match self {
+            Row::Tsv {
+                index,
+                cells,
+                set_sep,
+            } => {
+                let i = *index.get(name)?;
+                let c = cells[i];
+                Some(if c.contains(*set_sep) {
+                    c.replace(*set_sep, "\u{1}")
+                } else {
+                    c.to_string()
+                })
+            }
+            Row::Json(v) => v.get(name).map(|x| match x {
+                serde_json::Value::String(s) => s.clone(),
+                serde_json::Value::Array(a) => a
+                    .iter()
+                    .map(|e| {
+                        e.as_str()
+                            .map(String::from)
+                            .unwrap_or_else(|| e.to_string())
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\u{1}"),
+                other => other.to_string(),
+            }),
+        }
+    }
+
     fn field(&self, name: &str) -> Option<String> {
-        (self.get)(name)
-            .or_else(|| (self.get)(&name.replace('.', "_")))
+        self.raw(name)
+            .or_else(|| {
+                name.contains('.')
+                    .then(|| self.raw(&name.replace('.', "_")))
+                    .flatten()
+            })
             .filter(|v| v != "-" && v != "(empty)" && !v.is_empty())
     }
 }
@@ -64,6 +105,8 @@ pub fn read(
     let mut sep = "\t".to_string();
     let mut set_sep = ",".to_string();
     let mut fields: Vec<String> = Vec::new();
+    let mut index: HashMap<String, usize> = HashMap::new();
+    let mut header_kind = Path::Other;
     let mut source = None;
     for (i, line) in text.lines().enumerate() {
         let lineno = i + 1;
@@ -84,12 +127,18 @@ pub fn read(
                 .split(sep.as_str())
                 .map(String::from)
                 .collect();
+            index = fields
+                .iter()
+                .enumerate()
+                .map(|(i, f)| (f.clone(), i))
+                .collect();
+            header_kind = path_of_fields(&fields);
             continue;
         }
         if line.starts_with('#') {
             continue;
         }
-        let (kind, getter): (Path, Box<dyn Fn(&str) -> Option<String>>) = if line.starts_with('{') {
+        let (kind, row) = if line.starts_with('{') {
             let v: serde_json::Value = match serde_json::from_str(line) {
                 Ok(v) => v,
                 Err(e) => {
@@ -103,25 +152,7 @@ pub fn read(
                 .as_object()
                 .map(|o| o.keys().cloned().collect())
                 .unwrap_or_default();
-            let kind = path_of_fields(&keys);
-            (
-                kind,
-                Box::new(move |k: &str| {
-                    v.get(k).map(|x| match x {
-                        serde_json::Value::String(s) => s.clone(),
-                        serde_json::Value::Array(a) => a
-                            .iter()
-                            .map(|e| {
-                                e.as_str()
-                                    .map(String::from)
-                                    .unwrap_or_else(|| e.to_string())
-                            })
-                            .collect::<Vec<_>>()
-                            .join("\u{1}"),
-                        other => other.to_string(),
-                    })
-                }),
-            )
+            (path_of_fields(&keys), Row::Json(v))
         } else {
             if fields.is_empty() {
                 st.skip("malformed row", || {
@@ -129,7 +160,7 @@ pub fn read(
                 });
                 continue;
             }
-            let cells: Vec<String> = line.split(sep.as_str()).map(String::from).collect();
+            let cells: Vec<&str> = line.split(sep.as_str()).collect();
             if cells.len() != fields.len() {
                 st.skip("malformed row", || {
                     format!(
@@ -140,18 +171,15 @@ pub fn read(
                 });
                 continue;
             }
-            let f = fields.clone();
-            let set_sep = set_sep.clone();
             (
-                path_of_fields(&fields),
-                Box::new(move |k: &str| {
-                    f.iter()
-                        .position(|n| n == k)
-                        .map(|i| cells[i].replace(set_sep.as_str(), "\u{1}"))
-                }),
+                header_kind,
+                Row::Tsv {
+                    index: &index,
+                    cells,
+                    set_sep: &set_sep,
+                },
             )
         };
-        let row = Row { get: &*getter };
         match kind {
             Path::Conn => {
                 let src = *source.get_or_insert_with(|| st.source(name.to_string(), "zeek-conn"));
