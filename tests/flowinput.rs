@@ -317,7 +317,7 @@ fn sampled_records_are_a_caveat() {
     let tmp = tmpdir("sampled");
     let file = tmp.join("sampled.ipfix");
     std::fs::write(&file, msg).unwrap();
-    let out = run_flow_files(&[file.clone()], &EngineConfig::default()).unwrap();
+    let out = run_flow_files(std::slice::from_ref(&file), &EngineConfig::default()).unwrap();
     let st = out.stats.flow_input.as_ref().unwrap();
     assert!(st.sampled());
     assert_eq!(st.sources[0].sampling, Some(10));
@@ -488,7 +488,7 @@ fn a_file_that_is_no_flow_input_is_named() {
     let tmp = tmpdir("bad");
     let f = tmp.join("notes.txt");
     std::fs::write(&f, "hello\n").unwrap();
-    let e = run_flow_files(&[f.clone()], &EngineConfig::default())
+    let e = run_flow_files(std::slice::from_ref(&f), &EngineConfig::default())
         .err()
         .unwrap()
         .to_string();
@@ -505,7 +505,7 @@ fn a_file_that_is_no_flow_input_is_named() {
          2.0\t10.0.0.1\tport?\t10.0.0.2\t53\tudp\tDd\t1\t1\n",
     )
     .unwrap();
-    let out = run_flow_files(&[log.clone()], &EngineConfig::default()).unwrap();
+    let out = run_flow_files(std::slice::from_ref(&log), &EngineConfig::default()).unwrap();
     let st = out.stats.flow_input.as_ref().unwrap();
     assert_eq!(out.flows.len(), 1);
     assert_eq!(st.skipped_total(), 1);

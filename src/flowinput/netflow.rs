@@ -422,8 +422,8 @@ fn sampling_rate(f: &Fields) -> Option<u32> {
     }
     // Random n-out-of-N (RFC 5477): n = samplingSize, N = samplingPopulation.
     if let (Some(n), Some(pop)) = (f.num(id::SAMPLING_SIZE), f.num(id::SAMPLING_POPULATION)) {
-        if n > 0 {
-            return Some((pop / n).min(u32::MAX as u64) as u32);
+        if let Some(rate) = pop.checked_div(n) {
+            return Some(rate.min(u32::MAX as u64) as u32);
         }
     }
     let interval = f.num(id::PKT_INTERVAL)?;

@@ -215,8 +215,11 @@ pub fn proto_number(s: &str) -> Option<u8> {
 /// conn_state. Cached: a file has few distinct (state, flags) combinations.
 #[derive(Default)]
 pub struct Solver {
-    cache: HashMap<(u8, ConnState, [u8; 2], [bool; 2], [bool; 2]), [u8; 2]>,
+    cache: HashMap<SolverKey, [u8; 2]>,
 }
+
+/// Protocol, conn_state, flags per side, sent per side, data per side.
+type SolverKey = (u8, ConnState, [u8; 2], [bool; 2], [bool; 2]);
 
 impl Solver {
     pub fn solve(

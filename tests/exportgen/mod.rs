@@ -59,7 +59,7 @@ pub fn record(f: &Flow, sampling: Option<u32>) -> Vec<u8> {
 
 fn set(id: u16, body: &[u8]) -> Vec<u8> {
     let mut body = body.to_vec();
-    while body.len() % 4 != 0 {
+    while !body.len().is_multiple_of(4) {
         body.push(0);
     }
     let mut s = Vec::new();
