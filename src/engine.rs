@@ -94,6 +94,9 @@ pub struct Stats {
     pub vlan_split_tuples: u64,
     /// Records whose original length exceeded [`MAX_WIRE_LEN`]: counted as that many bytes.
     pub capped_wire_len: u64,
+    /// Set when the flows came from flow records (`audit --flows`, `collect`), not packets:
+    /// sources, sampling, duplicates, sequence gaps and skipped records, for the caveats.
+    pub flow_input: Option<Box<crate::flowinput::FlowInputStats>>,
 }
 
 /// The largest original length believed: libpcap's largest snaplen (262,144 bytes), above any

@@ -156,7 +156,7 @@ pub const CLIENT: usize = 0;
 pub const SERVER: usize = 1;
 
 /// Per-side facts for the TCP state machine.
-mod hist {
+pub(crate) mod hist {
     pub const SYN: u8 = 0x01;
     pub const SYNACK: u8 = 0x02;
     pub const FIN: u8 = 0x04;

@@ -5,6 +5,7 @@
 //! - [`decode`]: frames to fixed-size packet summaries
 //! - [`flow`]: flow keys, direction, TCP state, one shard's flow table
 //! - [`flowmap`]: the key -> flow map under each shard, with prefetching
+//! - [`flowinput`]: flow records (flows.csv, Zeek conn.log, NetFlow/IPFIX) made into flows
 //! - [`flowstore`]: finished flows, spilled to sorted runs on disk and merged back in order
 //! - [`engine`]: the parallel, deterministic pipeline over batches
 //! - [`run`]: driving the engine over files
@@ -25,6 +26,7 @@ pub mod decode_summary;
 pub mod diff;
 pub mod engine;
 pub mod flow;
+pub mod flowinput;
 pub mod flowmap;
 pub mod flowstore;
 pub mod inventory;

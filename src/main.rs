@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 mod cli_habits;
+mod collect_cmd;
 mod diff_cmd;
 #[cfg(feature = "live")]
 mod sniff_cmd;
@@ -19,7 +20,7 @@ use flowaudit::flow::Timeouts;
 use flowaudit::inventory::Inventory;
 use flowaudit::report::flows::{write_flows, Format};
 use flowaudit::report::write_output;
-use flowaudit::run::{run_selected, RunOptions};
+use flowaudit::run::RunOptions;
 use flowaudit::synth::{generate, SynthSpec};
 
 /// Exit codes (docs/exit-codes in README): 0 ok, 1 findings at or above --fail-on, 2 usage or
@@ -76,6 +77,13 @@ enum Cmd {
     /// --features live).
     #[cfg(not(feature = "live"))]
     Sniff(cli_habits::NoLiveArgs),
+    /// Collect NetFlow v5/v9 and IPFIX from routers over UDP and write flows or an audit.
+    ///
+    /// Runs until Ctrl-C/SIGTERM or --duration, then decodes every datagram received and writes
+    /// complete reports (collector.txt counts records, missing templates and sequence gaps).
+    /// Example:
+    ///   flowaudit collect --listen 0.0.0.0:2055 --listen 0.0.0.0:4739 -I hosts.csv -o report/ --report-every 5m
+    Collect(collect_cmd::CollectArgs),
     /// Write a deterministic synthetic capture (for benchmarks and demos).
     ///
     /// Example: flowaudit synth --packets 3600000 --flows 200000 -o imix.pcap
@@ -211,8 +219,16 @@ impl EngineArgs {
 #[derive(Args)]
 struct FlowsArgs {
     /// Capture files (.pcap, .pcapng, optionally .gz); several are merged in time order; - reads stdin.
-    #[arg(required_unless_present = "read", value_name = "CAPTURE")]
+    #[arg(
+        required_unless_present_any = ["read", "flows"],
+        conflicts_with = "flows",
+        value_name = "CAPTURE"
+    )]
     captures: Vec<PathBuf>,
+    /// Read flow records instead of captures (see `audit --flows`): merge flows.csv files,
+    /// Zeek conn.logs or NetFlow/IPFIX exports into one flows report.
+    #[arg(long, num_args = 1.., value_name = "FILE")]
+    flows: Vec<PathBuf>,
     /// Output file (default: stdout). Written to a temporary name and renamed when complete.
     #[arg(short, long, value_name = "FILE")]
     output: Option<PathBuf>,
@@ -229,8 +245,20 @@ struct FlowsArgs {
 #[derive(Args)]
 struct AuditArgs {
     /// Capture files (.pcap, .pcapng, optionally .gz); several are merged in time order.
-    #[arg(required_unless_present = "read", value_name = "CAPTURE")]
+    #[arg(
+        required_unless_present_any = ["read", "flows"],
+        conflicts_with = "flows",
+        value_name = "CAPTURE"
+    )]
     captures: Vec<PathBuf>,
+    /// Audit flow records instead of captures, detected by content: flows.csv/flows.jsonl from
+    /// `flowaudit flows` (one per capture, from many machines), Zeek conn.log (TSV or JSON,
+    /// optionally .gz; dns.log and ssl.log add names), NetFlow v5/v9/IPFIX export traffic as a
+    /// pcap/pcapng of the UDP stream, or an IPFIX file. Records of one connection are paired
+    /// into one flow; duplicates from several sources count once. See docs/scale-out.md.
+    /// Example: flowaudit audit --flows dc1/conn.log.gz dc2/conn.log.gz -I hosts.csv -o report/
+    #[arg(long, num_args = 1.., value_name = "FILE")]
+    flows: Vec<PathBuf>,
     /// Inventory CSV: address,roles,name (address or CIDR; roles separated by ';').
     #[arg(long, short = 'I', value_name = "FILE")]
     inventory: PathBuf,
@@ -346,6 +374,7 @@ fn main() -> ExitCode {
         Cmd::Audit(a) => cmd_audit(a),
         Cmd::Catalog(c) => cmd_catalog(c),
         Cmd::Diff(a) => diff_cmd::cmd_diff(a),
+        Cmd::Collect(a) => collect_cmd::cmd_collect(a),
         #[cfg(feature = "live")]
         Cmd::Sniff(a) => sniff_cmd::cmd_sniff(a),
         #[cfg(not(feature = "live"))]
@@ -368,17 +397,15 @@ fn cmd_flows(a: FlowsArgs) -> ExitCode {
         Ok(s) => (a.read.captures(&a.captures), s),
         Err(e) => return cli_habits::fail(e),
     };
-    let (out, selected) = match run_selected(
+    let (out, selected) = match read_inputs(
         &captures,
+        &a.flows,
         a.engine.config(),
         &a.engine.run_options(),
         select,
     ) {
         Ok(o) => o,
-        Err(e) => {
-            eprintln!("flowaudit: {e}");
-            return ExitCode::from(e.exit_code() as u8);
-        }
+        Err(code) => return code,
     };
     let filter_ok = a.read.report(&selected, a.engine.quiet);
     let format = match a.format {
@@ -408,6 +435,36 @@ fn cmd_flows(a: FlowsArgs) -> ExitCode {
     } else {
         ExitCode::SUCCESS
     }
+}
+
+/// Captures through the packet engine, or flow records (`--flows`) through flowinput: the
+/// same RunOutput either way, so everything after this does not care which.
+/// The run's flows: from flow records (`--flows`) or from the captures' selected packets.
+fn read_inputs(
+    captures: &[PathBuf],
+    flows: &[PathBuf],
+    cfg: EngineConfig,
+    opts: &RunOptions,
+    select: flowaudit::run::Selection,
+) -> Result<(flowaudit::run::RunOutput, flowaudit::run::Selected), ExitCode> {
+    if !flows.is_empty() {
+        if select.filter.is_some() || select.max_packets.is_some() {
+            eprintln!(
+                "flowaudit: -f and -c select packets of captures; they do not apply to --flows"
+            );
+            return Err(ExitCode::from(EXIT_INPUT));
+        }
+        return flowaudit::flowinput::run_flow_files(flows, &cfg)
+            .map(|o| (o, flowaudit::run::Selected::default()))
+            .map_err(|e| {
+                eprintln!("flowaudit: {e}");
+                ExitCode::from(EXIT_INPUT)
+            });
+    }
+    flowaudit::run::run_selected(captures, cfg, opts, select).map_err(|e| {
+        eprintln!("flowaudit: {e}");
+        ExitCode::from(e.exit_code() as u8)
+    })
 }
 
 fn cmd_synth(a: SynthArgs) -> ExitCode {
@@ -554,13 +611,11 @@ fn cmd_audit(a: AuditArgs) -> ExitCode {
     };
     let mut cfg = a.engine.config();
     add_catalog_ports(&mut cfg, &cat);
-    let (out, selected) = match run_selected(&captures, cfg, &a.engine.run_options(), select) {
-        Ok(o) => o,
-        Err(e) => {
-            eprintln!("flowaudit: {e}");
-            return ExitCode::from(e.exit_code() as u8);
-        }
-    };
+    let (out, selected) =
+        match read_inputs(&captures, &a.flows, cfg, &a.engine.run_options(), select) {
+            Ok(o) => o,
+            Err(code) => return code,
+        };
     let filter_ok = a.read.report(&selected, a.engine.quiet);
     let opts = extras.audit_options(a.group_by);
     let audit = match flowaudit::audit::audit(&out.flows, &cat, &inv, &out.stats.names, &opts) {
@@ -570,7 +625,11 @@ fn cmd_audit(a: AuditArgs) -> ExitCode {
             return ExitCode::from(EXIT_INPUT);
         }
     };
-    let inputs: Vec<String> = captures.iter().map(|p| p.display().to_string()).collect();
+    let inputs: Vec<String> = captures
+        .iter()
+        .chain(&a.flows)
+        .map(|p| p.display().to_string())
+        .collect();
     let waived = extras.report();
     let opts = flowaudit::report::audit::WriteOptions {
         flows: a.write_flows,

@@ -64,6 +64,9 @@ pub fn render(out: &RunOutput) -> String {
     if s.warnings.len() > 20 {
         let _ = writeln!(t, "warning: ... and {} more", s.warnings.len() - 20);
     }
+    if let Some(fi) = &s.flow_input {
+        t.push_str(&crate::flowinput::render(fi));
+    }
     for e in &out.errors {
         let _ = writeln!(t, "error: {e}");
     }
