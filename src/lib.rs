@@ -13,6 +13,7 @@
 //! - [`synth`]: the deterministic capture generator used by benchmarks and demos
 //! - [`diff`]: comparing two audits' report directories, and the change gates
 //! - [`waiver`]: accepted exceptions to findings, with expiry dates
+//! - [`policy`]: firewall rulesets from an audit's report directory
 
 pub mod audit;
 pub mod capture;
@@ -27,6 +28,7 @@ pub mod inventory;
 #[cfg(feature = "live")]
 pub mod live;
 pub mod names;
+pub mod policy;
 pub mod report;
 pub mod run;
 pub mod summary;

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 mod diff_cmd;
+mod policy_cmd;
 #[cfg(feature = "live")]
 mod sniff_cmd;
 
@@ -58,6 +59,11 @@ enum Cmd {
     /// Exit 1 when a --fail-on change gate holds. Example:
     ///   flowaudit diff baseline/ report/ -o diff.csv --md diff.md --fail-on new-undocumented
     Diff(diff_cmd::DiffArgs),
+    /// Write a firewall policy (nftables, iptables, Windows, Cisco ASA, CSV) from an audit's
+    /// report directory: exactly the documented traffic the capture showed (docs/policy.md).
+    ///
+    /// Example: flowaudit policy report/ --format nftables -o flowaudit.nft
+    Policy(policy_cmd::PolicyArgs),
     /// List, show and lint port catalogs; list the role vocabulary.
     #[command(subcommand)]
     Catalog(CatalogCmd),
@@ -273,6 +279,7 @@ fn main() -> ExitCode {
         Cmd::Audit(a) => cmd_audit(a),
         Cmd::Catalog(c) => cmd_catalog(c),
         Cmd::Diff(a) => diff_cmd::cmd_diff(a),
+        Cmd::Policy(a) => policy_cmd::cmd_policy(a),
         #[cfg(feature = "live")]
         Cmd::Sniff(a) => sniff_cmd::cmd_sniff(a),
     }
