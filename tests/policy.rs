@@ -466,6 +466,7 @@ fn demo_asa_matches_golden_and_asa_grammar() {
 ///   source_address_argument dest_address_argument [port_argument] [log]`, protocol a name
 ///   (ip, tcp, udp, icmp, icmp6...) or number; addresses `object-group id`, `host ip`, `any`;
 ///   port `eq port` or `range port port`, only for tcp/udp.
+///
 /// Lines starting with `!` are comments. Object groups must be defined before an ACE uses them.
 fn check_asa_line(
     line: &str,
