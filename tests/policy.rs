@@ -696,3 +696,20 @@ fn bad_report_directories_are_named_and_bad_rows_skipped_with_their_line() {
         "{err}"
     );
 }
+
+#[test]
+fn role_families_put_holders_of_a_child_role_in_the_parent_group() {
+    // AGT-032 is written for agent-computer; ws-fin-01 (10.1.0.40) holds agent-computer-windows,
+    // whose family is agent-computer (docs/roles.md), so the unused rule's client group holds it.
+    let d = tempfile::tempdir().unwrap();
+    let r = demo_audit(d.path());
+    let csv = policy_ok(&r, &["--format", "csv", "--include-unused"]);
+    let row = csv
+        .lines()
+        .find(|l| l.contains(",AGT-032,"))
+        .expect("AGT-032 row");
+    assert!(
+        row.starts_with("unused,agent-computer,10.1.0.40,backup-repository,10.1.0.30,tcp,2500-3300;6162,2500-3300;6162,AGT-032,"),
+        "{row}"
+    );
+}
