@@ -15,6 +15,7 @@
 //! - [`diff`]: comparing two audits' report directories, and the change gates
 //! - [`waiver`]: accepted exceptions to findings, with expiry dates
 //! - `bpf` (feature `live`): tcpdump filter expressions applied to capture files, by libpcap
+//! - [`policy`]: firewall rulesets from an audit's report directory
 
 pub mod audit;
 #[cfg(feature = "live")]
@@ -33,6 +34,7 @@ pub mod inventory;
 #[cfg(feature = "live")]
 pub mod live;
 pub mod names;
+pub mod policy;
 pub mod report;
 pub mod run;
 pub mod summary;

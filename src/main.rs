@@ -8,6 +8,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 mod cli_habits;
 mod collect_cmd;
 mod diff_cmd;
+mod policy_cmd;
 #[cfg(feature = "live")]
 mod sniff_cmd;
 #[cfg(feature = "live")]
@@ -63,6 +64,11 @@ enum Cmd {
     /// Exit 1 when a --fail-on change gate holds. Example:
     ///   flowaudit diff baseline/ report/ -o diff.csv --md diff.md --fail-on new-undocumented
     Diff(diff_cmd::DiffArgs),
+    /// Write a firewall policy (nftables, iptables, Windows, Cisco ASA, CSV) from an audit's
+    /// report directory: exactly the documented traffic the capture showed (docs/policy.md).
+    ///
+    /// Example: flowaudit policy report/ --format nftables -o flowaudit.nft
+    Policy(policy_cmd::PolicyArgs),
     /// List, show and lint port catalogs; list the role vocabulary.
     #[command(subcommand)]
     Catalog(CatalogCmd),
@@ -375,6 +381,7 @@ fn main() -> ExitCode {
         Cmd::Catalog(c) => cmd_catalog(c),
         Cmd::Diff(a) => diff_cmd::cmd_diff(a),
         Cmd::Collect(a) => collect_cmd::cmd_collect(a),
+        Cmd::Policy(a) => policy_cmd::cmd_policy(a),
         #[cfg(feature = "live")]
         Cmd::Sniff(a) => sniff_cmd::cmd_sniff(a),
         #[cfg(not(feature = "live"))]
