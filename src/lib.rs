@@ -13,6 +13,7 @@
 //! - [`synth`]: the deterministic capture generator used by benchmarks and demos
 //! - [`diff`]: comparing two audits' report directories, and the change gates
 //! - [`waiver`]: accepted exceptions to findings, with expiry dates
+//! - [`firewall`]: an existing nftables/iptables ruleset checked against the observed traffic
 
 pub mod audit;
 pub mod capture;
@@ -20,6 +21,7 @@ pub mod catalog;
 pub mod decode;
 pub mod diff;
 pub mod engine;
+pub mod firewall;
 pub mod flow;
 pub mod flowmap;
 pub mod flowstore;

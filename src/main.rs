@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 mod diff_cmd;
+mod firewall_cmd;
 #[cfg(feature = "live")]
 mod sniff_cmd;
 
@@ -58,6 +59,14 @@ enum Cmd {
     /// Exit 1 when a --fail-on change gate holds. Example:
     ///   flowaudit diff baseline/ report/ -o diff.csv --md diff.md --fail-on new-undocumented
     Diff(diff_cmd::DiffArgs),
+    /// Check a firewall ruleset (nft JSON, iptables-save, ipset save) against an audit.
+    ///
+    /// Writes firewall.csv (one row per rule: needed, unused, too-wide, allows-undocumented,
+    /// drops-documented, not-evaluated) and firewall_services.csv into the report directory,
+    /// and adds a section to summary.md and rows to findings.csv (docs/firewall.md). Example:
+    ///   nft -j list ruleset > fw.json; flowaudit firewall fw.json report/
+    ///   flowaudit firewall rules.v4 ipsets.save report/ --firewall-chain FORWARD
+    Firewall(firewall_cmd::FirewallArgs),
     /// List, show and lint port catalogs; list the role vocabulary.
     #[command(subcommand)]
     Catalog(CatalogCmd),
@@ -207,6 +216,8 @@ struct AuditArgs {
     #[command(flatten)]
     changes: diff_cmd::AuditDiffArgs,
     #[command(flatten)]
+    firewall: firewall_cmd::AuditFirewallArgs,
+    #[command(flatten)]
     engine: EngineArgs,
 }
 
@@ -273,6 +284,7 @@ fn main() -> ExitCode {
         Cmd::Audit(a) => cmd_audit(a),
         Cmd::Catalog(c) => cmd_catalog(c),
         Cmd::Diff(a) => diff_cmd::cmd_diff(a),
+        Cmd::Firewall(a) => firewall_cmd::cmd_firewall(a),
         #[cfg(feature = "live")]
         Cmd::Sniff(a) => sniff_cmd::cmd_sniff(a),
     }
@@ -496,6 +508,9 @@ fn cmd_audit(a: AuditArgs) -> ExitCode {
             audit.findings.len(),
             a.output.display()
         );
+    }
+    if let Some(code) = a.firewall.after_audit(&a.output, a.engine.quiet) {
+        return code;
     }
     let changed = match extras.diff_after(&a.output, a.engine.quiet) {
         Ok(c) => c,
