@@ -371,7 +371,7 @@ fn row(rs: &Ruleset, audit: &AuditDir, results: &[ServiceResult], at: At, h: &Hi
     if by_here.is_empty() {
         r.reason = if h.new.is_empty() {
             format!(
-                "carries the established traffic of {} documented services",
+                "carries the established traffic (later packets both ways) of {} services",
                 h.established.len()
             )
         } else {

@@ -296,7 +296,11 @@ fn statement(st: &Value, rule: &mut Rule, words: &mut Vec<String>) {
         }
         "log" | "notrack" | "mangle" | "set" | "comment" => words.push(other_text(name, body)),
         "vmap" => {
-            let text = other_text(name, body);
+            let text = format!(
+                "{} vmap {}",
+                expr_text(body.get("key").unwrap_or(&Value::Null)),
+                expr_text(body.get("data").unwrap_or(&Value::Null))
+            );
             rule.action = vmap(body).unwrap_or_else(Action::Unknown);
             words.push(text);
         }
@@ -630,7 +634,13 @@ fn expr_text(v: &Value) -> String {
                 (Some(p), Some(f)) => format!("{} {}", expr_text(p), expr_text(f)),
                 _ => compact(v),
             },
-            Some(("meta", b)) => format!("meta {}", expr_text(&b["key"])),
+            // nft prints these meta keys bare (`iifname "eth0"`), the others as `meta KEY`.
+            Some(("meta", b)) => match b["key"].as_str() {
+                Some(k @ ("iifname" | "oifname" | "iif" | "oif" | "iiftype" | "oiftype")) => {
+                    k.to_string()
+                }
+                _ => format!("meta {}", expr_text(&b["key"])),
+            },
             Some(("ct", b)) => format!("ct {}", expr_text(&b["key"])),
             Some(("prefix", b)) => format!("{}/{}", expr_text(&b["addr"]), expr_text(&b["len"])),
             Some(("range", Value::Array(r))) if r.len() == 2 => {
