@@ -47,13 +47,11 @@ fn run(rs: &Ruleset, sel: &Selection, p: &Packet) -> (String, Vec<String>, Strin
     )
 }
 
+/// A chain: its name, (hook, policy) for a base chain, and its rules' `expr` JSON.
+type ChainSpec<'a> = (&'a str, Option<(&'a str, &'a str)>, &'a [&'a str]);
+
 /// Builds `nft -j` JSON from (chain, hook/policy, rules as expr JSON) triples of one table.
-fn nft(
-    family: &str,
-    table: &str,
-    chains: &[(&str, Option<(&str, &str)>, &[&str])],
-    sets: &[&str],
-) -> String {
+fn nft(family: &str, table: &str, chains: &[ChainSpec], sets: &[&str]) -> String {
     let mut items = vec![format!(
         r#"{{"table": {{"family": "{family}", "name": "{table}", "handle": 1}}}}"#
     )];

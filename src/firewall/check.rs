@@ -314,8 +314,13 @@ fn row(rs: &Ruleset, audit: &AuditDir, results: &[ServiceResult], at: At, h: &Hi
         return r;
     }
     if all.is_empty() {
-        r.reason =
-            "no observed traffic reached it in this capture window: a candidate to close".into();
+        r.reason = match rule {
+            Some(_) => {
+                "no observed traffic reached it in this capture window: a candidate to close"
+            }
+            None => "no observed traffic reached the policy in this capture window",
+        }
+        .into();
         return r;
     }
     let drops = match rule {
@@ -455,7 +460,11 @@ fn width(rs: &Ruleset, audit: &AuditDir, at: At, by_here: &[usize], r: &mut Rule
         r.verdict = RuleVerdict::TooWide;
         r.reason = format!(
             "admits more {} than the {} documented services it accepted need: narrow it to the covering ports and address groups",
-            wider.join(" and "),
+            match wider.as_slice() {
+                [one] => one.to_string(),
+                [rest @ .., last] => format!("{} and {last}", rest.join(", ")),
+                [] => unreachable!("not empty"),
+            },
             by_here.len()
         );
     }

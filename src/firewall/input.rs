@@ -164,7 +164,7 @@ impl AuditDir {
             t.col("established"),
         );
         for (line, rec) in &t.rows {
-            match service(&rec, &c, cn, sn, est) {
+            match service(rec, &c, cn, sn, est) {
                 Ok(s) => out.services.push(s),
                 Err(e) => out.skipped.push(format!("{}:{line}: {e}", t.path)),
             }

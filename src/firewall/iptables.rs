@@ -474,7 +474,9 @@ fn port_range(s: &str) -> Result<(u128, u128), String> {
 /// Reads `ipset save` output: address sets (hash:ip, hash:net, bitmap:ip) become sets the
 /// iptables `--match-set` rules can use; other types are listed as not evaluated.
 pub fn parse_ipset(file: &str, text: &str, rs: &mut Ruleset) -> Result<(), String> {
-    let mut sets: Vec<(String, Result<Vec<(u128, u128)>, String>)> = Vec::new();
+    // Each set's name and its intervals, or why it cannot be evaluated.
+    type Intervals = Result<Vec<(u128, u128)>, String>;
+    let mut sets: Vec<(String, Intervals)> = Vec::new();
     for (n, raw) in text.lines().enumerate() {
         let at = format!("{file}:{}", n + 1);
         let w: Vec<&str> = raw.split_whitespace().collect();

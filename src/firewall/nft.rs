@@ -119,22 +119,19 @@ fn add_chain(c: &Value, rs: &mut Ruleset) -> Result<(), String> {
     let family_name = str_of(c, "family")?.to_string();
     let table = str_of(c, "table")?.to_string();
     let name = str_of(c, "name")?.to_string();
-    let hook = match c.get("hook").and_then(|h| h.as_str()) {
-        None => None,
-        Some(h) => Some(Hook {
-            hook: h.to_string(),
-            prio: c.get("prio").and_then(|p| p.as_i64()).unwrap_or(0),
-            policy: match c.get("policy").and_then(|p| p.as_str()) {
-                Some("drop") => Policy::Drop,
-                _ => Policy::Accept,
-            },
-            kind: c
-                .get("type")
-                .and_then(|t| t.as_str())
-                .unwrap_or("filter")
-                .to_string(),
-        }),
-    };
+    let hook = c.get("hook").and_then(|h| h.as_str()).map(|h| Hook {
+        hook: h.to_string(),
+        prio: c.get("prio").and_then(|p| p.as_i64()).unwrap_or(0),
+        policy: match c.get("policy").and_then(|p| p.as_str()) {
+            Some("drop") => Policy::Drop,
+            _ => Policy::Accept,
+        },
+        kind: c
+            .get("type")
+            .and_then(|t| t.as_str())
+            .unwrap_or("filter")
+            .to_string(),
+    });
     if rs.chain(&family_name, &table, &name).is_none() {
         rs.chains.push(Chain {
             family: Family::parse(&family_name),
