@@ -66,11 +66,13 @@ fn parse_ruleset(s: &str) -> Result<PathBuf, String> {
 
 #[derive(Args)]
 pub struct FirewallArgs {
-    /// Ruleset files then the audit's report directory: `nft -j list ruleset` output,
-    /// iptables-save / ip6tables-save output, and `ipset save` output for the sets iptables
-    /// rules use (the format is told from the content).
-    #[arg(required = true, num_args = 2.., value_name = "RULESET... REPORT_DIR")]
-    pub args: Vec<PathBuf>,
+    /// Ruleset files: `nft -j list ruleset` output, iptables-save / ip6tables-save output, and
+    /// `ipset save` output for the sets iptables rules use (the format is told from the content).
+    #[arg(required = true, value_name = "RULESET")]
+    pub rulesets: Vec<PathBuf>,
+    /// The audit's report directory (`flowaudit audit ... -o DIR`); the reports are written there.
+    #[arg(value_name = "REPORT_DIR")]
+    pub report_dir: PathBuf,
     #[command(flatten)]
     pub chain: ChainArgs,
     /// No summary line on stderr.
@@ -125,8 +127,7 @@ fn run(files: &[PathBuf], dir: &std::path::Path, chain: &ChainArgs, quiet: bool)
 }
 
 pub fn cmd_firewall(a: FirewallArgs) -> ExitCode {
-    let (dir, files) = a.args.split_last().expect("clap requires two arguments");
-    run(files, dir, &a.chain, a.quiet)
+    run(&a.rulesets, &a.report_dir, &a.chain, a.quiet)
 }
 
 impl AuditFirewallArgs {

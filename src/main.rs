@@ -63,8 +63,10 @@ enum Cmd {
     ///
     /// Writes firewall.csv (one row per rule: needed, unused, too-wide, allows-undocumented,
     /// drops-documented, not-evaluated) and firewall_services.csv into the report directory,
-    /// and adds a section to summary.md and rows to findings.csv (docs/firewall.md). Example:
-    ///   nft -j list ruleset > fw.json; flowaudit firewall fw.json report/
+    /// and adds a section to summary.md and rows to findings.csv (docs/firewall.md). Examples:
+    ///
+    ///   nft -j list ruleset > fw.json && flowaudit firewall fw.json report/
+    ///
     ///   flowaudit firewall rules.v4 ipsets.save report/ --firewall-chain FORWARD
     Firewall(firewall_cmd::FirewallArgs),
     /// List, show and lint port catalogs; list the role vocabulary.
