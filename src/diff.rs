@@ -43,10 +43,13 @@ pub enum ChangeKind {
     FindingResolved,
     FindingUnwaived,
     FindingWaived,
+    FirewallRuleNew,
+    FirewallRuleGone,
+    FirewallVerdictChanged,
 }
 
 impl ChangeKind {
-    pub const ALL: [ChangeKind; 16] = [
+    pub const ALL: [ChangeKind; 19] = [
         ChangeKind::HostNew,
         ChangeKind::HostGone,
         ChangeKind::HostRolesChanged,
@@ -63,6 +66,9 @@ impl ChangeKind {
         ChangeKind::FindingResolved,
         ChangeKind::FindingUnwaived,
         ChangeKind::FindingWaived,
+        ChangeKind::FirewallRuleNew,
+        ChangeKind::FirewallRuleGone,
+        ChangeKind::FirewallVerdictChanged,
     ];
 
     pub fn as_str(&self) -> &'static str {
@@ -83,6 +89,9 @@ impl ChangeKind {
             ChangeKind::FindingResolved => "finding-resolved",
             ChangeKind::FindingUnwaived => "finding-unwaived",
             ChangeKind::FindingWaived => "finding-waived",
+            ChangeKind::FirewallRuleNew => "firewall-rule-new",
+            ChangeKind::FirewallRuleGone => "firewall-rule-gone",
+            ChangeKind::FirewallVerdictChanged => "firewall-verdict-changed",
         }
     }
 
@@ -105,6 +114,9 @@ impl ChangeKind {
             ChangeKind::FindingResolved => "Resolved findings",
             ChangeKind::FindingUnwaived => "Findings whose waiver expired or was removed",
             ChangeKind::FindingWaived => "Findings newly waived",
+            ChangeKind::FirewallRuleNew => "Firewall rules newly checked",
+            ChangeKind::FirewallRuleGone => "Firewall rules no longer there",
+            ChangeKind::FirewallVerdictChanged => "Firewall rule verdict changes",
         }
     }
 }
@@ -328,6 +340,8 @@ pub struct Report {
     pub services: Vec<ServiceRow>,
     pub rules: Vec<RuleRow>,
     pub findings: Vec<FindingRow>,
+    /// firewall.csv, when the audit ran the firewall check.
+    pub firewall: Option<Vec<crate::firewall::diff::FirewallRow>>,
 }
 
 struct Table {
@@ -629,6 +643,7 @@ impl Report {
             services,
             rules,
             findings,
+            firewall: crate::firewall::diff::load(dir)?,
         })
     }
 
@@ -1059,6 +1074,10 @@ pub fn diff(base: &Report, cur: &Report, opts: &Options) -> Diff {
     }
     fchanges.sort_by(|a, b| (a.0, &a.1.kind, &a.1.subject).cmp(&(b.0, &b.1.kind, &b.1.subject)));
     out.extend(fchanges.into_iter().map(|(_, c)| c));
+    out.extend(crate::firewall::diff::changes(
+        base.firewall.as_deref(),
+        cur.firewall.as_deref(),
+    ));
     // Stable: keeps the order within each change kind.
     out.sort_by_key(|c| c.change);
 

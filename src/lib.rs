@@ -16,6 +16,7 @@
 //! - [`waiver`]: accepted exceptions to findings, with expiry dates
 //! - `bpf` (feature `live`): tcpdump filter expressions applied to capture files, by libpcap
 //! - [`policy`]: firewall rulesets from an audit's report directory
+//! - [`firewall`]: an existing nftables/iptables ruleset checked against the observed traffic
 
 pub mod audit;
 #[cfg(feature = "live")]
@@ -26,6 +27,7 @@ pub mod decode;
 pub mod decode_summary;
 pub mod diff;
 pub mod engine;
+pub mod firewall;
 pub mod flow;
 pub mod flowinput;
 pub mod flowmap;

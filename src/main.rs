@@ -8,6 +8,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 mod cli_habits;
 mod collect_cmd;
 mod diff_cmd;
+mod firewall_cmd;
 mod policy_cmd;
 #[cfg(feature = "live")]
 mod sniff_cmd;
@@ -69,6 +70,16 @@ enum Cmd {
     ///
     /// Example: flowaudit policy report/ --format nftables -o flowaudit.nft
     Policy(policy_cmd::PolicyArgs),
+    /// Check a firewall ruleset (nft JSON, iptables-save, ipset save) against an audit.
+    ///
+    /// Writes firewall.csv (one row per rule: needed, unused, too-wide, allows-undocumented,
+    /// drops-documented, not-evaluated) and firewall_services.csv into the report directory,
+    /// and adds a section to summary.md and rows to findings.csv (docs/firewall.md). Examples:
+    ///
+    ///   nft -j list ruleset > fw.json && flowaudit firewall fw.json report/
+    ///
+    ///   flowaudit firewall rules.v4 ipsets.save report/ --firewall-chain FORWARD
+    Firewall(firewall_cmd::FirewallArgs),
     /// List, show and lint port catalogs; list the role vocabulary.
     #[command(subcommand)]
     Catalog(CatalogCmd),
@@ -298,6 +309,8 @@ struct AuditArgs {
     #[command(flatten)]
     read: cli_habits::ReadArgs,
     #[command(flatten)]
+    firewall: firewall_cmd::AuditFirewallArgs,
+    #[command(flatten)]
     engine: EngineArgs,
 }
 
@@ -382,6 +395,7 @@ fn main() -> ExitCode {
         Cmd::Diff(a) => diff_cmd::cmd_diff(a),
         Cmd::Collect(a) => collect_cmd::cmd_collect(a),
         Cmd::Policy(a) => policy_cmd::cmd_policy(a),
+        Cmd::Firewall(a) => firewall_cmd::cmd_firewall(a),
         #[cfg(feature = "live")]
         Cmd::Sniff(a) => sniff_cmd::cmd_sniff(a),
         #[cfg(not(feature = "live"))]
@@ -676,6 +690,9 @@ fn cmd_audit(a: AuditArgs) -> ExitCode {
             audit.findings.len(),
             a.output.display()
         );
+    }
+    if let Some(code) = a.firewall.after_audit(&a.output, a.engine.quiet) {
+        return code;
     }
     let changed = match extras.diff_after(&a.output, a.engine.quiet) {
         Ok(c) => c,
