@@ -374,11 +374,15 @@ pub enum Qualifier {
     ModeDependent,
     Configurable,
     DynamicRange,
+    /// The service listens on a port assigned at run time that the document does not number
+    /// (NFSv3 mountd, statd, lockd): the rule's ports are only where it may be. The audit should
+    /// name the port seen so that it can be pinned (see [`pin_advice`]).
+    Dynamic,
     UpgradeOnly,
 }
 
 impl Qualifier {
-    pub const ALL: [Qualifier; 8] = [
+    pub const ALL: [Qualifier; 9] = [
         Qualifier::Optional,
         Qualifier::Legacy,
         Qualifier::FailoverOnly,
@@ -386,6 +390,7 @@ impl Qualifier {
         Qualifier::ModeDependent,
         Qualifier::Configurable,
         Qualifier::DynamicRange,
+        Qualifier::Dynamic,
         Qualifier::UpgradeOnly,
     ];
 
@@ -398,6 +403,7 @@ impl Qualifier {
             Qualifier::ModeDependent => "mode-dependent",
             Qualifier::Configurable => "configurable",
             Qualifier::DynamicRange => "dynamic-range",
+            Qualifier::Dynamic => "dynamic",
             Qualifier::UpgradeOnly => "upgrade-only",
         }
     }
@@ -418,6 +424,27 @@ impl Qualifier {
                 | Qualifier::UpgradeOnly
         )
     }
+}
+
+/// What to do about a `dynamic` rule that saw traffic: the port is assigned at run time, so the
+/// rule's range (often 1-65535) would open everything; name the port(s) seen, to pin and open
+/// alone. None for other rules or when nothing was seen.
+pub fn pin_advice(rule: &Rule, ports_seen: &BTreeSet<u16>) -> Option<String> {
+    if !rule.has(Qualifier::Dynamic) || ports_seen.is_empty() {
+        return None;
+    }
+    let ports: Vec<String> = ports_seen.iter().map(|p| p.to_string()).collect();
+    let (these, it) = if ports.len() == 1 {
+        ("port", "it")
+    } else {
+        ("ports", "one of them")
+    };
+    Some(format!(
+        "{}: the port is assigned at run time; seen on {these} {}: pin {it} in the service's settings and open only that port instead of {}",
+        rule.note.trim_end_matches('.'),
+        ports.join(", "),
+        rule.ports_str()
+    ))
 }
 
 /// An inclusive port range.

@@ -40,6 +40,7 @@ type Conv = (&'static str, u16, &'static str, u16);
 /// The result of one audit run: services.csv rows and what the audit said on stderr.
 struct Run {
     services: Vec<BTreeMap<String, String>>,
+    rules: Vec<BTreeMap<String, String>>,
     stderr: String,
 }
 
@@ -59,14 +60,49 @@ impl Run {
     }
 }
 
+/// A DNS answer from 10.99.0.53 to 10.99.0.99 giving `name` the IPv4 address `addr`.
+fn dns_answer(name: &str, addr: Ipv4Addr, client_port: u16) -> Vec<u8> {
+    let mut dns = vec![0x12, 0x34, 0x81, 0x80, 0, 1, 0, 1, 0, 0, 0, 0];
+    for label in name.split('.') {
+        dns.push(label.len() as u8);
+        dns.extend_from_slice(label.as_bytes());
+    }
+    dns.extend_from_slice(&[0, 0, 1, 0, 1]);
+    dns.extend_from_slice(&[0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4]);
+    dns.extend_from_slice(&addr.octets());
+    let mut udp = Vec::new();
+    udp.extend_from_slice(&53u16.to_be_bytes());
+    udp.extend_from_slice(&client_port.to_be_bytes());
+    udp.extend_from_slice(&((8 + dns.len()) as u16).to_be_bytes());
+    udp.extend_from_slice(&[0, 0]);
+    udp.extend_from_slice(&dns);
+    let ip = flowaudit::synth::ip_packet(
+        "10.99.0.53".parse().unwrap(),
+        "10.99.0.99".parse().unwrap(),
+        17,
+        &udp,
+    );
+    flowaudit::synth::ethernet(&[], 0x0800, &ip)
+}
+
 /// Audits complete sessions `convs` with the inventory text `hosts` against `products`.
 fn audit(hosts: &str, convs: &[Conv], products: &[&str]) -> Run {
+    audit_named(hosts, &[], convs, products)
+}
+
+/// [`audit`], with DNS answers naming addresses (name, address) before the sessions.
+fn audit_named(hosts: &str, names: &[(&str, &str)], convs: &[Conv], products: &[&str]) -> Run {
     let dir = tempfile::tempdir().unwrap();
     let pcap = dir.path().join("c.pcap");
     {
         let f = std::fs::File::create(&pcap).unwrap();
         let mut w = PcapWriter::new(f, 1, false).unwrap();
         let mut t = 1_767_225_600 * 1_000_000_000i64;
+        for (i, (name, addr)) in names.iter().enumerate() {
+            let frame = dns_answer(name, addr.parse().unwrap(), 40000 + i as u16);
+            w.write(t, &frame, frame.len() as u32).unwrap();
+            t += 1_000_000;
+        }
         for (c, cp, s, sp) in convs {
             let c: Ipv4Addr = c.parse().unwrap();
             let s: Ipv4Addr = s.parse().unwrap();
@@ -90,6 +126,7 @@ fn audit(hosts: &str, convs: &[Conv], products: &[&str]) -> Run {
     assert_eq!(o.status.code(), Some(0), "{stderr}");
     Run {
         services: read_csv(&out.join("services.csv")),
+        rules: read_csv(&out.join("rules.csv")),
         stderr,
     }
 }
@@ -132,10 +169,17 @@ fn old_role_ids_resolve_to_the_merged_role() {
         assert!(!roles.contains(old), "{old} is still a role of its own");
     }
     assert_eq!(roles.canonical("no-such-role"), None);
-    // The SQL Server guest keeps the Windows family the Proxmox catalog gave it.
+    // The SQL Server guest keeps the Windows family the Proxmox catalog gave it (a Windows
+    // guest with application-aware processing is a Windows server to the VBR document).
     assert_eq!(
         roles.with_ancestors("sql-guest-vm"),
-        ["sql-guest-vm", "windows-guest-vm", "guest-vm"]
+        [
+            "sql-guest-vm",
+            "windows-guest-vm",
+            "guest-vm",
+            "windows-server",
+            "server"
+        ]
     );
 }
 
@@ -288,4 +332,310 @@ fn sql_guest_gets_the_rules_of_both_documents() {
             "VBR-181;VBR-191;PVE-052".to_string()
         )
     );
+}
+
+fn pair(verdict: &str, rules: &str) -> (String, String) {
+    (verdict.to_string(), rules.to_string())
+}
+
+// ---------------------------------------------------------------------------------------------
+// 2. Role families that match the documents
+
+#[test]
+fn windows_and_linux_components_get_the_server_ports() {
+    // VBR document (seed 003): the Windows server table (VBR-001 tcp/445, VBR-007 tcp/6162) is
+    // for every Windows component; the document calls the Windows repository, the Hyper-V host
+    // and the tape server Windows servers. The Linux server table (VBR-015 tcp/22) likewise.
+    let hosts = "10.4.0.1,backup-server,vbr\n10.4.0.2,windows-backup-repository,repo-win\n\
+10.4.0.3,hyperv-host,hv\n10.4.0.4,tape-server,tape\n10.4.0.5,mount-server,mount\n\
+10.4.0.6,linux-backup-repository,repo-lin\n";
+    let run = audit(
+        hosts,
+        &[
+            ("10.4.0.1", 50001, "10.4.0.2", 445),
+            ("10.4.0.1", 50002, "10.4.0.3", 445),
+            ("10.4.0.1", 50003, "10.4.0.4", 6162),
+            ("10.4.0.1", 50004, "10.4.0.5", 445),
+            ("10.4.0.1", 50005, "10.4.0.6", 22),
+        ],
+        &["veeam-vbr"],
+    );
+    // Was role-mismatch: the repository was not a windows-server.
+    assert_eq!(
+        run.verdict("10.4.0.1", "10.4.0.2", 445),
+        pair("documented", "VBR-001")
+    );
+    // VBR-021 is the Hyper-V table's own 135;445 row.
+    assert_eq!(
+        run.verdict("10.4.0.1", "10.4.0.3", 445),
+        pair("documented", "VBR-001;VBR-021")
+    );
+    // VBR-160 is the tape server row referring to the Windows server table.
+    assert_eq!(
+        run.verdict("10.4.0.1", "10.4.0.4", 6162),
+        pair("documented", "VBR-007;VBR-160/VBR-007")
+    );
+    // A mount server is not made a Windows server: only the mount server row's reference
+    // (restore-only) documents 445.
+    assert_eq!(
+        run.verdict("10.4.0.1", "10.4.0.5", 445),
+        pair("documented", "VBR-195/VBR-001")
+    );
+    // Was role-mismatch: the Linux repository was not a linux-server.
+    assert_eq!(
+        run.verdict("10.4.0.1", "10.4.0.6", 22),
+        pair("documented", "VBR-015")
+    );
+}
+
+#[test]
+fn enterprise_manager_servers_host_the_website() {
+    // Enterprise Manager document (seed 002): EM-023 browser -> website tcp/443 (appliance
+    // table), EM-049 tcp/9443 (Windows table). The appliance used to miss the website role.
+    let hosts = "10.5.0.1,web-browser,pc\n10.5.0.2,enterprise-manager-appliance,em-lin\n\
+10.5.0.3,enterprise-manager,em-win\n";
+    let run = audit(
+        hosts,
+        &[
+            ("10.5.0.1", 50001, "10.5.0.2", 443),
+            ("10.5.0.1", 50002, "10.5.0.3", 9443),
+        ],
+        &["veeam-em"],
+    );
+    assert_eq!(
+        run.verdict("10.5.0.1", "10.5.0.2", 443),
+        pair("documented", "EM-023")
+    );
+    assert_eq!(
+        run.verdict("10.5.0.1", "10.5.0.3", 9443),
+        pair("documented", "EM-049")
+    );
+}
+
+#[test]
+fn backup_exec_servers_stay_outside_the_veeam_families() {
+    // Backup Exec article (seed 000): its media server is a be-server only; the Veeam Windows
+    // server table does not apply to it. BE-001/BE-005 (1025-65535) and BE-003 (10000).
+    let roles = Roles::builtin();
+    assert_eq!(roles.with_ancestors("be-server"), ["be-server", "server"]);
+    let run = audit(
+        "10.10.0.1,be-server,media\n10.10.0.2,be-remote-agent,files\n",
+        &[
+            ("10.10.0.1", 50001, "10.10.0.2", 10000),
+            ("10.10.0.2", 50002, "10.10.0.1", 6101),
+        ],
+        &["backup-exec"],
+    );
+    assert_eq!(
+        run.verdict("10.10.0.1", "10.10.0.2", 10000),
+        pair("documented", "BE-001;BE-003;BE-005")
+    );
+    assert_eq!(
+        run.verdict("10.10.0.2", "10.10.0.1", 6101),
+        pair("documented", "BE-002;BE-004;BE-006")
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// 3. Rules that fit the documents
+
+#[test]
+fn enterprise_manager_reaches_both_helpers() {
+    // EM-085 (added: the helper host) and EM-057 (helper appliance), tcp/2500-6000.
+    let hosts = "10.5.1.1,enterprise-manager,em\n10.5.1.2,flr-helper-host,helper\n\
+10.5.1.3,flr-helper-appliance,appliance\n";
+    let run = audit(
+        hosts,
+        &[
+            ("10.5.1.1", 50001, "10.5.1.2", 2500),
+            ("10.5.1.1", 50002, "10.5.1.3", 2500),
+        ],
+        &["veeam-em"],
+    );
+    assert_eq!(
+        run.verdict("10.5.1.1", "10.5.1.2", 2500),
+        pair("documented", "EM-085")
+    );
+    assert_eq!(
+        run.verdict("10.5.1.1", "10.5.1.3", 2500),
+        pair("documented", "EM-057")
+    );
+}
+
+#[test]
+fn ibm_rule_targets_ibm_object_storage() {
+    // VBR-114 now names ibm-cloud-object-storage, like AGT-069 in the agent document; an
+    // S3-compatible device (object-storage) no longer gets it.
+    let hosts = "10.8.0.1,gateway-server,gw\n10.8.0.2,ibm-cloud-object-storage,ibm\n10.8.0.3,object-storage,s3\n";
+    let run = audit(
+        hosts,
+        &[
+            ("10.8.0.1", 50001, "10.8.0.2", 443),
+            ("10.8.0.1", 50002, "10.8.0.3", 443),
+        ],
+        &["veeam-vbr", "veeam-agent"],
+    );
+    let common = [
+        "VBR-094", "VBR-099", "VBR-108", "VBR-115", "VBR-116", "VBR-121", "VBR-130",
+    ];
+    let ibm = "VBR-094;VBR-099;VBR-108;VBR-114;VBR-115;VBR-116;VBR-121;VBR-130;AGT-069;AGT-071";
+    assert_eq!(
+        run.verdict("10.8.0.1", "10.8.0.2", 443),
+        pair("documented", ibm)
+    );
+    assert_eq!(
+        run.verdict("10.8.0.1", "10.8.0.3", 443),
+        pair("documented", &format!("{};AGT-071", common.join(";")))
+    );
+}
+
+#[test]
+fn agent_revocation_rule_needs_the_role_not_any_internet_host() {
+    // AGT-040: agent-computer-windows -> revocation-endpoint tcp/80;443. Before, it named the
+    // Internet without a pattern, so any public host on 80 was documented.
+    let hosts = "10.7.0.1,agent-computer-windows,ws\n10.7.0.2,revocation-endpoint,crl\n";
+    let run = audit(
+        hosts,
+        &[
+            ("10.7.0.1", 50001, "198.51.100.30", 80),
+            ("10.7.0.1", 50002, "10.7.0.2", 80),
+            ("10.7.0.1", 50003, "10.7.0.2", 443),
+        ],
+        &["veeam-agent"],
+    );
+    assert_eq!(
+        run.verdict("10.7.0.1", "198.51.100.30", 80),
+        pair("unknown-host", "")
+    );
+    assert_eq!(
+        run.verdict("10.7.0.1", "10.7.0.2", 80),
+        pair("documented", "AGT-040")
+    );
+    assert_eq!(
+        run.verdict("10.7.0.1", "10.7.0.2", 443),
+        pair("documented", "AGT-040")
+    );
+}
+
+#[test]
+fn update_repository_is_matched_by_name_in_both_documents() {
+    // Proxmox document (seed 001) names the Veeam Update Repository repository.veeam.com,
+    // served through CloudFront: PVE-009 (worker), and now EM-016 / EM-086 (appliance, seed
+    // 002, which gives no name).
+    let hosts = "10.6.0.1,enterprise-manager-appliance,em\n10.6.0.2,proxmox-worker,worker\n";
+    let run = audit_named(
+        hosts,
+        &[
+            ("repository.veeam.com", "198.51.100.20"),
+            ("d1x2.cloudfront.net", "198.51.100.21"),
+        ],
+        &[
+            ("10.6.0.1", 50001, "198.51.100.20", 443),
+            ("10.6.0.2", 50002, "198.51.100.20", 443),
+            ("10.6.0.1", 50003, "198.51.100.21", 443),
+            ("10.6.0.1", 50004, "198.51.100.22", 443),
+        ],
+        &["veeam-em", "veeam-proxmox"],
+    );
+    assert_eq!(
+        run.verdict("10.6.0.1", "198.51.100.20", 443),
+        pair("documented", "EM-016")
+    );
+    assert_eq!(
+        run.verdict("10.6.0.2", "198.51.100.20", 443),
+        pair("documented", "PVE-009")
+    );
+    assert_eq!(
+        run.verdict("10.6.0.1", "198.51.100.21", 443),
+        pair("documented", "EM-086")
+    );
+    // A public host without a name is not the update repository.
+    assert_eq!(
+        run.verdict("10.6.0.1", "198.51.100.22", 443),
+        pair("unknown-host", "")
+    );
+}
+
+#[test]
+fn nfs_helper_ports_are_dynamic_and_name_the_port_to_pin() {
+    // VBR-068 (mountd), VBR-069 (statd) and VBR-070 (lockd over TCP): 1-65535, qualifier
+    // dynamic. A gateway reaching an NFS share's mountd on 20048.
+    let run = audit(
+        "10.9.0.1,gateway-server,gw\n10.9.0.2,nfs-share,nfs\n",
+        &[("10.9.0.1", 50001, "10.9.0.2", 20048)],
+        &["veeam-vbr"],
+    );
+    assert_eq!(
+        run.verdict("10.9.0.1", "10.9.0.2", 20048),
+        pair("documented", "VBR-068;VBR-069;VBR-070")
+    );
+    let row = run
+        .rules
+        .iter()
+        .find(|r| r["rule_id"] == "VBR-068")
+        .unwrap();
+    assert_eq!(
+        (row["qualifiers"].as_str(), row["ports_seen"].as_str()),
+        ("dynamic;configurable;mode-dependent", "20048")
+    );
+    let cat = Catalogs::builtin(&[]).unwrap();
+    let rule = |id: &str| cat.rules.iter().find(|r| r.id == id).unwrap();
+    let seen: std::collections::BTreeSet<u16> = [20048].into();
+    assert_eq!(
+        flowaudit::catalog::pin_advice(rule("VBR-068"), &seen).as_deref(),
+        Some("mountd service on an NFSv3 share: the port is assigned at run time; seen on port 20048: pin it in the service's settings and open only that port instead of 1-65535")
+    );
+    // A dynamic-range rule (Windows RPC ports) is a range to keep, not a port to pin.
+    assert_eq!(flowaudit::catalog::pin_advice(rule("VBR-009"), &seen), None);
+    assert_eq!(
+        flowaudit::catalog::pin_advice(rule("VBR-068"), &Default::default()),
+        None
+    );
+}
+
+#[test]
+fn catalog_show_prints_the_decisions() {
+    let show = |id: &str| {
+        let o = Command::new(BIN)
+            .args(["catalog", "show", id])
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(0), "{id}");
+        String::from_utf8(o.stdout).unwrap()
+    };
+    for (id, words) in [
+        (
+            "VBR-001",
+            "windows-server role covers every Windows component",
+        ),
+        ("VBR-015", "linux-server role covers every Linux component"),
+        ("EM-023", "every Enterprise Manager server holds em-website"),
+        ("EM-085", "flr-helper-host (EM-085, added later"),
+        (
+            "VBR-114",
+            "IBM Cloud object storage role, as in the agent document",
+        ),
+        ("AGT-040", "targets the revocation-endpoint role"),
+        (
+            "EM-016",
+            "names the Veeam Update Repository repository.veeam.com",
+        ),
+        ("VBR-068", "The rule is marked dynamic"),
+        (
+            "wan-accelerator",
+            "a WAN accelerator is a Microsoft Windows server",
+        ),
+        ("mount-server", "Left a plain server"),
+        (
+            "enterprise-manager-appliance",
+            "Hosts the Enterprise Manager website",
+        ),
+        (
+            "mssql-guest-vm",
+            "mssql-guest-vm is an old id of sql-guest-vm",
+        ),
+    ] {
+        let text = show(id);
+        assert!(text.contains(words), "{id}: {text}");
+    }
 }
