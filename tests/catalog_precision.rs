@@ -389,16 +389,19 @@ fn windows_and_linux_components_get_the_server_ports() {
 }
 
 #[test]
-fn enterprise_manager_servers_host_the_website() {
+fn the_enterprise_manager_appliance_hosts_the_website() {
     // Enterprise Manager document (seed 002): EM-023 browser -> website tcp/443 (appliance
-    // table), EM-049 tcp/9443 (Windows table). The appliance used to miss the website role.
+    // table), EM-049 tcp/9443 (Windows table). The appliance used to miss the website role; a
+    // Windows Enterprise Manager server holds it only when tagged so (see `catalog show
+    // em-website`), and 9443 is documented only towards em-website (EM-049).
     let hosts = "10.5.0.1,web-browser,pc\n10.5.0.2,enterprise-manager-appliance,em-lin\n\
-10.5.0.3,enterprise-manager,em-win\n";
+10.5.0.3,enterprise-manager;em-website,em-win\n10.5.0.4,enterprise-manager,em-win2\n";
     let run = audit(
         hosts,
         &[
             ("10.5.0.1", 50001, "10.5.0.2", 443),
             ("10.5.0.1", 50002, "10.5.0.3", 9443),
+            ("10.5.0.1", 50003, "10.5.0.4", 9443),
         ],
         &["veeam-em"],
     );
@@ -409,6 +412,10 @@ fn enterprise_manager_servers_host_the_website() {
     assert_eq!(
         run.verdict("10.5.0.1", "10.5.0.3", 9443),
         pair("documented", "EM-049")
+    );
+    assert_eq!(
+        run.verdict("10.5.0.1", "10.5.0.4", 9443),
+        pair("role-mismatch", "EM-049")
     );
 }
 
@@ -609,7 +616,10 @@ fn catalog_show_prints_the_decisions() {
             "windows-server role covers every Windows component",
         ),
         ("VBR-015", "linux-server role covers every Linux component"),
-        ("EM-023", "every Enterprise Manager server holds em-website"),
+        (
+            "EM-023",
+            "the Enterprise Manager appliance holds em-website",
+        ),
         ("EM-085", "flr-helper-host (EM-085, added later"),
         (
             "VBR-114",
@@ -628,7 +638,11 @@ fn catalog_show_prints_the_decisions() {
         ("mount-server", "Left a plain server"),
         (
             "enterprise-manager-appliance",
-            "Hosts the Enterprise Manager website",
+            "the appliance serves the website (HTTPS 443) itself",
+        ),
+        (
+            "em-website",
+            "tag it em-website as well when it serves the website",
         ),
         (
             "mssql-guest-vm",
