@@ -70,14 +70,44 @@ impl fmt::Display for Problem {
 #[derive(Debug, Clone)]
 pub struct RoleDef {
     pub id: String,
-    pub parent: Option<String>,
+    /// The families this role belongs to. Several when a host holding the role is, by the
+    /// documents, also something else: a Windows backup repository is a backup repository and a
+    /// Microsoft Windows server (docs/roles.md says which and why).
+    pub parents: Vec<String>,
     pub description: String,
     pub aliases: Vec<String>,
+    /// Old ids of this role: an inventory that still uses one gets this role and a deprecation
+    /// note.
+    pub replaces: Vec<String>,
+    /// Where the documents left the role's family open: what we decided and why.
+    pub decision: String,
+    /// Where the role is defined (for lint messages).
+    pub file: String,
+    pub line: u64,
 }
 
 #[derive(Debug, Clone, Default)]
 pub struct Roles {
     pub defs: BTreeMap<String, RoleDef>,
+    /// Old id -> current id.
+    pub old_ids: BTreeMap<String, String>,
+}
+
+/// Roles files: `id,parent,description,aliases[,replaces[,decision]]`.
+pub const ROLE_COLUMNS: [&str; 6] = [
+    "id",
+    "parent",
+    "description",
+    "aliases",
+    "replaces",
+    "decision",
+];
+
+fn split_list(s: &str) -> Vec<String> {
+    s.split(';')
+        .map(|x| x.trim().to_string())
+        .filter(|x| !x.is_empty())
+        .collect()
 }
 
 impl Roles {
@@ -106,65 +136,226 @@ impl Roles {
                     format!("role id {id:?} must be lowercase letters, digits and '-'"),
                 ));
             }
-            let parent = Some(get(1)).filter(|p| !p.is_empty());
             let def = RoleDef {
                 id: id.clone(),
-                parent,
+                parents: split_list(&get(1)),
                 description: get(2),
-                aliases: get(3)
-                    .split(';')
-                    .map(|s| s.trim().to_string())
-                    .filter(|s| !s.is_empty())
-                    .collect(),
+                aliases: split_list(&get(3)),
+                replaces: split_list(&get(4)),
+                decision: get(5),
+                file: file.to_string(),
+                line,
             };
             if let Some(old) = self.defs.get(&id) {
-                if old.parent != def.parent {
+                if old.parents != def.parents {
                     problems.push(prob(
                         file,
                         line,
-                        format!("role {id} is defined again with another parent"),
+                        format!(
+                            "role {id} is defined again with another parent (first at {}:{})",
+                            old.file, old.line
+                        ),
                     ));
                 }
                 continue;
+            }
+            if let Some(cur) = self.old_ids.get(&id) {
+                problems.push(prob(
+                    file,
+                    line,
+                    format!("role {id} is an old id of {cur}; define {cur} instead"),
+                ));
+                continue;
+            }
+            for old in &def.replaces {
+                if let Some(other) = self.old_ids.get(old) {
+                    problems.push(prob(
+                        file,
+                        line,
+                        format!("{id} replaces {old}, which {other} already replaces"),
+                    ));
+                } else if self.defs.contains_key(old) {
+                    problems.push(prob(
+                        file,
+                        line,
+                        format!("{id} replaces {old}, which is still defined as a role"),
+                    ));
+                } else {
+                    self.old_ids.insert(old.clone(), id.clone());
+                }
             }
             self.defs.insert(id, def);
         }
     }
 
+    /// A current role id.
     pub fn contains(&self, id: &str) -> bool {
         self.defs.contains_key(id)
     }
 
-    /// The role and every family it belongs to (its parents, transitively).
+    /// The current id for `id`: itself, or the role that replaced it (`deprecated` is then true).
+    pub fn canonical<'a>(&'a self, id: &'a str) -> Option<(&'a str, bool)> {
+        if self.defs.contains_key(id) {
+            return Some((id, false));
+        }
+        self.old_ids.get(id).map(|c| (c.as_str(), true))
+    }
+
+    /// The role and every family it belongs to (its parents, transitively), nearest first.
     pub fn with_ancestors(&self, id: &str) -> Vec<String> {
         let mut out = vec![id.to_string()];
-        let mut cur = id;
-        while let Some(p) = self.defs.get(cur).and_then(|d| d.parent.as_deref()) {
-            if out.iter().any(|o| o == p) {
-                break; // a cycle: lint reports it
+        let mut i = 0;
+        while i < out.len() {
+            if let Some(d) = self.defs.get(&out[i]) {
+                for p in &d.parents {
+                    if !out.contains(p) {
+                        out.push(p.clone()); // a cycle stops here: lint reports it
+                    }
+                }
             }
-            out.push(p.to_string());
-            cur = p;
+            i += 1;
         }
         out
     }
 
-    /// Parents that are not defined, and cycles.
-    pub fn lint(&self, file: &str) -> Vec<Problem> {
+    /// Unknown parents, cycles, and the same role defined twice under two ids: a document
+    /// wording or a description shared by two ids.
+    pub fn lint(&self) -> Vec<Problem> {
         let mut v = Vec::new();
         for d in self.defs.values() {
-            if let Some(p) = &d.parent {
+            for p in &d.parents {
                 if !self.defs.contains_key(p) {
                     v.push(prob(
-                        file,
-                        0,
+                        &d.file,
+                        d.line,
                         format!("role {} has unknown parent {p}", d.id),
+                    ));
+                }
+            }
+            if self.in_cycle(&d.id) {
+                v.push(prob(
+                    &d.file,
+                    d.line,
+                    format!("role {} is its own ancestor", d.id),
+                ));
+            }
+        }
+        v.extend(self.duplicates(|_| true));
+        v.sort();
+        v
+    }
+
+    fn in_cycle(&self, id: &str) -> bool {
+        let mut stack: Vec<&str> = self
+            .defs
+            .get(id)
+            .map(|d| d.parents.iter().map(String::as_str).collect())
+            .unwrap_or_default();
+        let mut seen = BTreeSet::new();
+        while let Some(x) = stack.pop() {
+            if x == id {
+                return true;
+            }
+            if seen.insert(x) {
+                if let Some(d) = self.defs.get(x) {
+                    stack.extend(d.parents.iter().map(String::as_str));
+                }
+            }
+        }
+        false
+    }
+
+    /// Roles that say the same thing as an earlier role under another id: a shared document
+    /// wording (alias) or the same description. Reported on the later definition (by file order
+    /// of loading, then line), for the roles `check` selects.
+    pub fn duplicates(&self, check: impl Fn(&RoleDef) -> bool) -> Vec<Problem> {
+        let mut defs: Vec<&RoleDef> = self.defs.values().collect();
+        defs.sort_by_key(|d| (self.file_rank(&d.file), d.line));
+        let mut wording: BTreeMap<String, &RoleDef> = BTreeMap::new();
+        let mut described: BTreeMap<String, &RoleDef> = BTreeMap::new();
+        let mut named: BTreeMap<String, &RoleDef> = BTreeMap::new();
+        let mut v = Vec::new();
+        for d in defs {
+            let mut said = Vec::new();
+            for a in &d.aliases {
+                match wording.get(&normal(a)) {
+                    Some(first) if first.id != d.id => said.push(format!(
+                        "wording {a:?} is already an alias of {} ({}:{})",
+                        first.id, first.file, first.line
+                    )),
+                    Some(_) => {}
+                    None => {
+                        wording.insert(normal(a), d);
+                    }
+                }
+            }
+            match named.get(&normal(&d.id)) {
+                Some(first) => said.push(format!(
+                    "its id has the same words as {} ({}:{})",
+                    first.id, first.file, first.line
+                )),
+                None => {
+                    named.insert(normal(&d.id), d);
+                }
+            }
+            if !d.description.is_empty() {
+                match described.get(&normal(&d.description)) {
+                    Some(first) => said.push(format!(
+                        "description is the same as {}'s ({}:{})",
+                        first.id, first.file, first.line
+                    )),
+                    None => {
+                        described.insert(normal(&d.description), d);
+                    }
+                }
+            }
+            if check(d) {
+                for s in said {
+                    v.push(prob(
+                        &d.file,
+                        d.line,
+                        format!("role {} may duplicate another role: {s}; merge them (keep one id, list the other in `replaces`)", d.id),
                     ));
                 }
             }
         }
         v
     }
+
+    /// Built-in files first, in their load order; other files after them.
+    fn file_rank(&self, file: &str) -> usize {
+        BUILTIN_ROLES
+            .iter()
+            .position(|(n, _)| *n == file)
+            .unwrap_or(BUILTIN_ROLES.len())
+    }
+}
+
+/// How two wordings (or ids) are compared: their words, lower case, sorted, without filler
+/// words and the vendor name, so that "Gateway server (Microsoft Windows)" and "Windows gateway
+/// server", or `sql-guest-vm` and `mssql-guest-vm`, come out the same.
+fn normal(s: &str) -> String {
+    const FILLER: [&str; 10] = [
+        "a",
+        "an",
+        "the",
+        "of",
+        "with",
+        "microsoft",
+        "ms",
+        "veeam",
+        "machine",
+        "virtual",
+    ];
+    let lower = s.to_lowercase();
+    let mut words: Vec<&str> = lower
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty() && !FILLER.contains(w))
+        .map(|w| if w == "mssql" { "sql" } else { w })
+        .collect();
+    words.sort_unstable();
+    words.dedup();
+    words.join(" ")
 }
 
 fn is_role_id(s: &str) -> bool {
@@ -183,11 +374,15 @@ pub enum Qualifier {
     ModeDependent,
     Configurable,
     DynamicRange,
+    /// The service listens on a port assigned at run time that the document does not number
+    /// (NFSv3 mountd, statd, lockd): the rule's ports are only where it may be. The audit should
+    /// name the port seen so that it can be pinned (see [`pin_advice`]).
+    Dynamic,
     UpgradeOnly,
 }
 
 impl Qualifier {
-    pub const ALL: [Qualifier; 8] = [
+    pub const ALL: [Qualifier; 9] = [
         Qualifier::Optional,
         Qualifier::Legacy,
         Qualifier::FailoverOnly,
@@ -195,6 +390,7 @@ impl Qualifier {
         Qualifier::ModeDependent,
         Qualifier::Configurable,
         Qualifier::DynamicRange,
+        Qualifier::Dynamic,
         Qualifier::UpgradeOnly,
     ];
 
@@ -207,6 +403,7 @@ impl Qualifier {
             Qualifier::ModeDependent => "mode-dependent",
             Qualifier::Configurable => "configurable",
             Qualifier::DynamicRange => "dynamic-range",
+            Qualifier::Dynamic => "dynamic",
             Qualifier::UpgradeOnly => "upgrade-only",
         }
     }
@@ -227,6 +424,27 @@ impl Qualifier {
                 | Qualifier::UpgradeOnly
         )
     }
+}
+
+/// What to do about a `dynamic` rule that saw traffic: the port is assigned at run time, so the
+/// rule's range (often 1-65535) would open everything; name the port(s) seen, to pin and open
+/// alone. None for other rules or when nothing was seen.
+pub fn pin_advice(rule: &Rule, ports_seen: &BTreeSet<u16>) -> Option<String> {
+    if !rule.has(Qualifier::Dynamic) || ports_seen.is_empty() {
+        return None;
+    }
+    let ports: Vec<String> = ports_seen.iter().map(|p| p.to_string()).collect();
+    let (these, it) = if ports.len() == 1 {
+        ("port", "it")
+    } else {
+        ("ports", "one of them")
+    };
+    Some(format!(
+        "{}: the port is assigned at run time; seen on {these} {}: pin {it} in the service's settings and open only that port instead of {}",
+        rule.note.trim_end_matches('.'),
+        ports.join(", "),
+        rule.ports_str()
+    ))
 }
 
 /// An inclusive port range.
@@ -529,11 +747,14 @@ impl Catalogs {
         problems
     }
 
-    /// Every problem in one catalog file, checked against the built-in roles and catalogs.
+    /// Every problem in one catalog or roles file, checked against the built-in roles and
+    /// catalogs. A roles file is recognised by its header (`id,parent,...`).
     pub fn lint(name: &str, text: &str) -> Vec<Problem> {
+        if is_roles_file(text) {
+            return lint_roles_file(name, text);
+        }
         let mut base = Catalogs::builtin(&[]).unwrap_or_default();
         // Lint the file on its own ids: keep the built-in rules only as reference targets.
-        let builtin_ids: BTreeSet<String> = base.rules.iter().map(|r| r.id.clone()).collect();
         let before = base.rules.len();
         let mut problems = base.add_file(name, text);
         let mut seen = BTreeSet::new();
@@ -546,10 +767,26 @@ impl Catalogs {
                 ));
             }
         }
-        let _ = builtin_ids;
+        problems.extend(old_role_ids(name, text, &base.roles));
         problems.sort();
         problems.dedup();
         problems
+    }
+
+    /// Every problem in the built-in catalogs and roles files (what `catalog lint` checks with
+    /// no file): the same checks a user file gets.
+    pub fn lint_builtin() -> Vec<Problem> {
+        let mut v = Roles::builtin().lint();
+        if let Err(p) = Catalogs::builtin(&[]) {
+            v.extend(p);
+        }
+        let roles = Roles::builtin();
+        for (name, text) in BUILTIN_CATALOGS {
+            v.extend(old_role_ids(name, text, &roles));
+        }
+        v.sort();
+        v.dedup();
+        v
     }
 
     fn parse(
@@ -625,13 +862,16 @@ impl Catalogs {
                 continue;
             }
             let mut bad = |m: String| problems.push(prob(file, line, format!("{id}: {m}")));
-            let from_role = get(2);
-            let to_role = get(3);
-            for r in [&from_role, &to_role] {
-                if !self.roles.contains(r) {
+            // An old role id still works (lint says to write the new one).
+            let mut role = |r: String| match self.roles.canonical(&r) {
+                Some((id, _)) => id.to_string(),
+                None => {
                     bad(format!("unknown role {r:?} (see docs/roles.md)"));
+                    r
                 }
-            }
+            };
+            let from_role = role(get(2));
+            let to_role = role(get(3));
             let protocols = match parse_protocols(&get(4)) {
                 Ok(p) => p,
                 Err(e) => {
@@ -777,28 +1017,146 @@ impl Catalogs {
     }
 }
 
-/// docs/roles.md: every role, its family and the document wordings that map to it.
+/// `catalog show ROLE`: the role, its families, wordings, old ids and decision.
+pub fn role_text(roles: &Roles, id: &str) -> String {
+    let Some((cur, old)) = roles.canonical(id) else {
+        return String::new();
+    };
+    let d = &roles.defs[cur];
+    let mut t = String::new();
+    if old {
+        t.push_str(&format!("{id} is an old id of {cur}\n"));
+    }
+    t.push_str(&format!(
+        "role:        {}\nfamilies:    {}\nmeaning:     {}\nwordings:    {}\nold ids:     {}\ndecision:    {}\ndefined in:  {}:{}\n",
+        d.id,
+        roles.with_ancestors(cur)[1..].join(", "),
+        d.description,
+        d.aliases.join("; "),
+        d.replaces.join(", "),
+        d.decision,
+        d.file,
+        d.line
+    ));
+    t
+}
+
+/// Whether a file is a roles file (its header starts with `id,parent`).
+pub fn is_roles_file(text: &str) -> bool {
+    text.lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty() && !l.starts_with('#'))
+        .is_some_and(|h| {
+            let cols: Vec<&str> = h.split(',').map(str::trim).collect();
+            cols.len() >= 2 && cols[0] == "id" && cols[1] == "parent"
+        })
+}
+
+/// A user roles file checked on top of the built-in roles: format, parents, and roles that
+/// duplicate a built-in or an earlier role of the file under another id.
+fn lint_roles_file(name: &str, text: &str) -> Vec<Problem> {
+    let mut roles = Roles::builtin();
+    let mut problems = Vec::new();
+    if let Some((line, h)) = text
+        .lines()
+        .enumerate()
+        .find(|(_, l)| !l.trim().is_empty() && !l.trim_start().starts_with('#'))
+    {
+        let cols: Vec<&str> = h.split(',').map(str::trim).collect();
+        if cols.len() < 4 || cols[..] != ROLE_COLUMNS[..cols.len().min(6)] {
+            problems.push(prob(
+                name,
+                line as u64 + 1,
+                format!("header must be: {}", ROLE_COLUMNS.join(",")),
+            ));
+            return problems;
+        }
+    }
+    roles.parse(name, text, &mut problems);
+    problems.extend(roles.lint().into_iter().filter(|p| p.file == name));
+    problems.extend(roles.duplicates(|d| d.file == name));
+    problems.sort();
+    problems.dedup();
+    problems
+}
+
+/// Rules of a catalog file that name a role by an old id.
+fn old_role_ids(name: &str, text: &str, roles: &Roles) -> Vec<Problem> {
+    let mut ignored = Vec::new();
+    let mut v = Vec::new();
+    for (line, rec) in csv_records(name, text, &mut ignored) {
+        for col in [2, 3] {
+            let r = rec.get(col).unwrap_or("").trim();
+            if let Some((id, true)) = roles.canonical(r) {
+                v.push(prob(
+                    name,
+                    line,
+                    format!(
+                        "{}: role {r:?} is an old id of {id:?}; write {id}",
+                        rec.get(0).unwrap_or("").trim()
+                    ),
+                ));
+            }
+        }
+    }
+    v
+}
+
+/// docs/roles.md: the family tree, then every role with its families, the document wordings
+/// that map to it, its old ids and the decisions behind its family.
 pub fn roles_markdown(roles: &Roles) -> String {
     use std::fmt::Write;
     let mut t = String::from(
         "# Roles\n\n\
 Generated by `flowaudit catalog roles --markdown` from `catalogs/roles*.csv`; a test keeps it in step.\n\n\
 An inventory gives each host one or more role ids. A host holding a role also holds the role's\n\
-family (its parent, and the parent's parent...): a `windows-gateway-server` is a `gateway-server` and\n\
-a `server`, so rules written for any of them apply to it. Rules name the most specific role the\n\
-vendor document names; give hosts the most specific role you know.\n\n\
-| role | family | meaning | document wordings |\n|---|---|---|---|\n",
+families (its parents, and their parents...): a `windows-gateway-server` is a `gateway-server`, a\n\
+`windows-server` and a `server`, so rules written for any of them apply to it. Rules name the most\n\
+specific role the vendor document names; give hosts the most specific role you know.\n\n\
+A role can have several parents where the documents say a component is also a kind of server\n\
+(\"a WAN accelerator is a Microsoft Windows server\"): the decision column says why. An old id\n\
+still works in an inventory (with a deprecation note); `flowaudit catalog lint` asks catalogs\n\
+to use the current id.\n\n## Family tree\n\n\
+A role with several parents appears under each of them.\n\n```\n",
     );
+    let mut children: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
     for d in roles.defs.values() {
-        let family = roles.with_ancestors(&d.id)[1..].join(" > ");
+        for p in &d.parents {
+            children.entry(p.as_str()).or_default().push(d.id.as_str());
+        }
+    }
+    for d in roles.defs.values().filter(|d| d.parents.is_empty()) {
+        tree_lines(&mut t, &children, &d.id, 0);
+    }
+    t.push_str("```\n\n## Roles\n\n| role | families | meaning | document wordings | old ids | decision |\n|---|---|---|---|---|---|\n");
+    let cell = |s: &str| s.replace('|', "\\|");
+    for d in roles.defs.values() {
+        let family = roles.with_ancestors(&d.id)[1..].join(", ");
         let _ = writeln!(
             t,
-            "| `{}` | {} | {} | {} |",
+            "| `{}` | {} | {} | {} | {} | {} |",
             d.id,
             family,
-            d.description.replace('|', "\\|"),
-            d.aliases.join("; ").replace('|', "\\|")
+            cell(&d.description),
+            cell(&d.aliases.join("; ")),
+            d.replaces
+                .iter()
+                .map(|o| format!("`{o}`"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            cell(&d.decision)
         );
     }
     t
+}
+
+fn tree_lines(t: &mut String, children: &BTreeMap<&str, Vec<&str>>, id: &str, depth: usize) {
+    t.push_str(&"    ".repeat(depth));
+    t.push_str(id);
+    t.push('\n');
+    for c in children.get(id).into_iter().flatten() {
+        if depth < 16 {
+            tree_lines(t, children, c, depth + 1);
+        }
+    }
 }

@@ -119,6 +119,8 @@ pub struct Entry {
 pub struct Inventory {
     /// One entry per distinct address block, roles merged over its rows.
     pub entries: Vec<Entry>,
+    /// Notes that do not stop the audit (old role ids), with their lines.
+    pub warnings: Vec<Problem>,
 }
 
 /// What the inventory says about one address.
@@ -134,6 +136,7 @@ pub struct HostInfo {
 impl Inventory {
     pub fn parse(file: &str, text: &str, roles: &Roles) -> Result<Inventory, Vec<Problem>> {
         let mut problems = Vec::new();
+        let mut warnings = Vec::new();
         let mut by_block: BTreeMap<Cidr, Entry> = BTreeMap::new();
         let prob = |line: u64, m: String| Problem {
             file: file.to_string(),
@@ -164,8 +167,11 @@ impl Inventory {
             };
             let mut row_roles = Vec::new();
             for r in cell(1).split(';').map(str::trim).filter(|r| !r.is_empty()) {
-                if roles.contains(r) {
-                    row_roles.push(r.to_string());
+                if let Some((id, deprecated)) = roles.canonical(r) {
+                    if deprecated {
+                        warnings.push(prob(line, format!("role {r:?} is an old id of {id:?}; write {id} (the old id still works)")));
+                    }
+                    row_roles.push(id.to_string());
                 } else {
                     problems.push(prob(
                         line,
@@ -205,6 +211,7 @@ impl Inventory {
         if problems.is_empty() {
             Ok(Inventory {
                 entries: by_block.into_values().collect(),
+                warnings,
             })
         } else {
             Err(problems)

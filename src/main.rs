@@ -332,16 +332,23 @@ enum CatalogCmd {
         #[arg(long)]
         port: Option<u16>,
     },
-    /// Show one rule in full.
+    /// Show one rule in full (with the decision taken where the document was unclear), or one
+    /// role with its families and the decision behind them. Example: `flowaudit catalog show
+    /// VBR-068`, `flowaudit catalog show wan-accelerator`.
     Show {
-        /// The rule id, as `flowaudit catalog list` shows it (e.g. VBR-007).
+        /// A rule id as `flowaudit catalog list` shows it (VBR-007), or a role id.
         id: String,
     },
-    /// Check a catalog file: unknown roles, bad or glued ranges, ports above 65535, duplicate
-    /// ids, dangling references. Exit 1 when problems are found.
+    /// Check a catalog or roles file: unknown roles, old role ids, bad or glued ranges, ports
+    /// above 65535, duplicate ids, dangling references; in a roles file, unknown parents and
+    /// roles that duplicate another (same wording or description under another id). Without
+    /// FILE, check the built-in catalogs and roles. Exit 1 when problems are found.
+    ///
+    /// Examples: `flowaudit catalog lint my-rules.csv`, `flowaudit catalog lint my-roles.csv`,
+    /// `flowaudit catalog lint`.
     Lint {
-        /// The catalog file to check (docs/catalog-format.md).
-        file: PathBuf,
+        /// The catalog or roles file to check (docs/catalog-format.md); none: the built-in ones.
+        file: Option<PathBuf>,
     },
     /// List the role vocabulary (CSV, or the Markdown of docs/roles.md with --markdown).
     Roles {
@@ -611,7 +618,12 @@ fn cmd_audit(a: AuditArgs) -> ExitCode {
         }
     };
     let inv = match Inventory::parse(&a.inventory.display().to_string(), &inv_text, &cat.roles) {
-        Ok(i) => i,
+        Ok(i) => {
+            for w in &i.warnings {
+                eprintln!("flowaudit: warning: {w}");
+            }
+            i
+        }
         Err(problems) => {
             for p in problems {
                 eprintln!("flowaudit: {p}");
@@ -727,7 +739,15 @@ fn cmd_audit(a: AuditArgs) -> ExitCode {
 
 fn cmd_catalog(c: CatalogCmd) -> ExitCode {
     match c {
-        CatalogCmd::Lint { file } => {
+        CatalogCmd::Lint { file: None } => {
+            let problems = Catalogs::lint_builtin();
+            for p in &problems {
+                println!("{p}");
+            }
+            eprintln!("built-in catalogs and roles: {} problems", problems.len());
+            ExitCode::from(u8::from(!problems.is_empty()))
+        }
+        CatalogCmd::Lint { file: Some(file) } => {
             let text = match std::fs::read_to_string(&file) {
                 Ok(t) => t,
                 Err(e) => {
@@ -754,13 +774,15 @@ fn cmd_catalog(c: CatalogCmd) -> ExitCode {
                 return ExitCode::SUCCESS;
             }
             let mut w = csv::Writer::from_writer(std::io::stdout());
-            let _ = w.write_record(["id", "parent", "description", "aliases"]);
+            let _ = w.write_record(flowaudit::catalog::ROLE_COLUMNS);
             for d in roles.defs.values() {
                 let _ = w.write_record([
                     d.id.as_str(),
-                    d.parent.as_deref().unwrap_or(""),
+                    &d.parents.join(";"),
                     &d.description,
                     &d.aliases.join(";"),
+                    &d.replaces.join(";"),
+                    &d.decision,
                 ]);
             }
             let _ = w.flush();
@@ -779,6 +801,11 @@ fn cmd_catalog(c: CatalogCmd) -> ExitCode {
                     return ExitCode::from(EXIT_INPUT);
                 }
             };
+            // An old role id lists the rules of the role that replaced it.
+            let role = role.map(|r| match cat.roles.canonical(&r) {
+                Some((id, _)) => id.to_string(),
+                None => r,
+            });
             let mut w = csv::Writer::from_writer(std::io::stdout());
             let _ = w.write_record([
                 "id",
@@ -834,8 +861,12 @@ fn cmd_catalog(c: CatalogCmd) -> ExitCode {
                         r.via.as_ref().map(|v| format!("\nvia:         {v} (reference row)")).unwrap_or_default());
                     ExitCode::SUCCESS
                 }
+                None if cat.roles.canonical(&id).is_some() => {
+                    print!("{}", flowaudit::catalog::role_text(&cat.roles, &id));
+                    ExitCode::SUCCESS
+                }
                 None => {
-                    eprintln!("flowaudit: no rule {id:?}; `flowaudit catalog list` shows the ids");
+                    eprintln!("flowaudit: no rule or role {id:?}; `flowaudit catalog list` and `flowaudit catalog roles` show the ids");
                     ExitCode::from(EXIT_INPUT)
                 }
             }

@@ -155,7 +155,12 @@ pub fn cmd_sniff(a: SniffArgs) -> ExitCode {
                 &text,
                 &cat.roles,
             ) {
-                Ok(i) => Some(i),
+                Ok(i) => {
+                    for w in &i.warnings {
+                        eprintln!("flowaudit: warning: {w}");
+                    }
+                    Some(i)
+                }
                 Err(problems) => {
                     for p in problems {
                         eprintln!("flowaudit: {p}");
