@@ -14,7 +14,7 @@ use crate::audit::findings::{service_subject, FindingKind, PARTLY_WAIVED};
 use crate::audit::hosts::GroupKind;
 use crate::audit::{Outcome, Verdict};
 use crate::decode::{proto, Addr};
-use crate::report::{safe_cell, AtomicFile, SCHEMA_VERSION};
+use crate::report::{safe_cell, SCHEMA_VERSION};
 use crate::waiver::{self, Date, ServiceRef, Waivers};
 
 /// diff.csv's columns, in order.
@@ -1170,11 +1170,10 @@ pub fn write_csv_to(w: &mut dyn Write, d: &Diff) -> io::Result<()> {
     c.flush()
 }
 
-/// Writes the Markdown summary to a file, atomically.
+/// Writes the Markdown summary to a file, atomically (a device such as /dev/null is written in
+/// place: renaming over it would replace the device).
 pub fn write_md(dest: &Path, d: &Diff) -> io::Result<()> {
-    let mut f = AtomicFile::create(dest)?;
-    f.write_all(markdown(d).as_bytes())?;
-    f.commit()
+    crate::report::write_output(Some(dest), |w| w.write_all(markdown(d).as_bytes()))
 }
 
 fn md(s: &str) -> String {

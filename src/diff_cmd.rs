@@ -126,6 +126,7 @@ impl AuditExtras {
     ) -> flowaudit::audit::AuditOptions<'_> {
         flowaudit::audit::AuditOptions {
             group_by,
+            sampled: false,
             waivers: self.waivers.as_ref().map(|w| (w, self.today)),
         }
     }

@@ -650,7 +650,12 @@ fn cmd_audit(a: AuditArgs) -> ExitCode {
             Err(code) => return code,
         };
     let filter_ok = a.read.report(&selected, a.engine.quiet);
-    let opts = extras.audit_options(a.group_by);
+    let mut opts = extras.audit_options(a.group_by);
+    opts.sampled = out
+        .stats
+        .flow_input
+        .as_ref()
+        .is_some_and(|fi| fi.sampled() || fi.sequence_gaps > 0 || fi.missing_template_sets > 0);
     let audit = match flowaudit::audit::audit(&out.flows, &cat, &inv, &out.stats.names, &opts) {
         Ok(a) => a,
         Err(e) => {

@@ -41,6 +41,7 @@ type Conv = (&'static str, u16, &'static str, u16);
 struct Run {
     services: Vec<BTreeMap<String, String>>,
     rules: Vec<BTreeMap<String, String>>,
+    findings: Vec<BTreeMap<String, String>>,
     stderr: String,
 }
 
@@ -127,6 +128,7 @@ fn audit_named(hosts: &str, names: &[(&str, &str)], convs: &[Conv], products: &[
     Run {
         services: read_csv(&out.join("services.csv")),
         rules: read_csv(&out.join("rules.csv")),
+        findings: read_csv(&out.join("findings.csv")),
         stderr,
     }
 }
@@ -435,11 +437,11 @@ fn backup_exec_servers_stay_outside_the_veeam_families() {
     );
     assert_eq!(
         run.verdict("10.10.0.1", "10.10.0.2", 10000),
-        pair("documented", "BE-001;BE-003;BE-005")
+        pair("documented", "BE-003;BE-001;BE-005")
     );
     assert_eq!(
         run.verdict("10.10.0.2", "10.10.0.1", 6101),
-        pair("documented", "BE-002;BE-004;BE-006")
+        pair("documented", "BE-004;BE-002;BE-006")
     );
 }
 
@@ -584,6 +586,18 @@ fn nfs_helper_ports_are_dynamic_and_name_the_port_to_pin() {
     assert_eq!(
         (row["qualifiers"].as_str(), row["ports_seen"].as_str()),
         ("dynamic;configurable;mode-dependent", "20048")
+    );
+    // The audit names the port to pin, and suggests no narrowed range of 1-65535.
+    assert_eq!(row["suggested_range"], "");
+    let f = run
+        .findings
+        .iter()
+        .find(|f| f["subject"] == "VBR-068 gw -> nfs (1-65535)")
+        .expect("a finding for VBR-068");
+    assert_eq!(f["kind"], "narrow-range");
+    assert_eq!(
+        f["reason"],
+        "mountd service on an NFSv3 share: the port is assigned at run time; seen on port 20048: pin it in the service's settings and open only that port instead of 1-65535"
     );
     let cat = Catalogs::builtin(&[]).unwrap();
     let rule = |id: &str| cat.rules.iter().find(|r| r.id == id).unwrap();

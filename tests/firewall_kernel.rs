@@ -391,6 +391,7 @@ fn audit(lab: &Lab, ruleset: &Path, extra: &[&str]) -> (Vec<String>, PathBuf) {
         .arg(&out)
         .arg("--firewall")
         .arg(ruleset)
+        .arg("--write-flows")
         .args(extra)
         .output()
         .unwrap();

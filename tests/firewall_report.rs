@@ -276,14 +276,38 @@ fn diff_lists_firewall_rules_that_changed() {
     let tmp = tempfile::tempdir().unwrap();
     let (base, cur) = (tmp.path().join("base"), tmp.path().join("cur"));
     for d in [&base, &cur] {
-        report_dir(d, 1);
-        // `diff` refuses a report with a bad row: leave out the one the other test skips.
+        report_dir(d, 2);
+        // `diff` reads schema 2 (groups, the services' waiver cells, the findings' group
+        // columns) and refuses a report with a bad row: leave out the one the other test skips.
         let good: String = SERVICES
             .lines()
             .filter(|l| !l.contains("10.9.9.x"))
-            .map(|l| format!("{l}\n"))
+            .enumerate()
+            .map(|(i, l)| {
+                if i == 0 {
+                    format!("{l},client_group,server_group,waiver\n")
+                } else {
+                    let c = if l.contains("vbr01") {
+                        "vbr01"
+                    } else {
+                        "10.9.9.0/24"
+                    };
+                    format!("{l},{c},10.2.0.0/24,\n")
+                }
+            })
             .collect();
         std::fs::write(d.join("services.csv"), good).unwrap();
+        std::fs::write(
+            d.join("groups.csv"),
+            "group,kind,roles,blocks\nvbr01,entry,backup-server;server,10.1.0.10;10.1.0.11\n\
+10.2.0.0/24,entry,backup-proxy;server,10.2.0.0/24\n10.9.9.0/24,not-in-inventory,,10.9.9.0/24\n",
+        )
+        .unwrap();
+        std::fs::write(
+            d.join("findings.csv"),
+            "severity,kind,subject,client_group,server_group,proto,ports,reason,evidence,waiver\n",
+        )
+        .unwrap();
     }
     let r1 = tmp.path().join("r1.v4");
     std::fs::write(&r1, RULES).unwrap();

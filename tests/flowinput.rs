@@ -328,6 +328,27 @@ fn sampled_records_are_a_caveat() {
             file.display()
         )
     );
+    // The audit of those records says so in summary.md, and the unanswered attempt's finding is
+    // marked as weak evidence.
+    let inv = tmp.join("hosts.csv");
+    std::fs::write(
+        &inv,
+        "address,roles,name\n10.2.0.1,backup-server,vbr\n10.2.0.2,windows-server,win\n",
+    )
+    .unwrap();
+    let rep = tmp.join("report");
+    audit(&["--flows", file.to_str().unwrap()], &inv, &rep);
+    let summary = std::fs::read_to_string(rep.join("summary.md")).unwrap();
+    assert!(summary.contains("- sampled flow data from "), "{summary}");
+    let findings = std::fs::read_to_string(rep.join("findings.csv")).unwrap();
+    let unanswered = findings
+        .lines()
+        .find(|l| l.contains("documented-unanswered"))
+        .unwrap_or_else(|| panic!("{findings}"));
+    assert!(
+        unanswered.contains("weak evidence: the flow records are sampled or incomplete"),
+        "{unanswered}"
+    );
     let _ = std::fs::remove_dir_all(&tmp);
 }
 

@@ -246,13 +246,14 @@ mod tests {
     #[test]
     fn role_mismatch_names_the_closest_rules_first() {
         let cc = cc();
-        // A proxy reaching a Windows repository on tcp/445. No rule allows it. Specific rules on
-        // 445 with one end already right (the server is a windows-backup-repository, so also a
-        // backup-repository): VBR-054/VBR-001 (hyperv-host -> windows-backup-repository),
-        // VBR-055/VBR-001 (offhost-backup-proxy -> windows-backup-repository) and VBR-163/VBR-001
-        // (tape-server -> backup-repository), all one port wide, in catalog order. Every other
-        // rule on 445 (VBR-001 backup-server -> windows-server first) fits neither end. The NFS
-        // rules' 1-65535 ranges are not specific and do not count.
+        // A proxy reaching a Windows repository on tcp/445. No rule allows it. The server is a
+        // windows-backup-repository, so also a backup-repository and a windows-server. Specific
+        // rules on 445 with one end already right, all one port wide, in catalog order: VBR-001
+        // (backup-server -> windows-server), VBR-054/VBR-001 (hyperv-host ->
+        // windows-backup-repository), VBR-055/VBR-001 (offhost-backup-proxy ->
+        // windows-backup-repository), then more (VBR-163/VBR-001 tape-server ->
+        // backup-repository...). No rule on 445 starts from a backup-proxy, so none fits both
+        // ends. The NFS rules' 1-65535 ranges are not specific and do not count.
         let (p, r) = (
             roles(&cc, &["backup-proxy"]),
             roles(&cc, &["windows-backup-repository"]),
@@ -261,7 +262,7 @@ mod tests {
         assert_eq!(c.verdict, Verdict::RoleMismatch);
         assert_eq!(
             ids(&cc, &c),
-            ["VBR-054/VBR-001", "VBR-055/VBR-001", "VBR-163/VBR-001"]
+            ["VBR-001", "VBR-054/VBR-001", "VBR-055/VBR-001"]
         );
         let on_445 = cc
             .candidates(TCP, 445)

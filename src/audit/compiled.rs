@@ -247,6 +247,7 @@ impl Compiled {
     pub fn is_specific_for(&self, i: RuleIdx, port: u16) -> bool {
         let r = self.rule(i);
         !r.has(Qualifier::DynamicRange)
+            && !r.has(Qualifier::Dynamic)
             && (r.ports.is_empty() || self.width_at(i, port) <= SPECIFIC_RANGE_MAX)
     }
 }
@@ -281,9 +282,16 @@ mod tests {
         let cat = Catalogs::builtin(&[]).unwrap();
         let c = Compiled::new(&cat).unwrap();
         let s = c.roles.closed([&"windows-backup-repository".to_string()]);
+        // roles-veeam-vbr.csv: windows-backup-repository belongs to backup-repository and (every
+        // Windows component is a Windows server) windows-server; both are servers.
         assert_eq!(
             c.roles.names(&s),
-            ["backup-repository", "server", "windows-backup-repository"]
+            [
+                "backup-repository",
+                "server",
+                "windows-backup-repository",
+                "windows-server"
+            ]
         );
         assert_eq!(c.roles.most_specific(&s), ["windows-backup-repository"]);
     }

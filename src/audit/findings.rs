@@ -165,6 +165,10 @@ impl RuleUse {
 
     /// The narrowest range covering the ports seen, when the rule's range is wider.
     pub fn suggested(&self, cc: &Compiled) -> Option<PortRange> {
+        // A port assigned at run time is pinned, not narrowed to: see `pin_advice`.
+        if cc.rule(self.rule).has(Qualifier::Dynamic) {
+            return None;
+        }
         let lo = *self.ports_seen.first()?;
         let hi = *self.ports_seen.last()?;
         let s = PortRange { lo, hi };
@@ -318,7 +322,9 @@ pub fn build(
             label(b.server),
         ))
     });
-    let weak = if cav.one_sided() {
+    let weak = if cav.sampled {
+        " (weak evidence: the flow records are sampled or incomplete, so connections and answers may simply be missing from them)"
+    } else if cav.one_sided() {
         " (weak evidence: the capture looks one-sided, so answers may simply not have been captured)"
     } else {
         ""
@@ -630,6 +636,12 @@ fn rule_finding(u: &RuleUse, cc: &Compiled, hosts: &Hosts, weak: &str) -> Option
         };
         let evidence = format!("{} {}: {}", rule.protocols_str(), ports, rule.note);
         (FindingKind::UnusedRule, reason, evidence)
+    } else if let Some(advice) = crate::catalog::pin_advice(rule, &u.ports_seen) {
+        (
+            FindingKind::NarrowRange,
+            advice,
+            format!("ports seen {}", u.ports_seen.len()),
+        )
     } else {
         let s = u.suggested(cc)?;
         (

@@ -205,6 +205,8 @@ impl Service {
 pub struct Caveats {
     pub one_sided_tcp: u64,
     pub tcp_flows: u64,
+    /// Flows from sampled or incomplete flow records.
+    pub sampled: bool,
 }
 
 impl Caveats {
@@ -227,6 +229,9 @@ impl Caveats {
 #[derive(Clone, Copy)]
 pub struct AuditOptions<'a> {
     pub group_by: GroupBy,
+    /// The flows are from sampled or incomplete flow records (`audit --flows`): "unanswered" and
+    /// "never used" are weak evidence, as with a one-sided capture.
+    pub sampled: bool,
     /// Waivers, judged on this date.
     pub waivers: Option<(&'a Waivers, Date)>,
 }
@@ -235,6 +240,7 @@ impl Default for AuditOptions<'_> {
     fn default() -> Self {
         AuditOptions {
             group_by: GroupBy::Entry,
+            sampled: false,
             waivers: None,
         }
     }
@@ -314,7 +320,10 @@ pub fn audit(
         .filter_map(|(i, h)| Some((i as HostIdx, names.get(&h.addr)?.iter().cloned().collect())))
         .collect();
     let mut flipped = Vec::new();
-    let mut caveats = Caveats::default();
+    let mut caveats = Caveats {
+        sampled: opts.sampled,
+        ..Caveats::default()
+    };
     let cx = aggregate::Ctx {
         cc: &cc,
         hosts: &hosts,

@@ -307,8 +307,8 @@ fn service(t: &Table, rec: &csv::StringRecord) -> Result<Service, String> {
     Ok(Service {
         client: addr("client_addr")?,
         server: addr("server_addr")?,
-        client_name: t.get(rec, "client_name").to_string(),
-        server_name: t.get(rec, "server_name").to_string(),
+        client_name: host_name(&t, rec, "client"),
+        server_name: host_name(&t, rec, "server"),
         proto,
         port,
         verdict,
@@ -319,4 +319,19 @@ fn service(t: &Table, rec: &csv::StringRecord) -> Result<Service, String> {
         first_seen: t.get(rec, "first_seen").to_string(),
         last_seen: t.get(rec, "last_seen").to_string(),
     })
+}
+
+/// A host's name: schema 1's `client_name`/`server_name`, else (schema 2) its group when that is
+/// a name and not the address block of hosts outside the inventory.
+fn host_name(t: &Table, rec: &csv::StringRecord, end: &str) -> String {
+    let name = t.get(rec, &format!("{end}_name"));
+    if !name.is_empty() {
+        return name.to_string();
+    }
+    let group = t.get(rec, &format!("{end}_group"));
+    if group.parse::<std::net::IpAddr>().is_ok() || crate::inventory::Cidr::parse(group).is_ok() {
+        String::new()
+    } else {
+        group.to_string()
+    }
 }

@@ -273,19 +273,33 @@ fn service_row(buf: &mut Vec<u8>, a: &Audit, groups: &[Vec<u8>], plain: &[bool],
     buf.push(b',');
     buf.extend_from_slice(s.outcome.as_str().as_bytes());
     buf.push(b',');
-    if s.listed_rules().iter().all(|&r| plain[r as usize]) {
-        for (i, &r) in s.listed_rules().iter().enumerate() {
+    // A documented service lists every rule that allows it; the others their closest few.
+    let all;
+    let (listed, more) = if s.verdict == Verdict::Documented && s.more > 0 {
+        let cx = crate::audit::aggregate::Ctx {
+            cc: &a.catalog,
+            hosts: &a.hosts,
+            names: &a.names,
+        };
+        let (c, sv) = (cx.end(s.key.client), cx.end(s.key.server));
+        all = crate::audit::classify::allowing(&a.catalog, s.key.proto, s.key.port, &c, &sv);
+        (all.as_slice(), 0)
+    } else {
+        (s.listed_rules(), s.more)
+    };
+    if listed.iter().all(|&r| plain[r as usize]) {
+        for (i, &r) in listed.iter().enumerate() {
             if i > 0 {
                 buf.push(b';');
             }
             buf.extend_from_slice(a.rule_id(r).as_bytes());
         }
     } else {
-        let ids: Vec<&str> = s.listed_rules().iter().map(|&r| a.rule_id(r)).collect();
+        let ids: Vec<&str> = listed.iter().map(|&r| a.rule_id(r)).collect();
         push_cell(buf, &ids.join(";"));
     }
     buf.push(b',');
-    push_int(buf, s.more);
+    push_int(buf, more);
     buf.push(b',');
     buf.extend_from_slice(s.unknown.as_str().as_bytes());
     for n in [s.flows, s.established, s.refused, s.unanswered] {
@@ -563,6 +577,12 @@ fn caveats_md(t: &mut String, a: &Audit, run: &RunOutput) {
         }
         for (f, w) in &s.warnings {
             let _ = writeln!(t, "- {}: byte {}: {}", md(f), w.offset, md(&w.detail));
+        }
+    }
+    if let Some(fi) = &s.flow_input {
+        for c in fi.caveats() {
+            any = true;
+            let _ = writeln!(t, "- {}.", md(&c));
         }
     }
     if !any {

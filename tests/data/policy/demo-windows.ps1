@@ -1,4 +1,4 @@
-# flowaudit policy (windows) from an audit report directory (schema version 1)
+# flowaudit policy (windows) from an audit report directory (schema version 2)
 # groups by role; only documented traffic the capture showed; ports narrowed to the observed ones; no default drop
 # 12 allow rules, 13 address groups, 5 candidates for review (never allowed)
 #
@@ -29,7 +29,7 @@ $r_linux_server = @('10.1.0.30')  # linux-server
 $r_proxmox_ve_server = @('10.1.0.50')  # proxmox-ve-server
 $r_proxmox_worker = @('10.1.0.51')  # proxmox-worker
 $r_windows_backup_server = @('10.1.0.10')  # windows-backup-server
-$r_windows_server = @('10.1.0.20')  # windows-server
+$r_windows_server = @('10.1.0.10','10.1.0.20')  # windows-server
 
 if ($Target -eq 'bemedia01') {
     # BE-002,BE-004,BE-006 be-remote-agent -> be-server tcp 6101 (vendor range 1025-65535)
@@ -68,8 +68,12 @@ if ($Target -eq 'repo01') {
 if ($Target -eq 'vbr01') {
     # EM-030 enterprise-manager -> windows-backup-server tcp 9392
     New-NetFirewallRule -Name 'flowaudit-vbr01-1' -DisplayName 'flowaudit EM-030 enterprise-manager -> windows-backup-server tcp 9392' -Group 'flowaudit' -Direction Inbound -Action Allow -Protocol TCP -LocalPort '9392' -RemoteAddress $r_enterprise_manager -Description 'EM-030 Veeam Backup Enterprise Manager / Veeam Backup Enterprise Manager on Windows; 1 flows, 1668 bytes, first 1767225603.556000000, last 1767225603.563000000' | Out-Null
+    # VBR-002 backup-server -> windows-server tcp 6160
+    New-NetFirewallRule -Name 'flowaudit-vbr01-2' -DisplayName 'flowaudit VBR-002 backup-server -> windows-server tcp 6160' -Group 'flowaudit' -Direction Inbound -Action Allow -Protocol TCP -LocalPort '6160' -RemoteAddress $r_backup_server -Description 'VBR-002 Veeam Backup & Replication / Microsoft Windows Server; 1 flows, 120 bytes, first 1767225607.620000000, last 1767225607.621000000; 1 of 1 services refused or unanswered' | Out-Null
+    # VBR-007 backup-server -> windows-server tcp 6162
+    New-NetFirewallRule -Name 'flowaudit-vbr01-3' -DisplayName 'flowaudit VBR-007 backup-server -> windows-server tcp 6162' -Group 'flowaudit' -Direction Inbound -Action Allow -Protocol TCP -LocalPort '6162' -RemoteAddress $r_backup_server -Description 'VBR-007 Veeam Backup & Replication / Microsoft Windows Server; 1 flows, 1668 bytes, first 1767225600.000000000, last 1767225600.007000000' | Out-Null
     # VBR-036 backup-console -> backup-server tcp 9392
-    New-NetFirewallRule -Name 'flowaudit-vbr01-2' -DisplayName 'flowaudit VBR-036 backup-console -> backup-server tcp 9392' -Group 'flowaudit' -Direction Inbound -Action Allow -Protocol TCP -LocalPort '9392' -RemoteAddress $r_backup_console -Description 'VBR-036 Veeam Backup & Replication / Backup & Replication Console; 1 flows, 1668 bytes, first 1767225603.048000000, last 1767225603.055000000' | Out-Null
+    New-NetFirewallRule -Name 'flowaudit-vbr01-4' -DisplayName 'flowaudit VBR-036 backup-console -> backup-server tcp 9392' -Group 'flowaudit' -Direction Inbound -Action Allow -Protocol TCP -LocalPort '9392' -RemoteAddress $r_backup_console -Description 'VBR-036 Veeam Backup & Replication / Backup & Replication Console; 1 flows, 1668 bytes, first 1767225603.048000000, last 1767225603.055000000' | Out-Null
 }
 
 if ($Target -eq 'ws-fin-01') {
