@@ -158,9 +158,11 @@ impl AuditDir {
         let mut out = AuditDir::default();
         let t = Table::read(&dir.join("services.csv"))?;
         let c = t.need(&SERVICE_COLUMNS)?;
+        // Schema 1 named hosts; schema 2 names their groups (a name, or the /24 or /64 of a
+        // host outside the inventory, which is no name).
         let (cn, sn, est) = (
-            t.col("client_name"),
-            t.col("server_name"),
+            t.col("client_name").or(t.col("client_group")),
+            t.col("server_name").or(t.col("server_group")),
             t.col("established"),
         );
         for (line, rec) in &t.rows {
@@ -238,8 +240,8 @@ fn service(
     };
     let label = format!(
         "{} -> {} {}{}",
-        host(cell(rec, cn), client),
-        host(cell(rec, sn), server),
+        host(name_of(cell(rec, cn)), client),
+        host(name_of(cell(rec, sn)), server),
         proto_name,
         port.map(|p| format!("/{p}")).unwrap_or_default()
     );
@@ -283,5 +285,14 @@ pub fn group_of(inv: &[Block], a: IpAddr) -> (Vec<(u128, u128)>, String) {
                 ),
             )
         }
+    }
+}
+
+/// A host name cell, or nothing when it holds an address block (a group of unlisted hosts).
+fn name_of(cell: &str) -> &str {
+    if cell.contains('/') || cell.parse::<std::net::IpAddr>().is_ok() {
+        ""
+    } else {
+        cell
     }
 }
