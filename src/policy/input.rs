@@ -307,8 +307,8 @@ fn service(t: &Table, rec: &csv::StringRecord) -> Result<Service, String> {
     Ok(Service {
         client: addr("client_addr")?,
         server: addr("server_addr")?,
-        client_name: host_name(&t, rec, "client"),
-        server_name: host_name(&t, rec, "server"),
+        client_name: host_name(t, rec, "client"),
+        server_name: host_name(t, rec, "server"),
         proto,
         port,
         verdict,
