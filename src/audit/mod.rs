@@ -7,6 +7,7 @@
 //! a pure function), [`findings`] (rule use and grouped findings).
 
 pub mod aggregate;
+pub mod classes;
 pub mod classify;
 pub mod compiled;
 pub mod findings;
@@ -14,7 +15,6 @@ pub mod hosts;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use rayon::prelude::*;
 use rustc_hash::FxHashMap;
 
 use crate::catalog::Catalogs;
@@ -183,13 +183,12 @@ impl Service {
         &self.rules[..self.n_rules as usize]
     }
 
-    fn set_class(&mut self, c: &classify::Class) {
+    fn set_class(&mut self, c: &classes::Compact) {
         self.verdict = c.verdict;
         self.unknown = c.unknown;
-        let n = c.rules.len().min(classify::LISTED_RULES);
-        self.rules[..n].copy_from_slice(&c.rules[..n]);
-        self.n_rules = n as u8;
-        self.more = (c.rules.len() - n + c.more).min(u16::MAX as usize) as u16;
+        self.rules = c.rules;
+        self.n_rules = c.n_rules;
+        self.more = c.more;
         self.outcome = if self.established > 0 {
             Outcome::Established
         } else if self.refused > 0 {
@@ -330,10 +329,7 @@ pub fn audit(
         names: &host_names,
     };
     let mut services = aggregate::services(flows, &cx, &mut flipped, &mut caveats)?;
-    services.par_iter_mut().for_each(|s| {
-        let (c, sv) = (cx.end(s.key.client), cx.end(s.key.server));
-        s.set_class(&classify::classify(&cc, s.key.proto, s.key.port, &c, &sv));
-    });
+    classes::classify_services(&mut services, &cx);
     let waiver_marks = match opts.waivers {
         Some((w, today)) => findings::mark_services(&mut services, w, today, &cc, &hosts),
         None => Vec::new(),
