@@ -30,6 +30,8 @@ const SCRIPT: &str = include_str!("html/script.js");
 const MAX_FINDING_ROWS: usize = 5000;
 /// Links to findings listed per role pair.
 const MAX_PAIR_LINKS: usize = 25;
+/// Rule instances listed per table; the rest are in rules.csv.
+const MAX_RULE_ROWS: usize = 2000;
 
 const SEVERITIES: [Severity; 4] = [
     Severity::High,
@@ -360,19 +362,29 @@ struct Matrix {
 
 impl Matrix {
     fn build(a: &Audit) -> Matrix {
-        let mut labels: FxHashMap<HostIdx, Vec<Axis>> = FxHashMap::default();
-        let mut axis = |h: HostIdx| -> Vec<Axis> {
-            labels.entry(h).or_insert_with(|| host_axes(a, h)).clone()
-        };
+        // Labels are interned: a capture has few roles and may have millions of services.
+        let mut names: Vec<Axis> = Vec::new();
+        let mut ids: BTreeMap<Axis, u32> = BTreeMap::new();
+        let mut labels: FxHashMap<HostIdx, Vec<u32>> = FxHashMap::default();
         let index = finding_index(a);
-        let mut raw: BTreeMap<(Axis, Axis), Cell> = BTreeMap::new();
+        let mut raw: FxHashMap<(u32, u32), Cell> = FxHashMap::default();
         for s in &a.services {
+            for h in [s.key.client, s.key.server] {
+                labels.entry(h).or_insert_with(|| {
+                    let intern = |x: Axis| {
+                        *ids.entry(x.clone()).or_insert_with(|| {
+                            names.push(x);
+                            names.len() as u32 - 1
+                        })
+                    };
+                    host_axes(a, h).into_iter().map(intern).collect()
+                });
+            }
             let finding = FindingKind::of_service(s.verdict, s.outcome)
                 .and_then(|k| service_finding(a, &index, k, s));
-            let (cs, ss) = (axis(s.key.client), axis(s.key.server));
-            for c in &cs {
-                for sv in &ss {
-                    let cell = raw.entry((c.clone(), sv.clone())).or_default();
+            for &c in &labels[&s.key.client] {
+                for &sv in &labels[&s.key.server] {
+                    let cell = raw.entry((c, sv)).or_default();
                     cell.by_verdict[s.verdict as usize] += 1;
                     if s.verdict == Verdict::Documented && s.outcome != Outcome::Established {
                         cell.failed += 1;
@@ -381,22 +393,18 @@ impl Matrix {
                 }
             }
         }
-        let clients: Vec<Axis> = raw
-            .keys()
-            .map(|k| k.0.clone())
-            .collect::<BTreeSet<_>>()
-            .into_iter()
-            .collect();
-        let servers: Vec<Axis> = raw
-            .keys()
-            .map(|k| k.1.clone())
-            .collect::<BTreeSet<_>>()
-            .into_iter()
-            .collect();
-        let pos = |v: &[Axis], x: &Axis| v.binary_search(x).expect("an axis holds its labels");
+        let axis = |pick: fn(&(u32, u32)) -> u32| -> Vec<Axis> {
+            let used: BTreeSet<&Axis> = raw.keys().map(|k| &names[pick(k) as usize]).collect();
+            used.into_iter().cloned().collect()
+        };
+        let (clients, servers) = (axis(|k| k.0), axis(|k| k.1));
+        let pos = |v: &[Axis], i: u32| {
+            v.binary_search(&names[i as usize])
+                .expect("an axis holds its labels")
+        };
         let cells = raw
             .into_iter()
-            .map(|((c, s), cell)| ((pos(&clients, &c), pos(&servers, &s)), cell))
+            .map(|((c, s), cell)| ((pos(&clients, c), pos(&servers, s)), cell))
             .collect();
         Matrix {
             clients,
@@ -637,7 +645,7 @@ fn rule_table(h: &mut String, a: &Audit, what: &str, rules: &[&RuleUse], open: b
         rules.len(),
         if rules.len() == 1 { "" } else { "s" }
     );
-    for u in rules {
+    for u in rules.iter().take(MAX_RULE_ROWS) {
         let r = a.catalog.rule(u.rule);
         let q = r.qualifiers_str();
         put!(
@@ -662,7 +670,15 @@ fn rule_table(h: &mut String, a: &Audit, what: &str, rules: &[&RuleUse], open: b
             esc(&r.note)
         );
     }
-    put!(h, "</tbody></table>\n</details>\n");
+    put!(h, "</tbody></table>\n");
+    if rules.len() > MAX_RULE_ROWS {
+        put!(
+            h,
+            "<p>{} more are in rules.csv (this page lists the first {MAX_RULE_ROWS}).</p>\n",
+            rules.len() - MAX_RULE_ROWS
+        );
+    }
+    put!(h, "</details>\n");
 }
 
 fn findings(h: &mut String, a: &Audit) {
