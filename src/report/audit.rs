@@ -173,6 +173,7 @@ pub fn write_audit_with(
     }
     m.write_all(text.as_bytes())?;
     m.commit()?;
+    super::html::write_html(dir, a, run, inputs)?;
     let mut j = AtomicFile::create(&dir.join("manifest.json"))?;
     serde_json::to_writer_pretty(
         &mut j,

@@ -4,6 +4,7 @@
 pub mod audit;
 pub mod flows;
 pub mod flows_jsonl;
+pub mod html;
 
 use std::borrow::Cow;
 use std::fs::File;
