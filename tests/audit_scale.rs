@@ -280,6 +280,7 @@ fn assert_same_reports(a: &Path, b: &Path, what: &str, except: &[&str]) {
         "groups.csv",
         "inventory.csv",
         "summary.md",
+        "report.html",
     ] {
         if except.contains(&f) {
             continue;

@@ -139,6 +139,7 @@ pub fn write_audit_with(
         "groups.csv",
         "inventory.csv",
         "summary.md",
+        "report.html",
     ];
     if opts.flows {
         let mut f = AtomicFile::create(&dir.join("flows.csv"))?;
