@@ -281,6 +281,15 @@ impl Hosts {
         }
     }
 
+    /// Every role some inventory entry holds, families included: the roles of this site.
+    pub fn site_roles(&self) -> RoleSet {
+        let mut s = RoleSet::default();
+        for r in &self.entry_roles {
+            s.union(r);
+        }
+        s
+    }
+
     pub fn idx(&self, a: Addr) -> HostIdx {
         self.index[&a]
     }

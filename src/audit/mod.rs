@@ -330,9 +330,17 @@ pub fn audit(
         names: &host_names,
     };
     let mut services = aggregate::services(flows, &cx, &mut flipped, &mut caveats)?;
+    let site = hosts.site_roles();
     services.par_iter_mut().for_each(|s| {
         let (c, sv) = (cx.end(s.key.client), cx.end(s.key.server));
-        s.set_class(&classify::classify(&cc, s.key.proto, s.key.port, &c, &sv));
+        s.set_class(&classify::classify(
+            &cc,
+            &site,
+            s.key.proto,
+            s.key.port,
+            &c,
+            &sv,
+        ));
     });
     let waiver_marks = match opts.waivers {
         Some((w, today)) => findings::mark_services(&mut services, w, today, &cc, &hosts),
