@@ -335,10 +335,15 @@ pub fn overlap_notes(file: &str, entries: &[Entry], roles: &Roles) -> Vec<Proble
             }
         }
         if !parts.is_empty() {
+            // A named block is called by its name; an unnamed entry by its address.
+            let label = mine
+                .iter()
+                .find(|e| !e.name.is_empty())
+                .map_or(key, |e| &e.name);
             notes.push((
                 first_line,
                 format!(
-                    "{key} gets roles from several inventory lines: {}; it holds the union of their roles",
+                    "{label} gets roles from several inventory lines: {}; it holds the union of their roles",
                     parts.join("; ")
                 ),
             ));
