@@ -702,10 +702,11 @@ impl Ctx {
                     return self.udp_tunnel(p, &d[8..]);
                 }
             }
-            proto::ICMP | proto::ICMPV6 => {
-                if d.len() >= 8 && icmp::is_error(proto_num, d[0]) && quoted(&d[8..]).is_some() {
-                    p.quote_at = (d[8..].as_ptr() as usize - self.base) as u32;
-                }
+            // An error quoting the packet it answers; other ICMP keeps no quote.
+            proto::ICMP | proto::ICMPV6
+                if d.len() >= 8 && icmp::is_error(proto_num, d[0]) && quoted(&d[8..]).is_some() =>
+            {
+                p.quote_at = (d[8..].as_ptr() as usize - self.base) as u32;
             }
             proto::IPIP | proto::IPV6 if self.opts.decap => {
                 return self.decap(p, false, |cx| cx.ip(d));
