@@ -42,7 +42,11 @@ impl WaiverArgs {
         let Some(p) = &self.waivers else {
             return Ok(None);
         };
-        Waivers::load(p, roles).map(Some).map_err(|problems| {
+        let loaded = Waivers::load(p, roles);
+        for w in loaded.iter().flat_map(|w| &w.warnings) {
+            eprintln!("flowaudit: warning: {w}");
+        }
+        loaded.map(Some).map_err(|problems| {
             for p in problems {
                 eprintln!("flowaudit: {p}");
             }

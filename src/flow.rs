@@ -163,6 +163,10 @@ pub(crate) mod hist {
     pub const RST: u8 = 0x08;
     pub const ANY: u8 = 0x10;
     pub const DATA: u8 = 0x20;
+    /// ICMP/ICMPv6: the side sent an error message answering other traffic (unreachable,
+    /// time exceeded...), and, below, a message that is not one (echo...).
+    pub const ICMP_ERROR: u8 = 0x40;
+    pub const ICMP_OTHER: u8 = 0x80;
 }
 
 /// One flow. Per-side arrays are indexed by [`CLIENT`] and [`SERVER`].
@@ -225,6 +229,13 @@ impl Flow {
         if p.payload_len > 0 {
             *h |= hist::DATA;
         }
+        if matches!(p.proto, proto::ICMP | proto::ICMPV6) {
+            *h |= if p.is_icmp_error() {
+                hist::ICMP_ERROR
+            } else {
+                hist::ICMP_OTHER
+            };
+        }
         if p.proto == proto::TCP {
             self.flags[side] |= p.tcp_flags;
             let f = p.tcp_flags;
@@ -253,6 +264,13 @@ impl Flow {
     pub fn answered(&self) -> bool {
         self.hist[SERVER] & (hist::SYNACK | hist::ANY) != 0
             && (self.hist[SERVER] & hist::RST == 0 || self.hist[SERVER] & hist::SYNACK != 0)
+    }
+
+    /// Every packet was an ICMP error answering other traffic: the answer belongs to the flow
+    /// it quotes (refused, for an unreachable), it is no service of its own.
+    pub fn icmp_errors_only(&self) -> bool {
+        let h = self.hist[CLIENT] | self.hist[SERVER];
+        h & hist::ICMP_ERROR != 0 && h & hist::ICMP_OTHER == 0
     }
 
     /// The TCP three-way handshake was seen from both sides.

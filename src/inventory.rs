@@ -121,7 +121,13 @@ pub struct Inventory {
     pub entries: Vec<Entry>,
     /// Notes that do not stop the audit (old role ids), with their lines.
     pub warnings: Vec<Problem>,
+    /// Hosts (and blocks) that get roles from several entries: one note each, at most
+    /// [`MAX_OVERLAP_NOTES`], then one counting the rest (see [`overlap_notes`]).
+    pub overlaps: Vec<Problem>,
 }
+
+/// Hosts named one by one in the overlap notes; the rest are counted.
+pub const MAX_OVERLAP_NOTES: usize = 20;
 
 /// What the inventory says about one address.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -209,9 +215,12 @@ impl Inventory {
             }
         }
         if problems.is_empty() {
+            let entries: Vec<Entry> = by_block.into_values().collect();
+            let overlaps = overlap_notes(file, &entries, roles);
             Ok(Inventory {
-                entries: by_block.into_values().collect(),
+                entries,
                 warnings,
+                overlaps,
             })
         } else {
             Err(problems)
@@ -253,4 +262,113 @@ impl Inventory {
                 .any(|r| roles.with_ancestors(r).iter().any(|x| x == role))
         })
     }
+}
+
+/// The inventory host an entry belongs to: entries of single addresses (/32, /128) sharing a
+/// name are one host (a dual-stack host, a host with several interfaces); any other entry is
+/// its own. Blocks sharing a name stay separate hosts: a pool written as two blocks is many
+/// hosts, not one.
+pub fn host_key(e: &Entry) -> String {
+    if e.cidr.is_host() && !e.name.is_empty() {
+        e.name.clone()
+    } else {
+        e.cidr.to_string()
+    }
+}
+
+/// One note per host (or block) that gets roles from an entry around it (a /16 around a /32),
+/// beyond the roles its own lines give (families included). The audit gives such a host the
+/// union of the roles of every entry covering it; the note names the lines so the overlap is
+/// a decision, not an accident. At most [`MAX_OVERLAP_NOTES`] hosts are named, in line order;
+/// one more note counts the rest.
+pub fn overlap_notes(file: &str, entries: &[Entry], roles: &Roles) -> Vec<Problem> {
+    let closed = |rs: &[String]| -> Vec<String> {
+        let mut v: Vec<String> = rs.iter().flat_map(|r| roles.with_ancestors(r)).collect();
+        v.sort();
+        v.dedup();
+        v
+    };
+    // Each host's own roles (every line of it) and its entries, in line order.
+    let mut hosts: BTreeMap<String, (Vec<String>, Vec<&Entry>)> = BTreeMap::new();
+    for e in entries {
+        let h = hosts.entry(host_key(e)).or_default();
+        h.0.extend(e.roles.iter().cloned());
+        h.1.push(e);
+    }
+    // The entries around one: probed by prefix length, as the audit looks addresses up.
+    let by_cidr: BTreeMap<Cidr, &Entry> = entries.iter().map(|e| (e.cidr, e)).collect();
+    let mut lens: Vec<u8> = entries.iter().map(|e| e.cidr.prefix).collect();
+    lens.sort_unstable();
+    lens.dedup();
+    let around_of = |e: &Entry| -> Vec<&Entry> {
+        lens.iter()
+            .take_while(|&&l| l < e.cidr.prefix)
+            .filter_map(|&l| {
+                by_cidr
+                    .get(&Cidr {
+                        addr: Cidr::network_of(e.cidr.addr, l),
+                        prefix: l,
+                    })
+                    .copied()
+            })
+            .collect()
+    };
+    let mut notes: Vec<(u64, String)> = Vec::new();
+    for (key, (own, mine)) in &hosts {
+        let own = closed(own);
+        let mut parts = Vec::new();
+        let mut first_line = u64::MAX;
+        for e in mine {
+            first_line = first_line.min(e.line);
+            let around: Vec<String> = around_of(e)
+                .into_iter()
+                .filter(|o| closed(&o.roles).iter().any(|r| !own.contains(r)))
+                .map(|o| format!("{} (line {}: {})", o.cidr, o.line, o.roles.join(";")))
+                .collect();
+            if !around.is_empty() {
+                parts.push(format!(
+                    "{} (line {}) is inside {}",
+                    e.cidr,
+                    e.line,
+                    around.join(" and ")
+                ));
+            }
+        }
+        if !parts.is_empty() {
+            // A named block is called by its name; an unnamed entry by its address.
+            let label = mine
+                .iter()
+                .find(|e| !e.name.is_empty())
+                .map_or(key, |e| &e.name);
+            notes.push((
+                first_line,
+                format!(
+                    "{label} gets roles from several inventory lines: {}; it holds the union of their roles",
+                    parts.join("; ")
+                ),
+            ));
+        }
+    }
+    notes.sort();
+    let total = notes.len();
+    let mut out: Vec<Problem> = notes
+        .into_iter()
+        .take(MAX_OVERLAP_NOTES)
+        .map(|(line, message)| Problem {
+            file: file.to_string(),
+            line,
+            message,
+        })
+        .collect();
+    if total > MAX_OVERLAP_NOTES {
+        out.push(Problem {
+            file: file.to_string(),
+            line: 0,
+            message: format!(
+                "and {} more hosts or blocks get roles from several inventory lines",
+                total - MAX_OVERLAP_NOTES
+            ),
+        });
+    }
+    out
 }

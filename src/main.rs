@@ -619,7 +619,7 @@ fn cmd_audit(a: AuditArgs) -> ExitCode {
     };
     let inv = match Inventory::parse(&a.inventory.display().to_string(), &inv_text, &cat.roles) {
         Ok(i) => {
-            for w in &i.warnings {
+            for w in i.warnings.iter().chain(&i.overlaps) {
                 eprintln!("flowaudit: warning: {w}");
             }
             i

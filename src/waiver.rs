@@ -132,18 +132,25 @@ pub enum HostPattern {
 }
 
 impl HostPattern {
-    fn parse(s: &str, roles: &Roles) -> Result<HostPattern, String> {
+    /// Parses a pattern; an old role id becomes the current one, with a deprecation note in
+    /// `notes` (the hosts' roles are current ids, so the old id would match nothing).
+    fn parse(s: &str, roles: &Roles, notes: &mut Vec<String>) -> Result<HostPattern, String> {
         if s == "*" {
             return Ok(HostPattern::Any);
         }
         if let Some(r) = s.strip_prefix("role:") {
             let r = r.trim();
-            if !roles.contains(r) {
+            let Some((id, deprecated)) = roles.canonical(r) else {
                 return Err(format!(
                     "unknown role {r:?} (run `flowaudit catalog roles` for the list)"
                 ));
+            };
+            if deprecated {
+                notes.push(format!(
+                    "role {r:?} is an old id of {id:?}; write role:{id} (the old id still works)"
+                ));
             }
-            return Ok(HostPattern::Role(r.to_string()));
+            return Ok(HostPattern::Role(id.to_string()));
         }
         Cidr::parse(s)
             .map(HostPattern::Block)
@@ -252,6 +259,8 @@ impl fmt::Display for Mark {
 pub struct Waivers {
     pub file: String,
     pub list: Vec<Waiver>,
+    /// Notes that do not stop the audit (old role ids), with their lines.
+    pub warnings: Vec<Problem>,
 }
 
 pub const WAIVER_COLUMNS: [&str; 7] = [
@@ -293,6 +302,7 @@ impl Waivers {
     /// (`client,server,...`) and `#` comments are allowed.
     pub fn parse(file: &str, text: &str, roles: &Roles) -> Result<Waivers, Vec<Problem>> {
         let mut problems = Vec::new();
+        let mut warnings = Vec::new();
         let mut list = Vec::new();
         let text = blank_comments(text);
         let mut rdr = csv::ReaderBuilder::new()
@@ -334,12 +344,14 @@ impl Waivers {
                 continue;
             }
             let mut errs = Vec::new();
-            let client = HostPattern::parse(cell(0), roles)
+            let mut notes = Vec::new();
+            let client = HostPattern::parse(cell(0), roles, &mut notes)
                 .map_err(|e| errs.push(format!("client: {e}")))
                 .ok();
-            let server = HostPattern::parse(cell(1), roles)
+            let server = HostPattern::parse(cell(1), roles, &mut notes)
                 .map_err(|e| errs.push(format!("server: {e}")))
                 .ok();
+            warnings.extend(notes.into_iter().map(|n| prob(line, n)));
             let proto_p = parse_proto(cell(2))
                 .map_err(|e| errs.push(format!("proto: {e}")))
                 .ok();
@@ -402,6 +414,7 @@ impl Waivers {
             Ok(Waivers {
                 file: file.to_string(),
                 list,
+                warnings,
             })
         } else {
             Err(problems)

@@ -176,6 +176,9 @@ pub fn services(
         for (key, i, flip) in keyed {
             let f = oriented(chunk[i as usize], flip);
             caveats.add(&f);
+            if caveats.not_a_service(&f, &key, cx.hosts) {
+                continue;
+            }
             match part.last_mut() {
                 Some(s) if s.key == key => s.add(&f),
                 _ => part.push(Service::of_flow(key, &f)),

@@ -45,9 +45,9 @@ type Question = u128;
 
 const NOT_LISTED: u32 = u32::MAX;
 
-/// Classifies every service. Ends that the capture named (DNS, TLS) are asked directly, since
+/// Classifies every service; `site` holds every role of the inventory. Ends that the capture named (DNS, TLS) are asked directly, since
 /// names take part in matching Internet rules; all others share answers.
-pub fn classify_services(services: &mut [Service], cx: &Ctx) {
+pub fn classify_services(services: &mut [Service], cx: &Ctx, site: &RoleSet) {
     let ids = role_set_ids(cx);
     let question = |s: &Service| -> Option<Question> {
         let (c, sv) = (s.key.client, s.key.server);
@@ -72,20 +72,21 @@ pub fn classify_services(services: &mut [Service], cx: &Ctx) {
     }
     let answers: FxHashMap<Question, Compact> = first
         .into_par_iter()
-        .map(|(q, i)| (q, answer(cx, &services[i as usize])))
+        .map(|(q, i)| (q, answer(cx, site, &services[i as usize])))
         .collect();
     services.par_iter_mut().for_each(|s| {
         let c = match question(s) {
             Some(q) => answers[&q],
-            None => answer(cx, s),
+            None => answer(cx, site, s),
         };
         s.set_class(&c);
     });
 }
 
-fn answer(cx: &Ctx, s: &Service) -> Compact {
+fn answer(cx: &Ctx, site: &RoleSet, s: &Service) -> Compact {
     let (c, sv) = (cx.end(s.key.client), cx.end(s.key.server));
-    Compact::from(&classify::classify(cx.cc, s.key.proto, s.key.port, &c, &sv))
+    let (p, port) = (s.key.proto, s.key.port);
+    Compact::from(&classify::classify(cx.cc, site, p, port, &c, &sv))
 }
 
 /// A small id per distinct role set of the hosts, in host order.

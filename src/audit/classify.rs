@@ -104,8 +104,17 @@ pub fn allowed(cc: &Compiled, p: u8, port: u16, client: &End, server: &End) -> b
         .any(|&i| allows(cc, i, client, server))
 }
 
-/// Classifies the service client -> server on (proto, port).
-pub fn classify(cc: &Compiled, p: u8, port: u16, client: &End, server: &End) -> Class {
+/// Classifies the service client -> server on (proto, port). `site` holds every role some
+/// inventory host holds (families included): a role-mismatch lists the rules between roles of
+/// this site first.
+pub fn classify(
+    cc: &Compiled,
+    site: &RoleSet,
+    p: u8,
+    port: u16,
+    client: &End,
+    server: &End,
+) -> Class {
     // Most services are documented: test that first without building any list.
     if allowed(cc, p, port, client, server) {
         let allow = allowing(cc, p, port, client, server);
@@ -143,7 +152,10 @@ pub fn classify(cc: &Compiled, p: u8, port: u16, client: &End, server: &End) -> 
             unknown: UnknownEnd::None,
         };
     }
-    listed(Verdict::RoleMismatch, closest(cc, on_port, port, c, s))
+    listed(
+        Verdict::RoleMismatch,
+        closest(cc, site, on_port, port, c, s),
+    )
 }
 
 fn unknown_host(client: &End, server: &End) -> Class {
@@ -171,18 +183,29 @@ fn listed(verdict: Verdict, mut rules: Vec<RuleIdx>) -> Class {
     }
 }
 
-/// Rules on the port ranked by how close the service is to them: first how many of its ends
+/// Rules on the port ranked by how close the service is to them: first the rules whose client
+/// and server roles both exist at this site (`site`: some inventory host holds each), since a
+/// rule between roles nobody here holds explains little; then how many of the service's ends
 /// already hold the rule's role, then the narrowest opening, then catalog order.
 pub fn closest(
     cc: &Compiled,
+    site: &RoleSet,
     mut rules: Vec<RuleIdx>,
     port: u16,
     c: &RoleSet,
     s: &RoleSet,
 ) -> Vec<RuleIdx> {
+    let here = |i: RuleIdx| site.contains(cc.from[i as usize]) && site.contains(cc.to[i as usize]);
     let fits =
         |i: RuleIdx| c.contains(cc.from[i as usize]) as u8 + s.contains(cc.to[i as usize]) as u8;
-    rules.sort_by_key(|&i| (std::cmp::Reverse(fits(i)), cc.width_at(i, port), i));
+    rules.sort_by_key(|&i| {
+        (
+            !here(i),
+            std::cmp::Reverse(fits(i)),
+            cc.width_at(i, port),
+            i,
+        )
+    });
     rules
 }
 
@@ -224,7 +247,14 @@ mod tests {
             roles(&cc, &["backup-proxy"]),
             roles(&cc, &["windows-backup-repository"]),
         );
-        let c = classify(&cc, TCP, 2500, &end(Some(&p)), &end(Some(&r)));
+        let c = classify(
+            &cc,
+            &RoleSet::default(),
+            TCP,
+            2500,
+            &end(Some(&p)),
+            &end(Some(&r)),
+        );
         assert_eq!(c.verdict, Verdict::Documented);
         assert_eq!(ids(&cc, &c), ["VBR-058"]);
         assert_eq!((c.more, c.unknown), (0, UnknownEnd::None));
@@ -238,7 +268,14 @@ mod tests {
             roles(&cc, &["backup-proxy"]),
             roles(&cc, &["windows-backup-repository"]),
         );
-        let c = classify(&cc, TCP, 2500, &end(Some(&r)), &end(Some(&p)));
+        let c = classify(
+            &cc,
+            &RoleSet::default(),
+            TCP,
+            2500,
+            &end(Some(&r)),
+            &end(Some(&p)),
+        );
         assert_eq!(c.verdict, Verdict::Reverse);
         assert_eq!(ids(&cc, &c), ["VBR-058"]);
     }
@@ -258,7 +295,14 @@ mod tests {
             roles(&cc, &["backup-proxy"]),
             roles(&cc, &["windows-backup-repository"]),
         );
-        let c = classify(&cc, TCP, 445, &end(Some(&p)), &end(Some(&r)));
+        let c = classify(
+            &cc,
+            &RoleSet::default(),
+            TCP,
+            445,
+            &end(Some(&p)),
+            &end(Some(&r)),
+        );
         assert_eq!(c.verdict, Verdict::RoleMismatch);
         assert_eq!(
             ids(&cc, &c),
@@ -281,7 +325,14 @@ mod tests {
             roles(&cc, &["windows-backup-repository"]),
         );
         for (pr, port) in [(TCP, 3306), (UDP, 2500)] {
-            let c = classify(&cc, pr, port, &end(Some(&p)), &end(Some(&r)));
+            let c = classify(
+                &cc,
+                &RoleSet::default(),
+                pr,
+                port,
+                &end(Some(&p)),
+                &end(Some(&r)),
+            );
             assert_eq!(c.verdict, Verdict::Undocumented, "{pr}/{port}");
             assert!(c.rules.is_empty());
         }
@@ -297,7 +348,7 @@ mod tests {
             (None, None, UnknownEnd::Both),
         ];
         for (c, s, want) in cases {
-            let got = classify(&cc, TCP, 3306, &end(c), &end(s));
+            let got = classify(&cc, &RoleSet::default(), TCP, 3306, &end(c), &end(s));
             assert_eq!((got.verdict, got.unknown), (Verdict::UnknownHost, want));
         }
     }
@@ -320,11 +371,25 @@ mod tests {
             public: false,
             names: &names,
         };
-        let c = classify(&cc, p, port, &end(Some(&client)), &named);
+        let c = classify(
+            &cc,
+            &RoleSet::default(),
+            p,
+            port,
+            &end(Some(&client)),
+            &named,
+        );
         assert_eq!(c.verdict, Verdict::Documented);
         assert!(ids(&cc, &c).contains(&rule.id));
         // The same private server without a name is an unknown host.
-        let c = classify(&cc, p, port, &end(Some(&client)), &end(None));
+        let c = classify(
+            &cc,
+            &RoleSet::default(),
+            p,
+            port,
+            &end(Some(&client)),
+            &end(None),
+        );
         assert_eq!(c.verdict, Verdict::UnknownHost);
     }
 
@@ -336,7 +401,14 @@ mod tests {
             roles(&cc, &["backup-proxy"]),
             roles(&cc, &["windows-backup-repository"]),
         );
-        let c = classify(&cc, ICMP, 0, &end(Some(&p)), &end(Some(&r)));
+        let c = classify(
+            &cc,
+            &RoleSet::default(),
+            ICMP,
+            0,
+            &end(Some(&p)),
+            &end(Some(&r)),
+        );
         assert_eq!(c.verdict, Verdict::Undocumented);
     }
 }

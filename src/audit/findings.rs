@@ -426,6 +426,12 @@ fn instantiate_unused(
     hosts: &Hosts,
 ) {
     let groups = hosts.entry_groups();
+    // A host does not serve itself: no instance between two groups of one host's addresses.
+    let group_host = hosts.group_hosts();
+    let one_host = |c: GroupIdx, s: GroupIdx| {
+        let h = group_host[c as usize];
+        h.is_some() && h == group_host[s as usize]
+    };
     let holders = |role: u16| -> Vec<GroupIdx> {
         groups
             .iter()
@@ -442,7 +448,7 @@ fn instantiate_unused(
         let cs = by_role.entry(f).or_insert_with(|| holders(f)).clone();
         let ss = by_role.entry(t).or_insert_with(|| holders(t)).clone();
         for &c in &cs {
-            for &s in ss.iter().filter(|&&s| s != c) {
+            for &s in ss.iter().filter(|&&s| s != c && !one_host(c, s)) {
                 let r = i as RuleIdx;
                 uses.entry((r, c, s))
                     .or_insert_with(|| RuleUse::new(r, c, s));

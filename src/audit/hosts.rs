@@ -82,6 +82,9 @@ pub struct Host {
     pub group: GroupIdx,
     /// Where its rule instances go (the entry's group; for `--group-by host`, the entry itself).
     pub rule_group: GroupIdx,
+    /// The inventory host it is an address of (see [`crate::inventory::host_key`]); None
+    /// outside the inventory and inside blocks, where addresses are distinct hosts.
+    pub inv_host: Option<u32>,
 }
 
 impl Host {
@@ -120,13 +123,41 @@ impl Prefixes {
     }
 }
 
+/// Per inventory entry, its inventory host as a number (see [`crate::inventory::host_key`]):
+/// single addresses sharing a name get one number; blocks get none.
+/// Also returns each number's key (the name, or the address of an unnamed entry).
+fn inventory_hosts(inv: &Inventory) -> (Vec<Option<u32>>, Vec<String>) {
+    let mut ids: BTreeMap<String, u32> = BTreeMap::new();
+    let mut keys = Vec::new();
+    let of_entry = inv
+        .entries
+        .iter()
+        .map(|e| {
+            e.cidr.is_host().then(|| {
+                let key = crate::inventory::host_key(e);
+                *ids.entry(key.clone()).or_insert_with(|| {
+                    keys.push(key);
+                    keys.len() as u32 - 1
+                })
+            })
+        })
+        .collect();
+    (of_entry, keys)
+}
+
 /// The resolved hosts and the groups they fall in.
 pub struct Hosts {
     pub hosts: Vec<Host>,
     index: FxHashMap<Addr, HostIdx>,
     pub groups: Vec<Group>,
-    /// Per inventory entry: its roles with those of every entry around it, families included.
+    /// Per inventory entry: its roles with those of every entry around it and of the other
+    /// addresses of its host, families included.
     pub entry_roles: Vec<RoleSet>,
+    /// Per inventory entry: the inventory host it is an address of (single addresses sharing a
+    /// name are one host), None for blocks.
+    entry_host: Vec<Option<u32>>,
+    /// Per inventory host: its name (or address, unnamed).
+    inv_host_names: Vec<String>,
     /// Per inventory entry: its group for findings and for rule instances.
     entry_group: Vec<GroupIdx>,
     entry_rule_group: Vec<GroupIdx>,
@@ -140,7 +171,7 @@ impl Hosts {
         let prefixes = Prefixes::new(&inv.entries);
         // CIDR blocks nest or are disjoint: the entries covering an address are its longest
         // match and the entries around that one.
-        let entry_roles: Vec<RoleSet> = inv
+        let mut entry_roles: Vec<RoleSet> = inv
             .entries
             .iter()
             .map(|e| {
@@ -153,11 +184,26 @@ impl Hosts {
                 s
             })
             .collect();
+        let (entry_host, inv_host_names) = inventory_hosts(inv);
+        // One host holds the roles of all its addresses.
+        let mut host_roles: BTreeMap<u32, RoleSet> = BTreeMap::new();
+        for (i, h) in entry_host.iter().enumerate() {
+            if let Some(h) = h {
+                host_roles.entry(*h).or_default().union(&entry_roles[i]);
+            }
+        }
+        for (i, h) in entry_host.iter().enumerate() {
+            if let Some(h) = h {
+                entry_roles[i] = host_roles[h];
+            }
+        }
         let mut h = Hosts {
             hosts: Vec::new(),
             index: FxHashMap::default(),
             groups: Vec::new(),
             entry_roles,
+            entry_host,
+            inv_host_names,
             entry_group: Vec::new(),
             entry_rule_group: Vec::new(),
             group_ids: BTreeMap::new(),
@@ -256,6 +302,7 @@ impl Hosts {
                 roles: RoleSet::default(),
                 group: g,
                 rule_group: g,
+                inv_host: None,
             };
         };
         let roles = self.entry_roles[e as usize];
@@ -278,7 +325,49 @@ impl Hosts {
             roles,
             group,
             rule_group,
+            inv_host: self.entry_host[e as usize],
         }
+    }
+
+    /// Whether two addresses are one host: the same address, or two addresses the inventory
+    /// names as one host (a dual-stack host, a host with several interfaces). Traffic between
+    /// them is the host talking to itself, not a client -> server pair to audit.
+    pub fn same_host(&self, a: HostIdx, b: HostIdx) -> bool {
+        a == b || {
+            let (x, y) = (self.get(a).inv_host, self.get(b).inv_host);
+            x.is_some() && x == y
+        }
+    }
+
+    /// The name of an address's inventory host (see [`Host::inv_host`]).
+    pub fn inv_host_name(&self, h: HostIdx) -> Option<&str> {
+        let i = self.get(h).inv_host?;
+        Some(&self.inv_host_names[i as usize])
+    }
+
+    /// Per group: the inventory host all its entries are addresses of, if it is one host.
+    /// Rule instances between two groups of one host are not made.
+    pub fn group_hosts(&self) -> Vec<Option<u32>> {
+        let mut out: Vec<Option<Option<u32>>> = vec![None; self.groups.len()];
+        for (i, &g) in self.entry_rule_group.iter().enumerate() {
+            let h = self.entry_host[i];
+            let slot = &mut out[g as usize];
+            *slot = match *slot {
+                None => Some(h),
+                Some(prev) if prev == h => Some(h),
+                Some(_) => Some(None),
+            };
+        }
+        out.into_iter().map(Option::flatten).collect()
+    }
+
+    /// Every role some inventory entry holds, families included: the roles of this site.
+    pub fn site_roles(&self) -> RoleSet {
+        let mut s = RoleSet::default();
+        for r in &self.entry_roles {
+            s.union(r);
+        }
+        s
     }
 
     pub fn idx(&self, a: Addr) -> HostIdx {

@@ -199,13 +199,26 @@ impl Service {
     }
 }
 
-/// What the capture could not show, for the summary and the findings.
+/// What the capture could not show, for the summary and the findings; and what was left out
+/// of the services on purpose (see [`Caveats::not_a_service`]).
 #[derive(Debug, Clone, Default)]
 pub struct Caveats {
     pub one_sided_tcp: u64,
     pub tcp_flows: u64,
     /// Flows from sampled or incomplete flow records.
     pub sampled: bool,
+    /// Flows made only of ICMP errors answering other traffic: not services.
+    pub icmp_error_flows: u64,
+    /// Flows an ICMP destination unreachable answered: counted as refused.
+    pub icmp_refused_flows: u64,
+    /// Flows between two addresses of one inventory host, and those hosts (names or
+    /// addresses): the host's own traffic, not services.
+    pub own_host_flows: u64,
+    pub own_hosts: BTreeSet<String>,
+    /// More hosts had own-host traffic than `own_hosts` names.
+    pub own_hosts_more: bool,
+    /// The inventory's overlap notes (`file:line: ...`): hosts holding roles of several lines.
+    pub inventory: Vec<String>,
 }
 
 impl Caveats {
@@ -221,8 +234,66 @@ impl Caveats {
                 self.one_sided_tcp += 1;
             }
         }
+        if f.flow.icmp_unreachable {
+            self.icmp_refused_flows += 1;
+        }
+    }
+
+    /// Whether flow `f` (keyed `key`) is left out of the services, counting it if so. An ICMP
+    /// error is an answer: it belongs to the flow it quotes (refused, for an unreachable),
+    /// it is no connection anybody opened. Traffic between two addresses of one host (a host
+    /// and itself) is no client -> server pair between hosts.
+    fn not_a_service(&mut self, f: &FlowRecord, key: &ServiceKey, hosts: &Hosts) -> bool {
+        if f.flow.icmp_errors_only() {
+            self.icmp_error_flows += 1;
+            return true;
+        }
+        if hosts.same_host(key.client, key.server) {
+            self.own_host_flows += 1;
+            let name = hosts
+                .inv_host_name(key.client)
+                .map_or_else(|| hosts.get(key.client).addr.to_string(), String::from);
+            if self.own_hosts.len() < MAX_NAMED_HOSTS || self.own_hosts.contains(&name) {
+                self.own_hosts.insert(name);
+            } else {
+                self.own_hosts_more = true;
+            }
+            return true;
+        }
+        false
+    }
+
+    /// Lines for the summary about what was left out of the services, and the inventory's
+    /// overlap notes.
+    pub fn notes(&self) -> Vec<String> {
+        let mut v = Vec::new();
+        if self.icmp_error_flows > 0 || self.icmp_refused_flows > 0 {
+            v.push(format!(
+                "{} flows were only ICMP errors (destination unreachable, time exceeded, ...) answering other traffic: they are answers, not services; {} attempts an ICMP destination unreachable answered count as refused.",
+                self.icmp_error_flows, self.icmp_refused_flows
+            ));
+        }
+        if self.own_host_flows > 0 {
+            let more = if self.own_hosts_more {
+                " and others"
+            } else {
+                ""
+            };
+            v.push(format!(
+                "{} flows were own-host traffic, between two addresses of one inventory host ({}{more}): not audited as services.",
+                self.own_host_flows,
+                self.own_hosts.iter().cloned().collect::<Vec<_>>().join(", ")
+            ));
+        }
+        for n in &self.inventory {
+            v.push(format!("Inventory: {n}."));
+        }
+        v
     }
 }
+
+/// Hosts named one by one in a summary note.
+const MAX_NAMED_HOSTS: usize = 20;
 
 /// How to audit, besides the catalogs and the inventory.
 #[derive(Clone, Copy)]
@@ -321,6 +392,7 @@ pub fn audit(
     let mut flipped = Vec::new();
     let mut caveats = Caveats {
         sampled: opts.sampled,
+        inventory: inv.overlaps.iter().map(|p| p.to_string()).collect(),
         ..Caveats::default()
     };
     let cx = aggregate::Ctx {
@@ -329,7 +401,7 @@ pub fn audit(
         names: &host_names,
     };
     let mut services = aggregate::services(flows, &cx, &mut flipped, &mut caveats)?;
-    classes::classify_services(&mut services, &cx);
+    classes::classify_services(&mut services, &cx, &hosts.site_roles());
     let waiver_marks = match opts.waivers {
         Some((w, today)) => findings::mark_services(&mut services, w, today, &cc, &hosts),
         None => Vec::new(),

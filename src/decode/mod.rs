@@ -237,12 +237,47 @@ impl Kept {
 
 impl Packet {
     /// The headers an ICMP destination-unreachable quoted, read from the `frame` this packet
-    /// was decoded from.
+    /// was decoded from. Other ICMP errors (time exceeded...) quote a packet too, but do not
+    /// refuse it.
     pub fn unreach(&self, frame: &[u8]) -> Option<Quoted> {
-        if self.quote_at == 0 {
+        if !self.is_icmp_error() {
             return None;
         }
-        quoted(frame.get(self.quote_at as usize..)?)
+        // The ICMP header's 8 bytes sit just before the quoted packet; byte 0 is the type.
+        let at = self.quote_at as usize;
+        let ty = *frame.get(at.checked_sub(8)?)?;
+        if !icmp::is_unreachable(self.proto, ty) {
+            return None;
+        }
+        quoted(frame.get(at..)?)
+    }
+
+    /// An ICMP or ICMPv6 error message quoting the packet it answers (see [`icmp::is_error`]).
+    pub fn is_icmp_error(&self) -> bool {
+        self.quote_at != 0 && matches!(self.proto, proto::ICMP | proto::ICMPV6)
+    }
+}
+
+/// ICMP message types that answer another packet: the network's or a host's reply to traffic,
+/// not a conversation of their own (RFC 792, RFC 4443).
+pub mod icmp {
+    use super::proto;
+
+    /// An error message (it quotes the packet it answers): destination unreachable (every code:
+    /// port, host, net unreachable, administratively prohibited...), source quench, redirect,
+    /// time exceeded, parameter problem; for ICMPv6 destination unreachable, packet too big,
+    /// time exceeded, parameter problem.
+    pub fn is_error(p: u8, ty: u8) -> bool {
+        match p {
+            proto::ICMP => matches!(ty, 3 | 4 | 5 | 11 | 12),
+            proto::ICMPV6 => matches!(ty, 1..=4),
+            _ => false,
+        }
+    }
+
+    /// Destination unreachable (ICMP type 3, ICMPv6 type 1): the quoted attempt was refused.
+    pub fn is_unreachable(p: u8, ty: u8) -> bool {
+        (p == proto::ICMP && ty == 3) || (p == proto::ICMPV6 && ty == 1)
     }
 }
 
@@ -667,11 +702,11 @@ impl Ctx {
                     return self.udp_tunnel(p, &d[8..]);
                 }
             }
-            proto::ICMP | proto::ICMPV6 => {
-                let unreach_type = if proto_num == proto::ICMP { 3 } else { 1 };
-                if d.len() >= 8 && d[0] == unreach_type && quoted(&d[8..]).is_some() {
-                    p.quote_at = (d[8..].as_ptr() as usize - self.base) as u32;
-                }
+            // An error quoting the packet it answers; other ICMP keeps no quote.
+            proto::ICMP | proto::ICMPV6
+                if d.len() >= 8 && icmp::is_error(proto_num, d[0]) && quoted(&d[8..]).is_some() =>
+            {
+                p.quote_at = (d[8..].as_ptr() as usize - self.base) as u32;
             }
             proto::IPIP | proto::IPV6 if self.opts.decap => {
                 return self.decap(p, false, |cx| cx.ip(d));

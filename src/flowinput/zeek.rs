@@ -378,9 +378,20 @@ fn conn_row(
     let ab = |v: [u64; 2]| if orig_is_a { v } else { [v[1], v[0]] };
     let ab8 = |v: [u8; 2]| if orig_is_a { v } else { [v[1], v[0]] };
     let mut h = [oh, rh];
+    // Zeek keys ICMP by type (id.orig_p) and code: an error's record holds errors only.
+    let icmp_bit = match u8::try_from(op) {
+        Ok(ty) if matches!(p, proto::ICMP | proto::ICMPV6) => {
+            if crate::decode::icmp::is_error(p, ty) {
+                hist::ICMP_ERROR
+            } else {
+                hist::ICMP_OTHER
+            }
+        }
+        _ => 0,
+    };
     for (side, n) in packets.iter().enumerate() {
         if *n > 0 {
-            h[side] |= hist::ANY;
+            h[side] |= hist::ANY | icmp_bit;
         }
     }
     Ok(Rec {

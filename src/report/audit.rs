@@ -581,6 +581,10 @@ fn caveats_md(t: &mut String, a: &Audit, run: &RunOutput) {
             let _ = writeln!(t, "- {}: byte {}: {}", md(f), w.offset, md(&w.detail));
         }
     }
+    for n in c.notes() {
+        any = true;
+        let _ = writeln!(t, "- {}", md(&n));
+    }
     if let Some(fi) = &s.flow_input {
         for c in fi.caveats() {
             any = true;

@@ -530,6 +530,19 @@ pub fn icmp4_unreachable(src: &str, dst: &str, quoted: &[u8]) -> Vec<u8> {
     ip_packet(v4(src), v4(dst), proto::ICMP, &icmp)
 }
 
+/// An ICMP (IPv4) or ICMPv6 (IPv6) error of `ty` and `code` from `src` to `dst` quoting `quoted`
+/// (the IP packet it answers). The checksum is left zero: the decoder does not check it.
+pub fn icmp_error(src: IpAddr, dst: IpAddr, ty: u8, code: u8, quoted: &[u8]) -> Vec<u8> {
+    let mut icmp = vec![ty, code, 0, 0, 0, 0, 0, 0];
+    icmp.extend_from_slice(quoted);
+    let p = if src.is_ipv4() {
+        proto::ICMP
+    } else {
+        proto::ICMPV6
+    };
+    ip_packet(src, dst, p, &icmp)
+}
+
 /// GRE (version 0, no options) carrying an IPv4 or IPv6 packet.
 pub fn gre4(src: &str, dst: &str, inner: &[u8]) -> Vec<u8> {
     let mut g = vec![0u8, 0];
