@@ -17,6 +17,11 @@ use crate::decode::{proto, Addr};
 use crate::report::{safe_cell, SCHEMA_VERSION};
 use crate::waiver::{self, Date, ServiceRef, Waivers};
 
+/// Report schema versions a diff reads. Schema 3 writes times as ISO 8601 where schema 2 wrote
+/// epoch seconds; the diff compares no times, so a schema 2 baseline diffs against a schema 3
+/// audit. Schema 1 (per-pair findings) is refused.
+const READS_SCHEMAS: [u64; 2] = [2, 3];
+
 /// diff.csv's columns, in order.
 pub const DIFF_COLUMNS: &[&str] = &[
     "change", "subject", "client", "server", "proto", "port", "rule_id", "kind", "baseline",
@@ -481,10 +486,11 @@ fn check_manifest(dir: &Path) -> Result<(), String> {
         ));
     }
     match v.get("schema_version").and_then(|x| x.as_u64()) {
-        Some(n) if n == SCHEMA_VERSION as u64 => Ok(()),
+        Some(n) if READS_SCHEMAS.contains(&n) => Ok(()),
         Some(n) => Err(format!(
-            "{shown}: reports of schema version {n}, but this flowaudit reads schema version {SCHEMA_VERSION}: \
-diff audits written with the same report schema (re-run the audit of the other capture with this flowaudit)"
+            "{shown}: reports of schema version {n}, but this flowaudit reads schema versions {}: \
+re-run the audit of that capture with this flowaudit",
+            READS_SCHEMAS.map(|v| v.to_string()).join(" and ")
         )),
         None => Err(format!(
             "{}: no schema_version: not an audit this flowaudit can read",

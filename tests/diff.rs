@@ -23,6 +23,12 @@ use flowaudit::waiver::{Date, ServiceRef, Waivers};
 
 use Session::{Complete, Refused};
 
+mod common;
+
+/// diff.csv with no change: its header alone.
+const DIFF_COLUMNS_LINE: &str =
+    "change,subject,client,server,proto,port,rule_id,kind,baseline,current,severity,waiver\n";
+
 const BIN: &str = env!("CARGO_BIN_EXE_flowaudit");
 
 type Plan = [(u8, u8, u16, Session)];
@@ -665,12 +671,33 @@ fn not_an_audit_or_another_schema_is_an_error() {
     let m = std::fs::read_to_string(v1.join("manifest.json")).unwrap();
     std::fs::write(
         v1.join("manifest.json"),
-        m.replace("\"schema_version\": 2", "\"schema_version\": 1"),
+        m.replace("\"schema_version\": 3", "\"schema_version\": 1"),
     )
     .unwrap();
     check(
         "v1",
-        "v1: reports of schema version 1, but this flowaudit reads schema version 2",
+        "v1: reports of schema version 1, but this flowaudit reads schema versions 2 and 3: \
+         re-run the audit of that capture with this flowaudit",
+    );
+    // Schema 2 wrote the same columns with epoch seconds for times: a baseline of schema 2
+    // diffs against this audit, and nothing changed.
+    let v2 = copy("v2");
+    std::fs::write(
+        v2.join("manifest.json"),
+        m.replace("\"schema_version\": 3", "\"schema_version\": 2"),
+    )
+    .unwrap();
+    for f in ["services.csv", "rules.csv", "findings.csv"] {
+        common::iso_to_epoch_seconds(&v2.join(f));
+    }
+    assert!(std::fs::read_to_string(v2.join("services.csv"))
+        .unwrap()
+        .contains(",1767225600.000000000,"));
+    let o = w.diff("v2", "base", "v2-base", &["--fail-on", "any-change"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(
+        std::fs::read_to_string(w.path("v2-base.csv")).unwrap(),
+        DIFF_COLUMNS_LINE
     );
     // Some other tool's manifest.
     let other = copy("other");
@@ -696,7 +723,7 @@ fn not_an_audit_or_another_schema_is_an_error() {
     .unwrap();
     check(
         "cols",
-        "services.csv: no \"verdict\" column: not a flowaudit audit report of schema version 2",
+        "services.csv: no \"verdict\" column: not a flowaudit audit report of schema version 3",
     );
     let val = copy("val");
     let s = std::fs::read_to_string(val.join("services.csv")).unwrap();
