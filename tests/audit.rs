@@ -687,3 +687,88 @@ fn demo_times_are_the_packets_times_in_iso_8601_utc() {
         ]
     );
 }
+
+#[test]
+fn jsonl_lines_are_the_csv_rows_typed() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |extra: &[&str]| {
+        Command::new(BIN)
+            .args(["audit", "fixtures/demo/backup-window.pcap", "-I"])
+            .args(["fixtures/demo/hosts.csv", "-q", "-o"])
+            .arg(dir.path())
+            .args(extra)
+            .status()
+            .unwrap()
+            .code()
+    };
+    assert_eq!(run(&["--format", "jsonl"]), Some(0));
+    // (file, rows of the demo's CSV in fixtures/demo/expected, the columns that are counts or
+    // ports)
+    let numeric: &[(&str, usize, &[&str])] = &[
+        (
+            "services",
+            22,
+            &[
+                "server_port",
+                "more_rules",
+                "flows",
+                "established",
+                "refused",
+                "unanswered",
+                "packets",
+                "bytes",
+            ],
+        ),
+        ("rules", 49, &["host_pairs", "flows", "bytes"]),
+        ("findings", 46, &["host_pairs", "flows", "bytes"]),
+        ("groups", 11, &[]),
+    ];
+    for &(name, n_rows, numbers) in numeric {
+        let mut r = csv::Reader::from_path(dir.path().join(format!("{name}.csv"))).unwrap();
+        let header: Vec<String> = r.headers().unwrap().iter().map(String::from).collect();
+        let rows: Vec<csv::StringRecord> = r.records().map(|x| x.unwrap()).collect();
+        assert_eq!(rows.len(), n_rows, "{name}");
+        let text = std::fs::read_to_string(dir.path().join(format!("{name}.jsonl"))).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), rows.len(), "{name}: one line per CSV row");
+        for (line, row) in lines.iter().zip(&rows) {
+            let v: serde_json::Value = serde_json::from_str(line).unwrap();
+            let obj = v.as_object().unwrap();
+            assert_eq!(obj.len(), header.len(), "{name}: {line}");
+            // The fields in column order, as the CSV's header.
+            let mut at = 0;
+            for (col, cell) in header.iter().zip(row.iter()) {
+                let key = format!("\"{col}\":");
+                let pos = line[at..]
+                    .find(&key)
+                    .unwrap_or_else(|| panic!("{name}: {col} out of order"));
+                at += pos + key.len();
+                let want = if numbers.contains(&col.as_str()) {
+                    if cell.is_empty() {
+                        serde_json::Value::Null
+                    } else {
+                        serde_json::Value::from(cell.parse::<u64>().unwrap())
+                    }
+                } else {
+                    serde_json::Value::from(cell)
+                };
+                assert_eq!(obj[col.as_str()], want, "{name}: {col} in {line}");
+            }
+        }
+    }
+    // The console's session (tests above): numbers and an ISO time.
+    let services = std::fs::read_to_string(dir.path().join("services.jsonl")).unwrap();
+    let first: serde_json::Value = serde_json::from_str(services.lines().next().unwrap()).unwrap();
+    assert_eq!(first["server_port"], 9392);
+    assert_eq!(first["bytes"], 1668);
+    assert_eq!(first["first_seen"], "2026-01-01T00:00:03.048Z");
+    let manifest = std::fs::read_to_string(dir.path().join("manifest.json")).unwrap();
+    assert!(manifest.contains("\"groups.jsonl\""), "{manifest}");
+    // Without --format jsonl the files of the earlier run go.
+    assert_eq!(run(&[]), Some(0));
+    for name in ["services", "rules", "findings", "groups"] {
+        assert!(!dir.path().join(format!("{name}.jsonl")).exists(), "{name}");
+    }
+    let manifest = std::fs::read_to_string(dir.path().join("manifest.json")).unwrap();
+    assert!(!manifest.contains("jsonl"), "{manifest}");
+}

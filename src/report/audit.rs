@@ -99,6 +99,8 @@ pub struct WriteOptions<'a> {
     /// flows.csv: one row per flow (large; the services carry the per-host-pair evidence).
     pub flows: bool,
     pub waivers: Option<&'a WaiverReport<'a>>,
+    /// services.jsonl, findings.jsonl, rules.jsonl, groups.jsonl beside the CSV files.
+    pub jsonl: bool,
 }
 
 fn csv_file(
@@ -166,6 +168,11 @@ pub fn write_audit_with(
             .iter()
             .map(|e| vec![e.cidr.to_string(), e.roles.join(";"), e.name.clone()]),
     )?;
+    if opts.jsonl {
+        super::audit_jsonl::write_all(dir)?;
+    } else {
+        super::audit_jsonl::remove_stale(dir)?;
+    }
     let mut m = AtomicFile::create(&dir.join("summary.md"))?;
     let mut text = summary_md(a, run, inputs);
     if let Some(w) = opts.waivers {
@@ -173,6 +180,10 @@ pub fn write_audit_with(
     }
     m.write_all(text.as_bytes())?;
     m.commit()?;
+    let mut files: Vec<String> = files.into_iter().map(String::from).collect();
+    if opts.jsonl {
+        files.extend(super::audit_jsonl::file_names());
+    }
     let mut j = AtomicFile::create(&dir.join("manifest.json"))?;
     serde_json::to_writer_pretty(
         &mut j,

@@ -2,6 +2,7 @@
 //! spreadsheets, files replaced atomically.
 
 pub mod audit;
+pub mod audit_jsonl;
 pub mod flows;
 pub mod flows_jsonl;
 pub mod time;
