@@ -17,6 +17,11 @@ use crate::decode::{proto, Addr};
 use crate::report::{safe_cell, SCHEMA_VERSION};
 use crate::waiver::{self, Date, ServiceRef, Waivers};
 
+/// Report schema versions a diff reads. Schema 3 writes times as ISO 8601 where schema 2 wrote
+/// epoch seconds; the diff compares no times, so a schema 2 baseline diffs against a schema 3
+/// audit. Schema 1 (per-pair findings) is refused.
+const READS_SCHEMAS: [u64; 2] = [2, 3];
+
 /// diff.csv's columns, in order.
 pub const DIFF_COLUMNS: &[&str] = &[
     "change", "subject", "client", "server", "proto", "port", "rule_id", "kind", "baseline",
@@ -41,6 +46,7 @@ pub enum ChangeKind {
     RangeShifted,
     FindingNew,
     FindingResolved,
+    FindingKindChanged,
     FindingUnwaived,
     FindingWaived,
     FirewallRuleNew,
@@ -49,7 +55,7 @@ pub enum ChangeKind {
 }
 
 impl ChangeKind {
-    pub const ALL: [ChangeKind; 19] = [
+    pub const ALL: [ChangeKind; 20] = [
         ChangeKind::HostNew,
         ChangeKind::HostGone,
         ChangeKind::HostRolesChanged,
@@ -64,6 +70,7 @@ impl ChangeKind {
         ChangeKind::RangeShifted,
         ChangeKind::FindingNew,
         ChangeKind::FindingResolved,
+        ChangeKind::FindingKindChanged,
         ChangeKind::FindingUnwaived,
         ChangeKind::FindingWaived,
         ChangeKind::FirewallRuleNew,
@@ -87,6 +94,7 @@ impl ChangeKind {
             ChangeKind::RangeShifted => "range-shifted",
             ChangeKind::FindingNew => "finding-new",
             ChangeKind::FindingResolved => "finding-resolved",
+            ChangeKind::FindingKindChanged => "finding-kind-changed",
             ChangeKind::FindingUnwaived => "finding-unwaived",
             ChangeKind::FindingWaived => "finding-waived",
             ChangeKind::FirewallRuleNew => "firewall-rule-new",
@@ -112,6 +120,7 @@ impl ChangeKind {
             ChangeKind::RangeShifted => "Port ranges that moved",
             ChangeKind::FindingNew => "New findings",
             ChangeKind::FindingResolved => "Resolved findings",
+            ChangeKind::FindingKindChanged => "Findings that changed kind (not resolved)",
             ChangeKind::FindingUnwaived => "Findings whose waiver expired or was removed",
             ChangeKind::FindingWaived => "Findings newly waived",
             ChangeKind::FirewallRuleNew => "Firewall rules newly checked",
@@ -481,10 +490,11 @@ fn check_manifest(dir: &Path) -> Result<(), String> {
         ));
     }
     match v.get("schema_version").and_then(|x| x.as_u64()) {
-        Some(n) if n == SCHEMA_VERSION as u64 => Ok(()),
+        Some(n) if READS_SCHEMAS.contains(&n) => Ok(()),
         Some(n) => Err(format!(
-            "{shown}: reports of schema version {n}, but this flowaudit reads schema version {SCHEMA_VERSION}: \
-diff audits written with the same report schema (re-run the audit of the other capture with this flowaudit)"
+            "{shown}: reports of schema version {n}, but this flowaudit reads schema versions {}: \
+re-run the audit of that capture with this flowaudit",
+            READS_SCHEMAS.map(|v| v.to_string()).join(" and ")
         )),
         None => Err(format!(
             "{}: no schema_version: not an audit this flowaudit can read",
@@ -1033,9 +1043,42 @@ pub fn diff(base: &Report, cur: &Report, opts: &Options) -> Diff {
         ..Default::default()
     };
     let mut fchanges: Vec<(u8, Change)> = Vec::new();
+    // A subject whose finding only changed kind (a refused connection whose verdict changed,
+    // an undocumented service now a role-mismatch) still needs a look: it is not resolved.
+    // Baseline-only and current-only findings of one subject pair up, most severe first.
+    let mut changed_to: BTreeMap<(String, String), &FindingRow> = BTreeMap::new();
+    {
+        let only = |m: &BTreeMap<(String, String), &FindingRow>,
+                    other: &BTreeMap<(String, String), &FindingRow>| {
+            let mut by_subject: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();
+            for (k, f) in m {
+                if !other.contains_key(k) {
+                    by_subject
+                        .entry(f.subject.clone())
+                        .or_default()
+                        .push(k.clone());
+                }
+            }
+            for v in by_subject.values_mut() {
+                v.sort_by_key(|k| (severity_rank(&m[k].severity), k.0.clone()));
+            }
+            by_subject
+        };
+        let (gone, came) = (only(&bfk, &cfk), only(&cfk, &bfk));
+        for (subject, olds) in &gone {
+            if let Some(news) = came.get(subject) {
+                for (o, n) in olds.iter().zip(news) {
+                    changed_to.insert(o.clone(), cfk[n]);
+                }
+            }
+        }
+    }
+    let changed_from: std::collections::BTreeSet<(String, String)> =
+        changed_to.values().map(|f| fkey(f)).collect();
     for (k, f) in &cfk {
         let rank = severity_rank(&f.severity);
         match bfk.get(k) {
+            None if changed_from.contains(k) => {}
             None => fchanges.push((
                 rank,
                 Change {
@@ -1062,7 +1105,16 @@ pub fn diff(base: &Report, cur: &Report, opts: &Options) -> Diff {
         }
     }
     for (k, b) in &bfk {
-        if !cfk.contains_key(k) {
+        if let Some(f) = changed_to.get(k) {
+            fchanges.push((
+                severity_rank(&f.severity),
+                Change {
+                    baseline: format!("{} ({})", b.kind, b.severity),
+                    current: format!("{} ({})", f.kind, f.severity),
+                    ..finding_change(ChangeKind::FindingKindChanged, f, true)
+                },
+            ));
+        } else if !cfk.contains_key(k) {
             fchanges.push((
                 severity_rank(&b.severity),
                 Change {
@@ -1308,16 +1360,37 @@ fn md_list(t: &mut String, rows: &[&Change]) {
     }
 }
 
+/// Rule ids shown per item in the Markdown summary; diff.csv has them all.
+const MD_RULES_MAX: usize = 3;
+
+/// The rules of a service item, trimmed for the summary: services.csv lists a documented
+/// service's rules specific openings first (a wide or dynamic range that also allows it comes
+/// after), and the others' closest rules first, so the first ones are those to read.
+fn md_rules(c: &Change) -> String {
+    let ids: Vec<&str> = c.rule_id.split(';').filter(|r| !r.is_empty()).collect();
+    // Rule rows and rule findings name their rule in the subject already.
+    if ids.is_empty() || c.subject.starts_with(&format!("{} ", ids[0])) {
+        return String::new();
+    }
+    let shown = ids[..ids.len().min(MD_RULES_MAX)].join(", ");
+    let word = if ids.len() == 1 { "rule" } else { "rules" };
+    match ids.len().saturating_sub(MD_RULES_MAX) {
+        0 => format!(" ({word} {shown})"),
+        more => format!(" ({word} {shown} and {more} more in diff.csv)"),
+    }
+}
+
 fn md_item(c: &Change) -> String {
+    let rules = md_rules(c);
     let finding = if c.kind.is_empty() {
-        String::new()
+        rules
     } else {
         let w = if c.waiver.is_empty() {
             String::new()
         } else {
             format!("; {}", c.waiver)
         };
-        format!(" [{} {}{w}]", c.severity, c.kind)
+        format!("{rules} [{} {}{w}]", c.severity, c.kind)
     };
     let arrow = |a: &str, b: &str| {
         format!(
@@ -1337,7 +1410,13 @@ fn md_item(c: &Change) -> String {
             } else {
                 format!(" ({})", c.waiver)
             };
-            format!("**{}** {}: {}{w}", c.severity, c.kind, c.subject)
+            format!(
+                "**{}** {}: {}{}{w}",
+                c.severity,
+                c.kind,
+                c.subject,
+                md_rules(c)
+            )
         }
         ChangeKind::FindingUnwaived | ChangeKind::FindingWaived => {
             let w = if c.waiver.is_empty() {
@@ -1348,5 +1427,48 @@ fn md_item(c: &Change) -> String {
             format!("**{}** {}: {} ({w})", c.severity, c.kind, c.subject)
         }
         _ => format!("{}: {}{finding}", c.subject, arrow(&c.baseline, &c.current)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn markdown_items_show_at_most_three_rules_and_none_twice() {
+        let service = |ids: &str| Change {
+            change: ChangeKind::OutcomeChanged,
+            subject: "a (10.0.0.1) -> b (10.0.0.2) tcp/2500".into(),
+            rule_id: ids.into(),
+            baseline: "established".into(),
+            current: "refused".into(),
+            ..Default::default()
+        };
+        assert_eq!(
+            md_item(&service("VBR-058;VBR-005;BE-001;BE-005;VBR-009")),
+            "a (10.0.0.1) -> b (10.0.0.2) tcp/2500: established → refused \
+             (rules VBR-058, VBR-005, BE-001 and 2 more in diff.csv)"
+        );
+        assert_eq!(
+            md_item(&service("VBR-058")),
+            "a (10.0.0.1) -> b (10.0.0.2) tcp/2500: established → refused (rule VBR-058)"
+        );
+        assert_eq!(
+            md_item(&service("")),
+            "a (10.0.0.1) -> b (10.0.0.2) tcp/2500: established → refused"
+        );
+        // A rule row names its rule in the subject already.
+        let rule = Change {
+            change: ChangeKind::RuleUnused,
+            subject: "VBR-036 admin01 -> vbr01 (9392)".into(),
+            rule_id: "VBR-036".into(),
+            baseline: "used".into(),
+            current: "unused".into(),
+            ..Default::default()
+        };
+        assert_eq!(
+            md_item(&rule),
+            "VBR-036 admin01 -> vbr01 (9392): used → unused"
+        );
     }
 }

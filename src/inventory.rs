@@ -117,6 +117,8 @@ pub struct Entry {
 
 #[derive(Debug, Clone, Default)]
 pub struct Inventory {
+    /// The file it was read from, as given (summary.md names it).
+    pub file: String,
     /// One entry per distinct address block, roles merged over its rows.
     pub entries: Vec<Entry>,
     /// Notes that do not stop the audit (old role ids), with their lines.
@@ -218,6 +220,7 @@ impl Inventory {
             let entries: Vec<Entry> = by_block.into_values().collect();
             let overlaps = overlap_notes(file, &entries, roles);
             Ok(Inventory {
+                file: file.to_string(),
                 entries,
                 warnings,
                 overlaps,

@@ -304,6 +304,12 @@ struct AuditArgs {
     /// evidence per host pair.
     #[arg(long)]
     write_flows: bool,
+    /// Report format: csv, or jsonl to write services.jsonl, findings.jsonl, rules.jsonl and
+    /// groups.jsonl beside the CSV files (one JSON object per row; counts and ports are JSON
+    /// numbers, times ISO 8601 strings). The CSV files are always written: diff, policy and
+    /// firewall read them.
+    #[arg(long, value_enum, default_value_t = OutFormat::Csv)]
+    format: OutFormat,
     #[command(flatten)]
     changes: diff_cmd::AuditDiffArgs,
     #[command(flatten)]
@@ -672,6 +678,7 @@ fn cmd_audit(a: AuditArgs) -> ExitCode {
     let opts = flowaudit::report::audit::WriteOptions {
         flows: a.write_flows,
         waivers: waived.as_ref(),
+        jsonl: matches!(a.format, OutFormat::Jsonl),
     };
     let write = |dir: &std::path::Path| {
         flowaudit::report::audit::write_audit_with(dir, &audit, &out, &inputs, &opts)

@@ -263,6 +263,7 @@ fn write_reports(
                 let write = flowaudit::report::audit::WriteOptions {
                     flows: true,
                     waivers: None,
+                    jsonl: false,
                 };
                 flowaudit::report::audit::write_audit_with(dir, audit, out, inputs, &write)?;
             }

@@ -572,3 +572,203 @@ fn docs_roles_md_matches_the_vocabulary() {
         "regenerate: flowaudit catalog roles --markdown > docs/roles.md"
     );
 }
+
+/// tcpdump's view of the demo capture, in UTC: (time `YYYY-MM-DD HH:MM:SS.micros`, source
+/// `addr.port`, destination `addr.port`) per packet. None (the test skips) without tcpdump,
+/// except under CI=true.
+fn tcpdump_packets() -> Option<Vec<(String, String, String)>> {
+    let out = match Command::new("tcpdump")
+        .args(["-tttt", "-n", "-r", "fixtures/demo/backup-window.pcap"])
+        .env("TZ", "UTC")
+        .output()
+    {
+        Ok(o) if o.status.success() => o,
+        other => {
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "tcpdump is needed under CI=true: {other:?}"
+            );
+            eprintln!("skipped: tcpdump is not installed (apt-get install tcpdump)");
+            return None;
+        }
+    };
+    let text = String::from_utf8(out.stdout).unwrap();
+    Some(
+        text.lines()
+            .map(|l| {
+                // 2026-01-01 00:00:00.000000 IP 10.1.0.10.50001 > 10.1.0.20.6162: Flags [S], ...
+                let w: Vec<&str> = l.split_whitespace().collect();
+                assert_eq!((w[2], w[4]), ("IP", ">"), "{l}");
+                (
+                    format!("{} {}", w[0], w[1]),
+                    w[3].to_string(),
+                    w[5].trim_end_matches(':').to_string(),
+                )
+            })
+            .collect(),
+    )
+}
+
+/// tcpdump's `2026-01-01 00:00:03.048123` as the reports write it: ISO 8601, UTC, cut to the
+/// millisecond.
+fn iso_ms(tcpdump_time: &str) -> String {
+    format!("{}Z", &tcpdump_time[..23].replacen(' ', "T", 1))
+}
+
+#[test]
+fn demo_times_are_the_packets_times_in_iso_8601_utc() {
+    let Some(packets) = tcpdump_packets() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    assert_eq!(run_demo_audit(dir.path(), "2"), 0);
+    let services = read_csv(&dir.path().join("services.csv"));
+    assert_eq!(services.len(), 22);
+    for s in &services {
+        let (c, sv, port) = (&s["client_addr"], &s["server_addr"], &s["server_port"]);
+        let server_end = format!("{sv}.{port}");
+        let times: Vec<&str> = packets
+            .iter()
+            .filter(|(_, src, dst)| {
+                (src.starts_with(&format!("{c}.")) && *dst == server_end)
+                    || (*src == server_end && dst.starts_with(&format!("{c}.")))
+            })
+            .map(|(t, _, _)| t.as_str())
+            .collect();
+        assert_eq!(times.len() as u64, s["packets"].parse::<u64>().unwrap());
+        // Fixed-width times: the smallest text is the earliest.
+        let (first, last) = (times.iter().min().unwrap(), times.iter().max().unwrap());
+        assert_eq!(
+            (&s["first_seen"], &s["last_seen"]),
+            (&iso_ms(first), &iso_ms(last)),
+            "{c} -> {server_end}"
+        );
+    }
+    // summary.md starts with the capture window, the inputs and the inventory.
+    let (first, last) = (&packets[0].0, &packets[packets.len() - 1].0);
+    let secs = |t: &str| -> f64 {
+        let hms: Vec<f64> = t[11..].split(':').map(|x| x.parse().unwrap()).collect();
+        hms[0] * 3600.0 + hms[1] * 60.0 + hms[2]
+    };
+    let inventory = std::fs::read_to_string("fixtures/demo/hosts.csv").unwrap();
+    let listed: Vec<&str> = inventory
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').next().unwrap())
+        .collect();
+    let mut seen: Vec<String> = packets
+        .iter()
+        .flat_map(|(_, a, b)| [a, b])
+        .map(|e| e.rsplit_once('.').unwrap().0.to_string())
+        .collect();
+    seen.sort();
+    seen.dedup();
+    let known = seen.iter().filter(|a| listed.contains(&a.as_str())).count();
+    let summary = std::fs::read_to_string(dir.path().join("summary.md")).unwrap();
+    let head: Vec<&str> = summary.lines().take(6).collect();
+    assert_eq!(
+        head,
+        [
+            "# flowaudit audit".to_string(),
+            String::new(),
+            format!(
+                "- Capture window: {} to {} (first and last packet, UTC; {:.3} s)",
+                iso_ms(first),
+                iso_ms(last),
+                secs(last) - secs(first)
+            ),
+            "- Inputs (1): fixtures/demo/backup-window.pcap".to_string(),
+            format!(
+                "- Inventory: fixtures/demo/hosts.csv, {} entries; {known} of the {} hosts seen are in it",
+                listed.len(),
+                seen.len()
+            ),
+            String::new(),
+        ]
+    );
+}
+
+#[test]
+fn jsonl_lines_are_the_csv_rows_typed() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |extra: &[&str]| {
+        Command::new(BIN)
+            .args(["audit", "fixtures/demo/backup-window.pcap", "-I"])
+            .args(["fixtures/demo/hosts.csv", "-q", "-o"])
+            .arg(dir.path())
+            .args(extra)
+            .status()
+            .unwrap()
+            .code()
+    };
+    assert_eq!(run(&["--format", "jsonl"]), Some(0));
+    // (file, rows of the demo's CSV in fixtures/demo/expected, the columns that are counts or
+    // ports)
+    let numeric: &[(&str, usize, &[&str])] = &[
+        (
+            "services",
+            22,
+            &[
+                "server_port",
+                "more_rules",
+                "flows",
+                "established",
+                "refused",
+                "unanswered",
+                "packets",
+                "bytes",
+            ],
+        ),
+        ("rules", 49, &["host_pairs", "flows", "bytes"]),
+        ("findings", 46, &["host_pairs", "flows", "bytes"]),
+        ("groups", 11, &[]),
+    ];
+    for &(name, n_rows, numbers) in numeric {
+        let mut r = csv::Reader::from_path(dir.path().join(format!("{name}.csv"))).unwrap();
+        let header: Vec<String> = r.headers().unwrap().iter().map(String::from).collect();
+        let rows: Vec<csv::StringRecord> = r.records().map(|x| x.unwrap()).collect();
+        assert_eq!(rows.len(), n_rows, "{name}");
+        let text = std::fs::read_to_string(dir.path().join(format!("{name}.jsonl"))).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), rows.len(), "{name}: one line per CSV row");
+        for (line, row) in lines.iter().zip(&rows) {
+            let v: serde_json::Value = serde_json::from_str(line).unwrap();
+            let obj = v.as_object().unwrap();
+            assert_eq!(obj.len(), header.len(), "{name}: {line}");
+            // The fields in column order, as the CSV's header.
+            let mut at = 0;
+            for (col, cell) in header.iter().zip(row.iter()) {
+                let key = format!("\"{col}\":");
+                let pos = line[at..]
+                    .find(&key)
+                    .unwrap_or_else(|| panic!("{name}: {col} out of order"));
+                at += pos + key.len();
+                let want = if numbers.contains(&col.as_str()) {
+                    if cell.is_empty() {
+                        serde_json::Value::Null
+                    } else {
+                        serde_json::Value::from(cell.parse::<u64>().unwrap())
+                    }
+                } else {
+                    serde_json::Value::from(cell)
+                };
+                assert_eq!(obj[col.as_str()], want, "{name}: {col} in {line}");
+            }
+        }
+    }
+    // The console's session (tests above): numbers and an ISO time.
+    let services = std::fs::read_to_string(dir.path().join("services.jsonl")).unwrap();
+    let first: serde_json::Value = serde_json::from_str(services.lines().next().unwrap()).unwrap();
+    assert_eq!(first["server_port"], 9392);
+    assert_eq!(first["bytes"], 1668);
+    assert_eq!(first["first_seen"], "2026-01-01T00:00:03.048Z");
+    let manifest = std::fs::read_to_string(dir.path().join("manifest.json")).unwrap();
+    assert!(manifest.contains("\"groups.jsonl\""), "{manifest}");
+    // Without --format jsonl the files of the earlier run go.
+    assert_eq!(run(&[]), Some(0));
+    for name in ["services", "rules", "findings", "groups"] {
+        assert!(!dir.path().join(format!("{name}.jsonl")).exists(), "{name}");
+    }
+    let manifest = std::fs::read_to_string(dir.path().join("manifest.json")).unwrap();
+    assert!(!manifest.contains("jsonl"), "{manifest}");
+}

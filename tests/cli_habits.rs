@@ -57,8 +57,32 @@ fn sample_recs() -> Vec<Rec> {
     ]
 }
 
-const TCP_ROW: &str = "1700000000.000000000,1700000000.009000000,,tcp,10.0.0.9,50000,10.0.0.2,443,syn,SF,5,370,3,362,SAPF,SAPF,false,false\n";
-const UDP_ROW: &str = "1700000000.004000000,1700000000.005000000,,udp,10.0.0.9,40000,10.0.0.2,53,first-packet,SF,1,72,1,92,,,false,false\n";
+/// A flows.csv row of [`sample_recs`]: first and last packet `first_ms` and `last_ms` after
+/// 1700000000 s, which `date -u -d @1700000000` shows as 2023-11-14T22:13:20 (UTC); the
+/// `*_epoch` columns keep the nanoseconds.
+fn flow_row(first_ms: u32, last_ms: u32, rest: &str) -> String {
+    format!(
+        "2023-11-14T22:13:20.{first_ms:03}Z,2023-11-14T22:13:20.{last_ms:03}Z,{rest},1700000000.{:09},1700000000.{:09}\n",
+        first_ms * 1_000_000,
+        last_ms * 1_000_000
+    )
+}
+
+fn tcp_row() -> String {
+    flow_row(
+        0,
+        9,
+        ",tcp,10.0.0.9,50000,10.0.0.2,443,syn,SF,5,370,3,362,SAPF,SAPF,false,false",
+    )
+}
+
+fn udp_row() -> String {
+    flow_row(
+        4,
+        5,
+        ",udp,10.0.0.9,40000,10.0.0.2,53,first-packet,SF,1,72,1,92,,,false,false",
+    )
+}
 
 fn header() -> String {
     format!("{}\n", FLOW_COLUMNS.join(","))
@@ -76,7 +100,7 @@ fn flows(args: &[&str]) -> Output {
 #[test]
 fn r_reads_a_capture_as_tcpdump_does_and_n_changes_nothing() {
     let f = write_pcap(link::ETHERNET, false, &sample_recs());
-    let want = header() + TCP_ROW + UDP_ROW;
+    let want = header() + &tcp_row() + &udp_row();
     for args in [vec!["-r", s(f.path())], vec!["-n", "-r", s(f.path())]] {
         let o = flows(&args);
         assert_eq!(code(&o), 0, "{args:?}: {}", stderr(&o));
@@ -111,14 +135,21 @@ fn c_reads_only_the_first_packets() {
     assert_eq!(
         stdout(&o),
         header()
-            + "1700000000.000000000,1700000000.003000000,,tcp,10.0.0.9,50000,10.0.0.2,443,syn,S1,3,262,1,54,SAP,SA,false,false\n"
+            + &flow_row(
+                0,
+                3,
+                ",tcp,10.0.0.9,50000,10.0.0.2,443,syn,S1,3,262,1,54,SAP,SA,false,false"
+            )
     );
     // Five: the UDP question too, unanswered.
     let o = flows(&["--count", "5", "-r", s(f.path())]);
     let out = stdout(&o);
     assert_eq!(out.lines().count(), 3, "{out}");
     assert!(
-        out.ends_with(",udp,10.0.0.9,40000,10.0.0.2,53,first-packet,S0,1,72,0,0,,,false,false\n"),
+        out.ends_with(
+            ",udp,10.0.0.9,40000,10.0.0.2,53,first-packet,S0,1,72,0,0,,,false,false,\
+             1700000000.004000000,1700000000.004000000\n"
+        ),
         "{out}"
     );
     // What was selected is said on stderr unless -q.
@@ -352,13 +383,17 @@ mod filters {
         let f = write_pcap(link::ETHERNET, false, &sample_recs());
         let o = flows(&["-f", "udp", "-r", s(f.path())]);
         assert_eq!(code(&o), 0, "{}", stderr(&o));
-        assert_eq!(stdout(&o), header() + UDP_ROW);
+        assert_eq!(stdout(&o), header() + &udp_row());
         // -f then -c, as tcpdump counts: the first matching packet only.
         let o = flows(&["-f", "udp", "-c", "1", "-r", s(f.path())]);
         assert_eq!(
             stdout(&o),
             header()
-                + "1700000000.004000000,1700000000.004000000,,udp,10.0.0.9,40000,10.0.0.2,53,first-packet,S0,1,72,0,0,,,false,false\n"
+                + &flow_row(
+                    4,
+                    4,
+                    ",udp,10.0.0.9,40000,10.0.0.2,53,first-packet,S0,1,72,0,0,,,false,false"
+                )
         );
         // tcpdump's `greater 100` keeps packets of at least 100 bytes: the 154-byte request
         // and the 254-byte answer, a flow caught mid-way (no SYN: the first packet's sender is
@@ -366,7 +401,11 @@ mod filters {
         let o = run(&["flows", "-f", "greater 100", "-r", s(f.path())]);
         assert_eq!(code(&o), 0, "{}", stderr(&o));
         let want = header()
-            + "1700000000.003000000,1700000000.006000000,,tcp,10.0.0.9,50000,10.0.0.2,443,first-packet,OTH,1,154,1,254,AP,AP,false,false\n";
+            + &flow_row(
+                3,
+                6,
+                ",tcp,10.0.0.9,50000,10.0.0.2,443,first-packet,OTH,1,154,1,254,AP,AP,false,false",
+            );
         assert_eq!(stdout(&o), want);
         assert!(
             stderr(&o).contains("selected 2 of 10 packets read (filter \"greater 100\")"),

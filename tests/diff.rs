@@ -23,6 +23,12 @@ use flowaudit::waiver::{Date, ServiceRef, Waivers};
 
 use Session::{Complete, Refused};
 
+mod common;
+
+/// diff.csv with no change: its header alone.
+const DIFF_COLUMNS_LINE: &str =
+    "change,subject,client,server,proto,port,rule_id,kind,baseline,current,severity,waiver\n";
+
 const BIN: &str = env!("CARGO_BIN_EXE_flowaudit");
 
 type Plan = [(u8, u8, u16, Session)];
@@ -236,7 +242,7 @@ fn diff_lists_every_change_and_gates_set_the_exit_code() {
         &format!("  - {P_6160} (refused)"),
         "- `new-undocumented`: **FAILED** (1 item)",
         &format!("  - {P_3306} (undocumented)"),
-        &format!("- {P_6160}: established → refused [high documented-refused]"),
+        &format!("- {P_6160}: established → refused (rule VBR-002) [high documented-refused]"),
         &format!("- {R_058}: 2500-2505 → 2500-2501 [info narrow-range]"),
     ] {
         assert!(md.contains(want), "missing {want:?} in\n{md}");
@@ -665,12 +671,33 @@ fn not_an_audit_or_another_schema_is_an_error() {
     let m = std::fs::read_to_string(v1.join("manifest.json")).unwrap();
     std::fs::write(
         v1.join("manifest.json"),
-        m.replace("\"schema_version\": 2", "\"schema_version\": 1"),
+        m.replace("\"schema_version\": 3", "\"schema_version\": 1"),
     )
     .unwrap();
     check(
         "v1",
-        "v1: reports of schema version 1, but this flowaudit reads schema version 2",
+        "v1: reports of schema version 1, but this flowaudit reads schema versions 2 and 3: \
+         re-run the audit of that capture with this flowaudit",
+    );
+    // Schema 2 wrote the same columns with epoch seconds for times: a baseline of schema 2
+    // diffs against this audit, and nothing changed.
+    let v2 = copy("v2");
+    std::fs::write(
+        v2.join("manifest.json"),
+        m.replace("\"schema_version\": 3", "\"schema_version\": 2"),
+    )
+    .unwrap();
+    for f in ["services.csv", "rules.csv", "findings.csv"] {
+        common::iso_to_epoch_seconds(&v2.join(f));
+    }
+    assert!(std::fs::read_to_string(v2.join("services.csv"))
+        .unwrap()
+        .contains(",1767225600.000000000,"));
+    let o = w.diff("v2", "base", "v2-base", &["--fail-on", "any-change"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(
+        std::fs::read_to_string(w.path("v2-base.csv")).unwrap(),
+        DIFF_COLUMNS_LINE
     );
     // Some other tool's manifest.
     let other = copy("other");
@@ -696,7 +723,7 @@ fn not_an_audit_or_another_schema_is_an_error() {
     .unwrap();
     check(
         "cols",
-        "services.csv: no \"verdict\" column: not a flowaudit audit report of schema version 2",
+        "services.csv: no \"verdict\" column: not a flowaudit audit report of schema version 3",
     );
     let val = copy("val");
     let s = std::fs::read_to_string(val.join("services.csv")).unwrap();
@@ -857,7 +884,7 @@ fn info_rows_are_folded_and_a_reused_directory_loses_its_stale_diff() {
     // forward_rows' three new findings: high and medium listed, the info one folded.
     let findings = format!(
         "### New findings (3)\n\n\
-         - **high** documented-refused: {S_6160}\n\
+         - **high** documented-refused: {S_6160} (rule VBR-002)\n\
          - **medium** undocumented: {S_3306}\n\n\
          <details><summary>1 info-level row</summary>\n\n\
          - **info** unused-rule: {R_036}\n\n\
@@ -885,4 +912,65 @@ fn info_rows_are_folded_and_a_reused_directory_loses_its_stale_diff() {
     assert!(!w.path("cur/diff.csv").exists(), "stale diff.csv removed");
     assert!(!w.path("cur/diff.md").exists(), "stale diff.md removed");
     assert!(w.path("cur/findings.csv").exists());
+}
+
+/// A refused connection whose verdict changed (an inventory fix: proxy01 is a Linux repository
+/// after all) is still refused: its finding changed kind, it is not resolved. VBR-002 documents
+/// 6160 from a backup server to a Windows server only, so 10.1.0.10 -> 10.1.0.20 tcp/6160 is
+/// documented-refused (high) in the baseline and role-mismatch (medium) in the current audit.
+#[test]
+fn a_still_refused_service_whose_verdict_changed_is_not_resolved() {
+    let w = Work::new();
+    let plan: &Plan = &[(10, 20, 6160, Refused), (10, 20, 6162, Complete)];
+    assert_eq!(w.audit("base", plan, &[]), 0);
+    let fixed = DEMO_INVENTORY.replace(
+        "10.1.0.20,backup-proxy;windows-server,proxy01",
+        "10.1.0.20,backup-repository;linux-server,proxy01",
+    );
+    assert_ne!(fixed, DEMO_INVENTORY);
+    w.write("hosts.csv", &fixed);
+    assert_eq!(w.audit("cur", plan, &[]), 0);
+    let o = w.diff("base", "cur", "d", &[]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let rows = w.rows("d.csv");
+    let subject = "vbr01 -> proxy01 tcp/6160";
+    let about: Vec<(&str, &str, &str)> = rows
+        .iter()
+        .filter(|r| {
+            r[1] == subject || r[1].starts_with("vbr01 (10.1.0.10) -> proxy01 (10.1.0.20) tcp/6160")
+        })
+        .map(|r| (r[0].as_str(), r[8].as_str(), r[9].as_str()))
+        .collect();
+    assert_eq!(
+        about,
+        [
+            ("verdict-changed", "documented", "role-mismatch"),
+            (
+                "finding-kind-changed",
+                "documented-refused (high)",
+                "role-mismatch (medium)"
+            ),
+        ],
+        "{rows:?}"
+    );
+    // Its rules: role-mismatch lists the closest rules on the port, VBR-002 (the one that
+    // documents 6160 to Windows servers) first; diff.md shows them, three at most.
+    let changed = rows
+        .iter()
+        .find(|r| r[0] == "finding-kind-changed")
+        .unwrap();
+    let ids: Vec<&str> = changed[6].split(';').collect();
+    assert_eq!(ids[0], "VBR-002", "{changed:?}");
+    assert!(ids.len() <= 3, "{changed:?}");
+    let md = std::fs::read_to_string(w.path("d.md")).unwrap();
+    assert!(
+        md.contains(&format!(
+            "### Findings that changed kind (not resolved) (1)\n\n- {subject}: documented-refused (high) → role-mismatch (medium) (rules {}) [medium role-mismatch]\n",
+            ids.join(", ")
+        )),
+        "{md}"
+    );
+    let resolved = md.split("### Resolved findings").nth(1).unwrap_or("");
+    let resolved = resolved.split("\n### ").next().unwrap();
+    assert!(!resolved.contains(subject), "{md}");
 }

@@ -1150,8 +1150,9 @@ fn pcap_microsecond_and_nanosecond_timestamps() {
         let out = run_paths(&[f.path().to_path_buf()], EngineConfig::default(), &opts());
         let r = rows(&out);
         assert_eq!(r.len(), 1);
-        assert_eq!(r[0].first_seen, want, "nanos {nanos}");
-        assert_eq!(r[0].last_seen, want, "nanos {nanos}");
+        assert_eq!(r[0].first_seen_epoch, want, "nanos {nanos}");
+        assert_eq!(r[0].last_seen_epoch, want, "nanos {nanos}");
+        assert_eq!(r[0].first_seen, "2023-11-14T22:13:20.123Z");
     }
 }
 
@@ -1558,7 +1559,7 @@ fn pcapng_timestamp_resolutions_and_offset() {
         let out = run_paths(&[f.path().to_path_buf()], EngineConfig::default(), &opts());
         let r = rows(&out);
         assert_eq!(r.len(), 1, "{want}");
-        assert_eq!(r[0].first_seen, want);
+        assert_eq!(r[0].first_seen_epoch, want);
     }
 }
 

@@ -133,9 +133,9 @@ fn small_audit_include_unused_adds_the_rule_never_seen_marked() {
         [
             "kind,client_group,client_addresses,server_group,server_addresses,proto,ports,vendor_ports,rule_ids,products,sections,verdict,flows,bytes,first_seen,last_seen,note",
             // 3 sessions: 8 packets each; frames 54 bytes + payload (100 and 300), IPv6 +20.
-            &format!("allow,backup-proxy,10.9.0.20 2001:db8:9::20,backup-repository,10.9.0.30 2001:db8:9::30,tcp,2500-2501;2503,2500-3300,VBR-058,Veeam Backup & Replication,Microsoft Windows/Linux Backup Repository,documented,3,{},{},{},", 3 * (8 * 54 + 400) + 8 * 20, common::ts(common::T0), common::ts(common::T0 + 2 * 108 * common::MS + 7 * common::MS)),
-            &format!("allow,backup-console,10.9.0.5,backup-repository,10.9.0.30 2001:db8:9::30,tcp,2600,2500-3300,VBR-200,Veeam Backup & Replication,Mount Server,documented,1,{},{},{},", 8 * 54 + 400, common::ts(common::T0 + 3 * 108 * common::MS), common::ts(common::T0 + 3 * 108 * common::MS + 7 * common::MS)),
-            &format!("candidate,px,10.9.0.20,repo,10.9.0.30,tcp,3306,,,,,undocumented,1,{},{},{},no vendor rule covers it", 8 * 54 + 400, common::ts(common::T0 + 4 * 108 * common::MS), common::ts(common::T0 + 4 * 108 * common::MS + 7 * common::MS)),
+            &format!("allow,backup-proxy,10.9.0.20 2001:db8:9::20,backup-repository,10.9.0.30 2001:db8:9::30,tcp,2500-2501;2503,2500-3300,VBR-058,Veeam Backup & Replication,Microsoft Windows/Linux Backup Repository,documented,3,{},{},{},", 3 * (8 * 54 + 400) + 8 * 20, common::iso_t0(common::T0), common::iso_t0(common::T0 + 2 * 108 * common::MS + 7 * common::MS)),
+            &format!("allow,backup-console,10.9.0.5,backup-repository,10.9.0.30 2001:db8:9::30,tcp,2600,2500-3300,VBR-200,Veeam Backup & Replication,Mount Server,documented,1,{},{},{},", 8 * 54 + 400, common::iso_t0(common::T0 + 3 * 108 * common::MS), common::iso_t0(common::T0 + 3 * 108 * common::MS + 7 * common::MS)),
+            &format!("candidate,px,10.9.0.20,repo,10.9.0.30,tcp,3306,,,,,undocumented,1,{},{},{},no vendor rule covers it", 8 * 54 + 400, common::iso_t0(common::T0 + 4 * 108 * common::MS), common::iso_t0(common::T0 + 4 * 108 * common::MS + 7 * common::MS)),
         ]
     );
 }
@@ -621,16 +621,34 @@ fn shuffle_columns(path: &Path) {
 }
 
 #[test]
-fn schema_version_2_and_columns_in_any_order_read_the_same() {
+fn schema_versions_1_and_2_and_columns_in_any_order_read_the_same() {
     let d = tempfile::tempdir().unwrap();
     let r = demo_audit(d.path());
     let want = policy_ok(&r, &["--format", "nftables", "--include-unused"]);
+    let want_csv = policy_ok(&r, &["--format", "csv"]);
+    assert!(want_csv.contains(",2026-01-01T00:00:07.620Z,2026-01-01T00:00:07.621Z,"));
     let m = r.join("manifest.json");
     let text = std::fs::read_to_string(&m).unwrap();
-    assert!(text.contains("\"schema_version\": 2"));
+    assert!(text.contains("\"schema_version\": 3"));
+    // Schema 2 wrote times as epoch seconds: the policy reads them and writes ISO 8601 again.
+    for f in ["services.csv", "rules.csv"] {
+        common::iso_to_epoch_seconds(&r.join(f));
+    }
+    assert!(std::fs::read_to_string(r.join("services.csv"))
+        .unwrap()
+        .contains(",1767225607.620000000,1767225607.621000000,"));
     std::fs::write(
         &m,
-        text.replace("\"schema_version\": 2", "\"schema_version\": 1"),
+        text.replace("\"schema_version\": 3", "\"schema_version\": 2"),
+    )
+    .unwrap();
+    assert_eq!(
+        policy_ok(&r, &["--format", "csv"]),
+        want_csv.replacen("(schema version 3)", "(schema version 2)", 1)
+    );
+    std::fs::write(
+        &m,
+        text.replace("\"schema_version\": 3", "\"schema_version\": 1"),
     )
     .unwrap();
     for f in ["inventory.csv", "services.csv", "rules.csv"] {
@@ -639,16 +657,16 @@ fn schema_version_2_and_columns_in_any_order_read_the_same() {
     // Only the header's schema version differs.
     assert_eq!(
         policy_ok(&r, &["--format", "nftables", "--include-unused"]),
-        want.replacen("(schema version 2)", "(schema version 1)", 1)
+        want.replacen("(schema version 3)", "(schema version 1)", 1)
     );
     std::fs::write(
         &m,
-        text.replace("\"schema_version\": 2", "\"schema_version\": 3"),
+        text.replace("\"schema_version\": 3", "\"schema_version\": 4"),
     )
     .unwrap();
     let o = policy(&r, &["--format", "nftables"]);
     assert_eq!(o.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("schema version 3"));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("schema version 4"));
 }
 
 #[test]

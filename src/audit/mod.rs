@@ -332,6 +332,8 @@ pub struct Audit {
     /// The inventory as the audit read it (one entry per address block), written to
     /// inventory.csv so that `policy` and `firewall` can work from the report directory alone.
     pub inventory: Vec<crate::inventory::Entry>,
+    /// The inventory's file name, as given.
+    pub inventory_file: String,
     /// Names the capture gave hosts (DNS answers, TLS SNI), by host.
     pub names: FxHashMap<HostIdx, Vec<String>>,
     pub group_by: GroupBy,
@@ -425,6 +427,7 @@ pub fn audit(
         findings,
         caveats,
         inventory: inv.entries.clone(),
+        inventory_file: inv.file.clone(),
         names: host_names,
         group_by: opts.group_by,
         waiver_marks,

@@ -1,6 +1,6 @@
 //! What the firewall check reads from an audit's report directory: services.csv and
-//! inventory.csv, by column name (unknown columns are ignored, so schema versions 1 and 2 both
-//! read).
+//! inventory.csv, by column name (unknown columns are ignored, so schema versions 1, 2 and 3
+//! all read).
 
 use std::net::IpAddr;
 use std::path::Path;
@@ -9,7 +9,7 @@ use super::model::{addr_key, parse_addr_interval};
 use super::nft::proto_by_name;
 
 /// Report schema versions this check reads.
-pub const SCHEMA_VERSIONS: [u64; 2] = [1, 2];
+pub const SCHEMA_VERSIONS: [u64; 3] = [1, 2, 3];
 
 /// One observed service.
 #[derive(Debug, Clone)]

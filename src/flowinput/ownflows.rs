@@ -9,16 +9,27 @@ use std::collections::HashMap;
 
 use crate::decode::{proto, tcp_flags as F, Addr, NO_VLAN};
 use crate::flow::{hist, Basis, ConnState, Flow, FlowKey, CLIENT, SERVER};
-use crate::report::flows::FLOW_COLUMNS;
+use crate::report::flows::{FLOW_COLUMNS, FLOW_COLUMNS_SCHEMA_2};
+use crate::report::time::parse_time;
+
+pub use crate::report::time::parse_epoch as parse_ts;
 
 use super::{FlowInputStats, Rec};
 
-/// One row, as text cells in [`FLOW_COLUMNS`] order.
+/// One row, as text cells in [`FLOW_COLUMNS`] order (schema 2's rows lack the last two).
 fn row_to_rec(cells: &[&str], source: u32, solver: &mut Solver) -> Result<Rec, String> {
     let get = |i: usize| cells.get(i).copied().unwrap_or("");
+    // The `*_epoch` column keeps the nanoseconds; without it (schema 2, flows.jsonl) the time
+    // column itself is read: ISO 8601 or epoch seconds.
     let ts = |i: usize| {
-        parse_ts(get(i))
-            .ok_or_else(|| format!("{}: not a timestamp: {:?}", FLOW_COLUMNS[i], get(i)))
+        let epoch = get(i + FLOW_COLUMNS_SCHEMA_2);
+        let (col, text) = if epoch.is_empty() {
+            (i, get(i))
+        } else {
+            (i + FLOW_COLUMNS_SCHEMA_2, epoch)
+        };
+        parse_time(text)
+            .ok_or_else(|| format!("{}: not a timestamp: {:?}", FLOW_COLUMNS[col], text))
     };
     let num = |i: usize| {
         get(i)
@@ -85,13 +96,14 @@ pub fn read_csv(name: &str, data: &[u8], st: &mut FlowInputStats, out: &mut Vec<
             continue;
         }
         let cells: Vec<&str> = line.split(',').collect();
-        if cells.len() != FLOW_COLUMNS.len() {
+        if cells.len() != FLOW_COLUMNS.len() && cells.len() != FLOW_COLUMNS_SCHEMA_2 {
             st.skip("malformed row", || {
                 format!(
-                    "{name}: line {}: {} cells, a flows.csv row has {}",
+                    "{name}: line {}: {} cells, a flows.csv row has {} ({} before report schema 3)",
                     i + 1,
                     cells.len(),
-                    FLOW_COLUMNS.len()
+                    FLOW_COLUMNS.len(),
+                    FLOW_COLUMNS_SCHEMA_2
                 )
             });
             continue;
@@ -151,25 +163,6 @@ fn push(
         }
         Err(e) => st.skip("malformed row", || format!("{name}: line {line}: {e}")),
     }
-}
-
-/// `1700000000.123456789` (seconds, up to nine decimals) to nanoseconds.
-pub fn parse_ts(s: &str) -> Option<i64> {
-    let (secs, frac) = s.split_once('.').unwrap_or((s, ""));
-    let secs: i64 = secs.parse().ok()?;
-    if frac.len() > 9 || !frac.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    let mut ns: i64 = if frac.is_empty() {
-        0
-    } else {
-        frac.parse().ok()?
-    };
-    for _ in frac.len()..9 {
-        ns *= 10;
-    }
-    secs.checked_mul(1_000_000_000)?
-        .checked_add(if secs < 0 { -ns } else { ns })
 }
 
 pub fn parse_flags(s: &str) -> u8 {
@@ -327,12 +320,59 @@ mod tests {
 
     #[test]
     fn timestamps_round_trip_the_report_format() {
-        assert_eq!(parse_ts("1.000000001"), Some(1_000_000_001));
-        assert_eq!(parse_ts("1700000000.5"), Some(1_700_000_000_500_000_000));
-        assert_eq!(parse_ts("XXXXXXXXXX.XXXXXX"), None);
         assert_eq!(
             crate::report::format_ts(parse_ts("12.034000000").unwrap()),
             "12.034000000"
+        );
+        let times = |cells: &[&str]| {
+            row_to_rec(cells, 0, &mut Solver::default()).map(|r| (r.first_ts, r.last_ts))
+        };
+        let mut row = vec![
+            "2023-11-14T22:13:20.000Z",
+            "2023-11-14T22:13:20.001Z",
+            "",
+            "udp",
+            "10.0.0.1",
+            "40000",
+            "10.0.0.2",
+            "53",
+            "port",
+            "SF",
+            "1",
+            "60",
+            "1",
+            "90",
+            "",
+            "",
+            "false",
+            "false",
+            "1700000000.000123456",
+            "1700000000.001999999",
+        ];
+        // Schema 3: the epoch columns win (they keep the nanoseconds).
+        assert_eq!(
+            times(&row),
+            Ok((1_700_000_000_000_123_456, 1_700_000_000_001_999_999))
+        );
+        // flows.jsonl and hand-made files: the ISO column alone.
+        row[18] = "";
+        row[19] = "";
+        assert_eq!(
+            times(&row),
+            Ok((1_700_000_000_000_000_000, 1_700_000_000_001_000_000))
+        );
+        // Schema 2: 18 columns, epoch seconds in first_seen and last_seen.
+        row.truncate(18);
+        row[0] = "1700000000.5";
+        row[1] = "1700000001";
+        assert_eq!(
+            times(&row),
+            Ok((1_700_000_000_500_000_000, 1_700_000_001_000_000_000))
+        );
+        row[0] = "yesterday";
+        assert_eq!(
+            times(&row),
+            Err("first_seen: not a timestamp: \"yesterday\"".to_string())
         );
     }
 

@@ -1,6 +1,7 @@
 //! Reading an audit's report directory into typed rows: manifest.json, inventory.csv,
 //! services.csv and rules.csv. Columns are found by header name and unknown columns are ignored,
-//! so reports of schema versions 1 and 2 both read. A malformed row is skipped with a message
+//! so reports of schema versions 1, 2 and 3 all read (times are read as epoch seconds or ISO 8601
+//! and given on as ISO 8601). A malformed row is skipped with a message
 //! naming its file and line; the rest is kept.
 
 use std::collections::BTreeMap;
@@ -11,7 +12,7 @@ use super::net::Net;
 use crate::catalog::{parse_ports, PortRange};
 
 /// Report schema versions this reader understands.
-pub const SCHEMA_VERSIONS: [u64; 2] = [1, 2];
+pub const SCHEMA_VERSIONS: [u64; 3] = [1, 2, 3];
 
 /// One inventory row: an address block, the roles the user gave it, a name (may be empty).
 #[derive(Debug, Clone)]
@@ -316,9 +317,17 @@ fn service(t: &Table, rec: &csv::StringRecord) -> Result<Service, String> {
         rule_ids: split_list(t.get(rec, "rule_ids")),
         flows: count(t.get(rec, "flows")).map_err(|e| format!("flows: {e}"))?,
         bytes: count(t.get(rec, "bytes")).map_err(|e| format!("bytes: {e}"))?,
-        first_seen: t.get(rec, "first_seen").to_string(),
-        last_seen: t.get(rec, "last_seen").to_string(),
+        first_seen: iso_time(t.get(rec, "first_seen")),
+        last_seen: iso_time(t.get(rec, "last_seen")),
     })
+}
+
+/// A report time as ISO 8601 whichever schema wrote it (schemas 1 and 2 wrote epoch seconds),
+/// so that the policy's notes read alike and compare as text; other text is kept as it is.
+fn iso_time(cell: &str) -> String {
+    crate::report::time::parse_time(cell)
+        .map(crate::report::format_iso)
+        .unwrap_or_else(|| cell.to_string())
 }
 
 /// A host's name: schema 1's `client_name`/`server_name`, else (schema 2) its group when that is

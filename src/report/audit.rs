@@ -9,7 +9,7 @@ use std::path::Path;
 use rayon::prelude::*;
 
 use super::flows::{write_flows, Format};
-use super::{format_ts, push_addr, push_int, push_ts, safe_cell, AtomicFile, SCHEMA_VERSION};
+use super::{format_iso, push_addr, push_int, push_iso, safe_cell, AtomicFile, SCHEMA_VERSION};
 use crate::audit::hosts::Group;
 use crate::audit::{Audit, Outcome, Service, Severity, Verdict, NO_WAIVER};
 use crate::decode::proto;
@@ -99,6 +99,8 @@ pub struct WriteOptions<'a> {
     /// flows.csv: one row per flow (large; the services carry the per-host-pair evidence).
     pub flows: bool,
     pub waivers: Option<&'a WaiverReport<'a>>,
+    /// services.jsonl, findings.jsonl, rules.jsonl, groups.jsonl beside the CSV files.
+    pub jsonl: bool,
 }
 
 fn csv_file(
@@ -167,6 +169,11 @@ pub fn write_audit_with(
             .iter()
             .map(|e| vec![e.cidr.to_string(), e.roles.join(";"), e.name.clone()]),
     )?;
+    if opts.jsonl {
+        super::audit_jsonl::write_all(dir)?;
+    } else {
+        super::audit_jsonl::remove_stale(dir)?;
+    }
     let mut m = AtomicFile::create(&dir.join("summary.md"))?;
     let mut text = summary_md(a, run, inputs);
     if let Some(w) = opts.waivers {
@@ -175,6 +182,10 @@ pub fn write_audit_with(
     m.write_all(text.as_bytes())?;
     m.commit()?;
     super::html::write_html(dir, a, run, inputs)?;
+    let mut files: Vec<String> = files.into_iter().map(String::from).collect();
+    if opts.jsonl {
+        files.extend(super::audit_jsonl::file_names());
+    }
     let mut j = AtomicFile::create(&dir.join("manifest.json"))?;
     serde_json::to_writer_pretty(
         &mut j,
@@ -313,9 +324,9 @@ fn service_row(buf: &mut Vec<u8>, a: &Audit, groups: &[Vec<u8>], plain: &[bool],
         push_int(buf, n);
     }
     buf.push(b',');
-    push_ts(buf, s.first_ts);
+    push_iso(buf, s.first_ts);
     buf.push(b',');
-    push_ts(buf, s.last_ts);
+    push_iso(buf, s.last_ts);
     buf.push(b',');
     let mut first = true;
     for (i, n) in s.bases.iter().enumerate() {
@@ -346,7 +357,7 @@ const BASES: [Basis; 5] = [
 ];
 
 fn opt_ts(t: Option<i64>) -> String {
-    t.map(format_ts).unwrap_or_default()
+    t.map(format_iso).unwrap_or_default()
 }
 
 fn write_rules(dir: &Path, a: &Audit) -> io::Result<()> {
@@ -453,15 +464,11 @@ pub fn compress_ports(p: &std::collections::BTreeSet<u16>) -> String {
 fn summary_md(a: &Audit, run: &RunOutput, inputs: &[String]) -> String {
     let mut t = String::new();
     let _ = writeln!(t, "# flowaudit audit\n");
-    let _ = writeln!(
-        t,
-        "Schema version {SCHEMA_VERSION}. Inputs: {}.\n",
-        inputs.join(", ")
-    );
+    header_md(&mut t, a, run, inputs);
     let s = &run.stats;
     let _ = writeln!(
         t,
-        "{} packets, {} flows, {} services (host pairs by protocol and port); findings grouped by {} (`--group-by`).\n",
+        "Schema version {SCHEMA_VERSION}. {} packets, {} flows, {} services (host pairs by protocol and port); findings grouped by {} (`--group-by`).\n",
         s.packets,
         a.flow_count,
         a.services.len(),
@@ -547,6 +554,56 @@ fn summary_md(a: &Audit, run: &RunOutput, inputs: &[String]) -> String {
     }
     caveats_md(&mut t, a, run);
     t
+}
+
+/// What the reader needs first: when the capture ran, what was read, against which inventory.
+fn header_md(t: &mut String, a: &Audit, run: &RunOutput, inputs: &[String]) {
+    let s = &run.stats;
+    let what = if s.flow_input.is_some() {
+        "first and last flow record"
+    } else {
+        "first and last packet"
+    };
+    match (s.first_ts, s.last_ts) {
+        (Some(first), Some(last)) => {
+            let _ = writeln!(
+                t,
+                "- Capture window: {} to {} ({what}, UTC; {} s)",
+                format_iso(first),
+                format_iso(last),
+                format_duration(last - first)
+            );
+        }
+        _ => {
+            let _ = writeln!(t, "- Capture window: none (no packet was read)");
+        }
+    }
+    let _ = writeln!(
+        t,
+        "- Inputs ({}): {}",
+        inputs.len(),
+        inputs.iter().map(|i| md(i)).collect::<Vec<_>>().join(", ")
+    );
+    let known = a.hosts.hosts.iter().filter(|h| h.in_inventory()).count();
+    let _ = writeln!(
+        t,
+        "- Inventory: {}, {} {}; {} of the {} hosts seen are in it\n",
+        md(&a.inventory_file),
+        a.inventory.len(),
+        if a.inventory.len() == 1 {
+            "entry"
+        } else {
+            "entries"
+        },
+        known,
+        a.hosts.hosts.len()
+    );
+}
+
+/// Nanoseconds as seconds with three decimals (cut, as the times are).
+fn format_duration(ns: i64) -> String {
+    let ms = ns.div_euclid(1_000_000);
+    format!("{}.{:03}", ms.div_euclid(1000), ms.rem_euclid(1000))
 }
 
 fn caveats_md(t: &mut String, a: &Audit, run: &RunOutput) {

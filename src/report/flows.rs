@@ -4,7 +4,9 @@ use rayon::prelude::*;
 use serde::Serialize;
 use std::io::{self, Write};
 
-use super::{format_flags, format_ts, push_addr, push_flags, push_int, push_ts};
+use super::{
+    format_flags, format_iso, format_ts, push_addr, push_flags, push_int, push_iso, push_ts,
+};
 use crate::decode::proto;
 use crate::flow::FlowRecord;
 
@@ -35,6 +37,10 @@ pub struct FlowRow {
     pub server_flags: String,
     pub icmp_unreachable: bool,
     pub evicted: bool,
+    /// first_seen and last_seen as epoch seconds with all nine decimals: what `audit --flows`
+    /// reads back, so that no precision is lost on the way through a file.
+    pub first_seen_epoch: String,
+    pub last_seen_epoch: String,
 }
 
 impl FlowRow {
@@ -44,8 +50,8 @@ impl FlowRow {
         let ported = proto::has_ports(r.key.proto);
         let port = |p: u16| if ported { p.to_string() } else { String::new() };
         FlowRow {
-            first_seen: format_ts(r.flow.first_ts),
-            last_seen: format_ts(r.flow.last_ts),
+            first_seen: format_iso(r.flow.first_ts),
+            last_seen: format_iso(r.flow.last_ts),
             vlan: r.vlan().map(|v| v.to_string()).unwrap_or_default(),
             proto: proto::name(r.key.proto).into_owned(),
             client_addr: c.to_string(),
@@ -62,6 +68,8 @@ impl FlowRow {
             server_flags: format_flags(r.flow.flags[1]),
             icmp_unreachable: r.flow.icmp_unreachable,
             evicted: r.flow.evicted,
+            first_seen_epoch: format_ts(r.flow.first_ts),
+            last_seen_epoch: format_ts(r.flow.last_ts),
         }
     }
 }
@@ -134,7 +142,13 @@ pub const FLOW_COLUMNS: &[&str] = &[
     "server_flags",
     "icmp_unreachable",
     "evicted",
+    "first_seen_epoch",
+    "last_seen_epoch",
 ];
+
+/// flows.csv of report schema 2 had no `*_epoch` columns: its first_seen and last_seen were
+/// epoch seconds. Still read by `audit --flows`.
+pub const FLOW_COLUMNS_SCHEMA_2: usize = 18;
 
 /// One flows.csv row, in [`FLOW_COLUMNS`] order.
 fn csv_row(buf: &mut Vec<u8>, r: &FlowRecord) {
@@ -142,9 +156,9 @@ fn csv_row(buf: &mut Vec<u8>, r: &FlowRecord) {
     let (s, sp) = r.server();
     let ported = proto::has_ports(r.key.proto);
     let f = &r.flow;
-    push_ts(buf, f.first_ts);
+    push_iso(buf, f.first_ts);
     buf.push(b',');
-    push_ts(buf, f.last_ts);
+    push_iso(buf, f.last_ts);
     buf.push(b',');
     if let Some(v) = r.vlan() {
         push_int(buf, v);
@@ -174,6 +188,10 @@ fn csv_row(buf: &mut Vec<u8>, r: &FlowRecord) {
     for yes in [f.icmp_unreachable, f.evicted] {
         buf.push(b',');
         buf.extend_from_slice(if yes { b"true" } else { b"false" });
+    }
+    for ts in [f.first_ts, f.last_ts] {
+        buf.push(b',');
+        push_ts(buf, ts);
     }
     buf.push(b'\n');
 }

@@ -16,12 +16,11 @@ use std::path::Path;
 
 use rustc_hash::FxHashMap;
 
-use super::AtomicFile;
 use super::SCHEMA_VERSION;
+use super::{format_iso, AtomicFile};
 use crate::audit::{Audit, FindingKind, HostIdx, Outcome, RuleUse, Severity, Verdict};
 use crate::decode::proto;
 use crate::run::RunOutput;
-use crate::waiver::Date;
 
 const STYLE: &str = include_str!("html/style.css");
 const SCRIPT: &str = include_str!("html/script.js");
@@ -89,20 +88,6 @@ pub fn esc(s: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
-/// Nanoseconds since the epoch as ISO 8601 UTC with milliseconds: `2026-01-01T00:00:03.048Z`.
-pub fn iso8601(ts_ns: i64) -> String {
-    let secs = ts_ns.div_euclid(1_000_000_000);
-    let ms = ts_ns.rem_euclid(1_000_000_000) / 1_000_000;
-    let day = Date::from_days(secs.div_euclid(86_400));
-    let s = secs.rem_euclid(86_400);
-    format!(
-        "{day}T{:02}:{:02}:{:02}.{ms:03}Z",
-        s / 3600,
-        s / 60 % 60,
-        s % 60
-    )
-}
-
 /// A span of time for people: `3.048 s`, `4 min 05 s`, `2 h 03 min 09 s`.
 fn duration(ns: i64) -> String {
     let ms = ns.max(0) / 1_000_000;
@@ -115,7 +100,7 @@ fn duration(ns: i64) -> String {
 }
 
 fn opt_iso(t: Option<i64>) -> String {
-    t.map(iso8601).unwrap_or_default()
+    t.map(format_iso).unwrap_or_default()
 }
 
 fn head(h: &mut String, a: &Audit, inputs: &[String]) {
@@ -143,8 +128,8 @@ fn overview(h: &mut String, a: &Audit, run: &RunOutput, inputs: &[String]) {
             "<dt>First packet</dt><dd><time id=\"first-packet\">{}</time></dd>\n\
 <dt>Last packet</dt><dd><time id=\"last-packet\">{}</time></dd>\n\
 <dt>Window</dt><dd>{}</dd>\n",
-            iso8601(first),
-            iso8601(last),
+            format_iso(first),
+            format_iso(last),
             duration(last - first)
         ),
         _ => put!(h, "<dt>Capture window</dt><dd>no packets</dd>\n"),
@@ -794,14 +779,14 @@ mod tests {
     fn times_are_iso_8601_utc_with_milliseconds() {
         // 2026-01-01T00:00:00Z is 1767225600 s (20454 days of 86400 s since 1970-01-01).
         assert_eq!(
-            iso8601(1_767_225_603_048_900_000),
+            format_iso(1_767_225_603_048_900_000),
             "2026-01-01T00:00:03.048Z"
         );
-        assert_eq!(iso8601(0), "1970-01-01T00:00:00.000Z");
-        assert_eq!(iso8601(-1), "1969-12-31T23:59:59.999Z");
+        assert_eq!(format_iso(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(format_iso(-1), "1969-12-31T23:59:59.999Z");
         // 2024-02-29T23:59:59.5Z (a leap day): 1709251199.5 s.
         assert_eq!(
-            iso8601(1_709_251_199_500_000_000),
+            format_iso(1_709_251_199_500_000_000),
             "2024-02-29T23:59:59.500Z"
         );
     }

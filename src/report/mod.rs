@@ -2,9 +2,13 @@
 //! spreadsheets, files replaced atomically.
 
 pub mod audit;
+pub mod audit_jsonl;
 pub mod flows;
 pub mod flows_jsonl;
 pub mod html;
+pub mod time;
+
+pub use time::{format_iso, push_iso};
 
 use std::borrow::Cow;
 use std::fs::File;
@@ -12,7 +16,7 @@ use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 /// Version of every report schema this build writes. Bump on any incompatible change.
-pub const SCHEMA_VERSION: u32 = 2;
+pub const SCHEMA_VERSION: u32 = 3;
 
 /// Neutralises a cell a spreadsheet would run as a formula (OWASP's CSV-injection advice): cells
 /// starting with `=`, `+`, `-`, `@`, tab or CR get a leading apostrophe. Quoting of commas, quotes
@@ -101,7 +105,8 @@ pub fn write_output(
     }
 }
 
-/// Seconds since the epoch with nanoseconds, as Zeek-style logs show times.
+/// Seconds since the epoch with nanoseconds, as Zeek-style logs show times (the `*_epoch`
+/// columns of flows.csv; every other report time is [`format_iso`]'s).
 pub fn format_ts(ts_ns: i64) -> String {
     let mut buf = Vec::with_capacity(20);
     push_ts(&mut buf, ts_ns);

@@ -37,6 +37,36 @@ pub fn ts(ns: i64) -> String {
     format!("{}.{:09}", ns.div_euclid(SEC), ns.rem_euclid(SEC))
 }
 
+/// A report time (ISO 8601, UTC, milliseconds) within the first second after [`T0`], which
+/// `date -u -d @1700000000` shows as 2023-11-14T22:13:20.
+pub fn iso_t0(ns: i64) -> String {
+    let ms = (ns - T0) / MS;
+    assert!((0..1000).contains(&ms), "{ns}: not within a second of T0");
+    format!("2023-11-14T22:13:20.{ms:03}Z")
+}
+
+/// Rewrites a report CSV of schema 3 as schema 2 wrote it: every ISO time of 2026-01-01 (the
+/// day the demo and the diff captures start, `date -u -d 2026-01-01 +%s` = 1767225600) becomes
+/// epoch seconds with nine decimals. Panics on an ISO time of another day.
+pub fn iso_to_epoch_seconds(path: &Path) {
+    let text = std::fs::read_to_string(path).unwrap();
+    let cell = |c: &str| -> String {
+        let Some(rest) = c.strip_prefix("2026-01-01T") else {
+            assert!(!c.ends_with('Z') || !c.contains('T'), "{c}: not 2026-01-01");
+            return c.to_string();
+        };
+        // HH:MM:SS.mmmZ
+        let n = |r: std::ops::Range<usize>| rest[r].parse::<i64>().unwrap();
+        let secs = 1_767_225_600 + n(0..2) * 3600 + n(3..5) * 60 + n(6..8);
+        format!("{secs}.{}000000", &rest[9..12])
+    };
+    let out: Vec<String> = text
+        .lines()
+        .map(|l| l.split(',').map(cell).collect::<Vec<_>>().join(","))
+        .collect();
+    std::fs::write(path, out.join("\n") + "\n").unwrap();
+}
+
 // ---------------------------------------------------------------------------------------------
 // Addresses and TCP flags
 
@@ -251,8 +281,8 @@ pub fn row(
     let ported = matches!(proto_name, "tcp" | "udp" | "sctp");
     let port = |p: u16| if ported { p.to_string() } else { String::new() };
     FlowRow {
-        first_seen: ts(first),
-        last_seen: ts(last),
+        first_seen: flowaudit::report::format_iso(first),
+        last_seen: flowaudit::report::format_iso(last),
         vlan: String::new(),
         proto: proto_name.to_string(),
         client_addr: client.0.to_string(),
@@ -269,6 +299,8 @@ pub fn row(
         server_flags: flags.1.to_string(),
         icmp_unreachable: false,
         evicted: false,
+        first_seen_epoch: ts(first),
+        last_seen_epoch: ts(last),
     }
 }
 

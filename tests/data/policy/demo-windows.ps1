@@ -1,4 +1,4 @@
-# flowaudit policy (windows) from an audit report directory (schema version 2)
+# flowaudit policy (windows) from an audit report directory (schema version 3)
 # groups by role; only documented traffic the capture showed; ports narrowed to the observed ones; no default drop
 # 12 allow rules, 13 address groups, 5 candidates for review (never allowed)
 #
@@ -33,57 +33,57 @@ $r_windows_server = @('10.1.0.10','10.1.0.20')  # windows-server
 
 if ($Target -eq 'bemedia01') {
     # BE-002,BE-004,BE-006 be-remote-agent -> be-server tcp 6101 (vendor range 1025-65535)
-    New-NetFirewallRule -Name 'flowaudit-bemedia01-1' -DisplayName 'flowaudit BE-002,BE-004,BE-006 be-remote-agent -> be-server tcp 6101' -Group 'flowaudit' -Direction Inbound -Action Allow -Protocol TCP -LocalPort '6101' -RemoteAddress $r_be_remote_agent -Description 'BE-002 Veritas Backup Exec / Which PORTS needs to be opened on the FIREWALL; BE-004 Veritas Backup Exec / Which PORTS needs to be opened on the FIREWALL; BE-006 Veritas Backup Exec / Recommended PORT consideration for a Firewall/TCP Filtered environment; 1 flows, 1668 bytes, first 1767225605.588000000, last 1767225605.595000000' | Out-Null
+    New-NetFirewallRule -Name 'flowaudit-bemedia01-1' -DisplayName 'flowaudit BE-002,BE-004,BE-006 be-remote-agent -> be-server tcp 6101' -Group 'flowaudit' -Direction Inbound -Action Allow -Protocol TCP -LocalPort '6101' -RemoteAddress $r_be_remote_agent -Description 'BE-002 Veritas Backup Exec / Which PORTS needs to be opened on the FIREWALL; BE-004 Veritas Backup Exec / Which PORTS needs to be opened on the FIREWALL; BE-006 Veritas Backup Exec / Recommended PORT consideration for a Firewall/TCP Filtered environment; 1 flows, 1668 bytes, first 2026-01-01T00:00:05.588Z, last 2026-01-01T00:00:05.595Z' | Out-Null
 }
 
 if ($Target -eq 'files01') {
     # BE-001,BE-005 be-server -> be-remote-agent tcp 10000,40000-40001,40003 (vendor range 1025-65535)
-    New-NetFirewallRule -Name 'flowaudit-files01-1' -DisplayName 'flowaudit BE-001,BE-005 be-server -> be-remote-agent tcp 10000,40000-40001,40003' -Group 'flowaudit' -Direction Inbound -Action Allow -Protocol TCP -LocalPort '10000','40000-40001','40003' -RemoteAddress $r_be_server -Description 'BE-001 Veritas Backup Exec / Which PORTS needs to be opened on the FIREWALL; BE-005 Veritas Backup Exec / Recommended PORT consideration for a Firewall/TCP Filtered environment; 4 flows, 6672 bytes, first 1767225605.080000000, last 1767225607.119000000' | Out-Null
+    New-NetFirewallRule -Name 'flowaudit-files01-1' -DisplayName 'flowaudit BE-001,BE-005 be-server -> be-remote-agent tcp 10000,40000-40001,40003' -Group 'flowaudit' -Direction Inbound -Action Allow -Protocol TCP -LocalPort '10000','40000-40001','40003' -RemoteAddress $r_be_server -Description 'BE-001 Veritas Backup Exec / Which PORTS needs to be opened on the FIREWALL; BE-005 Veritas Backup Exec / Recommended PORT consideration for a Firewall/TCP Filtered environment; 4 flows, 6672 bytes, first 2026-01-01T00:00:05.080Z, last 2026-01-01T00:00:07.119Z' | Out-Null
     # BE-003 be-server -> be-remote-agent tcp 10000
-    New-NetFirewallRule -Name 'flowaudit-files01-2' -DisplayName 'flowaudit BE-003 be-server -> be-remote-agent tcp 10000' -Group 'flowaudit' -Direction Inbound -Action Allow -Protocol TCP -LocalPort '10000' -RemoteAddress $r_be_server -Description 'BE-003 Veritas Backup Exec / Which PORTS needs to be opened on the FIREWALL; 1 flows, 1668 bytes, first 1767225605.080000000, last 1767225605.087000000' | Out-Null
+    New-NetFirewallRule -Name 'flowaudit-files01-2' -DisplayName 'flowaudit BE-003 be-server -> be-remote-agent tcp 10000' -Group 'flowaudit' -Direction Inbound -Action Allow -Protocol TCP -LocalPort '10000' -RemoteAddress $r_be_server -Description 'BE-003 Veritas Backup Exec / Which PORTS needs to be opened on the FIREWALL; 1 flows, 1668 bytes, first 2026-01-01T00:00:05.080Z, last 2026-01-01T00:00:05.087Z' | Out-Null
 }
 
 if ($Target -eq 'proxy01') {
     # VBR-002 backup-server -> windows-server tcp 6160
-    New-NetFirewallRule -Name 'flowaudit-proxy01-1' -DisplayName 'flowaudit VBR-002 backup-server -> windows-server tcp 6160' -Group 'flowaudit' -Direction Inbound -Action Allow -Protocol TCP -LocalPort '6160' -RemoteAddress $r_backup_server -Description 'VBR-002 Veeam Backup & Replication / Microsoft Windows Server; 1 flows, 120 bytes, first 1767225607.620000000, last 1767225607.621000000; 1 of 1 services refused or unanswered' | Out-Null
+    New-NetFirewallRule -Name 'flowaudit-proxy01-1' -DisplayName 'flowaudit VBR-002 backup-server -> windows-server tcp 6160' -Group 'flowaudit' -Direction Inbound -Action Allow -Protocol TCP -LocalPort '6160' -RemoteAddress $r_backup_server -Description 'VBR-002 Veeam Backup & Replication / Microsoft Windows Server; 1 flows, 120 bytes, first 2026-01-01T00:00:07.620Z, last 2026-01-01T00:00:07.621Z; 1 of 1 services refused or unanswered' | Out-Null
     # VBR-007 backup-server -> windows-server tcp 6162
-    New-NetFirewallRule -Name 'flowaudit-proxy01-2' -DisplayName 'flowaudit VBR-007 backup-server -> windows-server tcp 6162' -Group 'flowaudit' -Direction Inbound -Action Allow -Protocol TCP -LocalPort '6162' -RemoteAddress $r_backup_server -Description 'VBR-007 Veeam Backup & Replication / Microsoft Windows Server; 1 flows, 1668 bytes, first 1767225600.000000000, last 1767225600.007000000' | Out-Null
+    New-NetFirewallRule -Name 'flowaudit-proxy01-2' -DisplayName 'flowaudit VBR-007 backup-server -> windows-server tcp 6162' -Group 'flowaudit' -Direction Inbound -Action Allow -Protocol TCP -LocalPort '6162' -RemoteAddress $r_backup_server -Description 'VBR-007 Veeam Backup & Replication / Microsoft Windows Server; 1 flows, 1668 bytes, first 2026-01-01T00:00:00.000Z, last 2026-01-01T00:00:00.007Z' | Out-Null
 }
 
 if ($Target -eq 'pve01') {
     # PVE-001 proxmox-worker -> proxmox-ve-server tcp 8006
-    New-NetFirewallRule -Name 'flowaudit-pve01-1' -DisplayName 'flowaudit PVE-001 proxmox-worker -> proxmox-ve-server tcp 8006' -Group 'flowaudit' -Direction Inbound -Action Allow -Protocol TCP -LocalPort '8006' -RemoteAddress $r_proxmox_worker -Description 'PVE-001 Veeam Backup & Replication for Proxmox VE / Workers; 1 flows, 1668 bytes, first 1767225604.064000000, last 1767225604.071000000' | Out-Null
+    New-NetFirewallRule -Name 'flowaudit-pve01-1' -DisplayName 'flowaudit PVE-001 proxmox-worker -> proxmox-ve-server tcp 8006' -Group 'flowaudit' -Direction Inbound -Action Allow -Protocol TCP -LocalPort '8006' -RemoteAddress $r_proxmox_worker -Description 'PVE-001 Veeam Backup & Replication for Proxmox VE / Workers; 1 flows, 1668 bytes, first 2026-01-01T00:00:04.064Z, last 2026-01-01T00:00:04.071Z' | Out-Null
 }
 
 if ($Target -eq 'repo01') {
     # The inventory gives this host a Linux role: the nftables or iptables output fits it better.
     # VBR-015 backup-server -> linux-server tcp 22
-    New-NetFirewallRule -Name 'flowaudit-repo01-1' -DisplayName 'flowaudit VBR-015 backup-server -> linux-server tcp 22' -Group 'flowaudit' -Direction Inbound -Action Allow -Protocol TCP -LocalPort '22' -RemoteAddress $r_backup_server -Description 'VBR-015 Veeam Backup & Replication / Linux Server; 1 flows, 1668 bytes, first 1767225600.508000000, last 1767225600.515000000' | Out-Null
+    New-NetFirewallRule -Name 'flowaudit-repo01-1' -DisplayName 'flowaudit VBR-015 backup-server -> linux-server tcp 22' -Group 'flowaudit' -Direction Inbound -Action Allow -Protocol TCP -LocalPort '22' -RemoteAddress $r_backup_server -Description 'VBR-015 Veeam Backup & Replication / Linux Server; 1 flows, 1668 bytes, first 2026-01-01T00:00:00.508Z, last 2026-01-01T00:00:00.515Z' | Out-Null
     # VBR-016 backup-server -> linux-server tcp 6162
-    New-NetFirewallRule -Name 'flowaudit-repo01-2' -DisplayName 'flowaudit VBR-016 backup-server -> linux-server tcp 6162' -Group 'flowaudit' -Direction Inbound -Action Allow -Protocol TCP -LocalPort '6162' -RemoteAddress $r_backup_server -Description 'VBR-016 Veeam Backup & Replication / Linux Server; 1 flows, 120 bytes, first 1767225608.122000000, last 1767225608.123000000; 1 of 1 services refused or unanswered' | Out-Null
+    New-NetFirewallRule -Name 'flowaudit-repo01-2' -DisplayName 'flowaudit VBR-016 backup-server -> linux-server tcp 6162' -Group 'flowaudit' -Direction Inbound -Action Allow -Protocol TCP -LocalPort '6162' -RemoteAddress $r_backup_server -Description 'VBR-016 Veeam Backup & Replication / Linux Server; 1 flows, 120 bytes, first 2026-01-01T00:00:08.122Z, last 2026-01-01T00:00:08.123Z; 1 of 1 services refused or unanswered' | Out-Null
     # VBR-058 backup-proxy -> backup-repository tcp 2500-2502,2505 (vendor range 2500-3300)
-    New-NetFirewallRule -Name 'flowaudit-repo01-3' -DisplayName 'flowaudit VBR-058 backup-proxy -> backup-repository tcp 2500-2502,2505' -Group 'flowaudit' -Direction Inbound -Action Allow -Protocol TCP -LocalPort '2500-2502','2505' -RemoteAddress $r_backup_proxy -Description 'VBR-058 Veeam Backup & Replication / Microsoft Windows/Linux Backup Repository; 4 flows, 6672 bytes, first 1767225601.016000000, last 1767225602.547000000' | Out-Null
+    New-NetFirewallRule -Name 'flowaudit-repo01-3' -DisplayName 'flowaudit VBR-058 backup-proxy -> backup-repository tcp 2500-2502,2505' -Group 'flowaudit' -Direction Inbound -Action Allow -Protocol TCP -LocalPort '2500-2502','2505' -RemoteAddress $r_backup_proxy -Description 'VBR-058 Veeam Backup & Replication / Microsoft Windows/Linux Backup Repository; 4 flows, 6672 bytes, first 2026-01-01T00:00:01.016Z, last 2026-01-01T00:00:02.547Z' | Out-Null
 }
 
 if ($Target -eq 'vbr01') {
     # EM-030 enterprise-manager -> windows-backup-server tcp 9392
-    New-NetFirewallRule -Name 'flowaudit-vbr01-1' -DisplayName 'flowaudit EM-030 enterprise-manager -> windows-backup-server tcp 9392' -Group 'flowaudit' -Direction Inbound -Action Allow -Protocol TCP -LocalPort '9392' -RemoteAddress $r_enterprise_manager -Description 'EM-030 Veeam Backup Enterprise Manager / Veeam Backup Enterprise Manager on Windows; 1 flows, 1668 bytes, first 1767225603.556000000, last 1767225603.563000000' | Out-Null
+    New-NetFirewallRule -Name 'flowaudit-vbr01-1' -DisplayName 'flowaudit EM-030 enterprise-manager -> windows-backup-server tcp 9392' -Group 'flowaudit' -Direction Inbound -Action Allow -Protocol TCP -LocalPort '9392' -RemoteAddress $r_enterprise_manager -Description 'EM-030 Veeam Backup Enterprise Manager / Veeam Backup Enterprise Manager on Windows; 1 flows, 1668 bytes, first 2026-01-01T00:00:03.556Z, last 2026-01-01T00:00:03.563Z' | Out-Null
     # VBR-002 backup-server -> windows-server tcp 6160
-    New-NetFirewallRule -Name 'flowaudit-vbr01-2' -DisplayName 'flowaudit VBR-002 backup-server -> windows-server tcp 6160' -Group 'flowaudit' -Direction Inbound -Action Allow -Protocol TCP -LocalPort '6160' -RemoteAddress $r_backup_server -Description 'VBR-002 Veeam Backup & Replication / Microsoft Windows Server; 1 flows, 120 bytes, first 1767225607.620000000, last 1767225607.621000000; 1 of 1 services refused or unanswered' | Out-Null
+    New-NetFirewallRule -Name 'flowaudit-vbr01-2' -DisplayName 'flowaudit VBR-002 backup-server -> windows-server tcp 6160' -Group 'flowaudit' -Direction Inbound -Action Allow -Protocol TCP -LocalPort '6160' -RemoteAddress $r_backup_server -Description 'VBR-002 Veeam Backup & Replication / Microsoft Windows Server; 1 flows, 120 bytes, first 2026-01-01T00:00:07.620Z, last 2026-01-01T00:00:07.621Z; 1 of 1 services refused or unanswered' | Out-Null
     # VBR-007 backup-server -> windows-server tcp 6162
-    New-NetFirewallRule -Name 'flowaudit-vbr01-3' -DisplayName 'flowaudit VBR-007 backup-server -> windows-server tcp 6162' -Group 'flowaudit' -Direction Inbound -Action Allow -Protocol TCP -LocalPort '6162' -RemoteAddress $r_backup_server -Description 'VBR-007 Veeam Backup & Replication / Microsoft Windows Server; 1 flows, 1668 bytes, first 1767225600.000000000, last 1767225600.007000000' | Out-Null
+    New-NetFirewallRule -Name 'flowaudit-vbr01-3' -DisplayName 'flowaudit VBR-007 backup-server -> windows-server tcp 6162' -Group 'flowaudit' -Direction Inbound -Action Allow -Protocol TCP -LocalPort '6162' -RemoteAddress $r_backup_server -Description 'VBR-007 Veeam Backup & Replication / Microsoft Windows Server; 1 flows, 1668 bytes, first 2026-01-01T00:00:00.000Z, last 2026-01-01T00:00:00.007Z' | Out-Null
     # VBR-036 backup-console -> backup-server tcp 9392
-    New-NetFirewallRule -Name 'flowaudit-vbr01-4' -DisplayName 'flowaudit VBR-036 backup-console -> backup-server tcp 9392' -Group 'flowaudit' -Direction Inbound -Action Allow -Protocol TCP -LocalPort '9392' -RemoteAddress $r_backup_console -Description 'VBR-036 Veeam Backup & Replication / Backup & Replication Console; 1 flows, 1668 bytes, first 1767225603.048000000, last 1767225603.055000000' | Out-Null
+    New-NetFirewallRule -Name 'flowaudit-vbr01-4' -DisplayName 'flowaudit VBR-036 backup-console -> backup-server tcp 9392' -Group 'flowaudit' -Direction Inbound -Action Allow -Protocol TCP -LocalPort '9392' -RemoteAddress $r_backup_console -Description 'VBR-036 Veeam Backup & Replication / Backup & Replication Console; 1 flows, 1668 bytes, first 2026-01-01T00:00:03.048Z, last 2026-01-01T00:00:03.055Z' | Out-Null
 }
 
 if ($Target -eq 'ws-fin-01') {
     # AGT-001 backup-server -> agent-computer-windows tcp 6184
-    New-NetFirewallRule -Name 'flowaudit-ws_fin_01-1' -DisplayName 'flowaudit AGT-001 backup-server -> agent-computer-windows tcp 6184' -Group 'flowaudit' -Direction Inbound -Action Allow -Protocol TCP -LocalPort '6184' -RemoteAddress $r_backup_server -Description 'AGT-001 Veeam Backup & Replication (Veeam Agent management) / Communication Between Veeam Backup & Replication Components; 1 flows, 1668 bytes, first 1767225604.572000000, last 1767225604.579000000' | Out-Null
+    New-NetFirewallRule -Name 'flowaudit-ws_fin_01-1' -DisplayName 'flowaudit AGT-001 backup-server -> agent-computer-windows tcp 6184' -Group 'flowaudit' -Direction Inbound -Action Allow -Protocol TCP -LocalPort '6184' -RemoteAddress $r_backup_server -Description 'AGT-001 Veeam Backup & Replication (Veeam Agent management) / Communication Between Veeam Backup & Replication Components; 1 flows, 1668 bytes, first 2026-01-01T00:00:04.572Z, last 2026-01-01T00:00:04.579Z' | Out-Null
 }
 
 # Candidates for review, never allowed by this policy:
-# proxy01 (10.1.0.20) -> repo01 (10.1.0.30) tcp/3306: undocumented: no vendor rule covers it; 1 flows, 1668 bytes, first 1767225608.624000000, last 1767225608.631000000
-# ws-fin-01 (10.1.0.40) -> repo01 (10.1.0.30) tcp/8006: role-mismatch: documented only between other roles; 1 flows, 1668 bytes, first 1767225609.132000000, last 1767225609.139000000
-# repo01 (10.1.0.30) -> vbr01 (10.1.0.10) tcp/22: reverse: only the opposite direction is documented; 1 flows, 1668 bytes, first 1767225609.640000000, last 1767225609.647000000
-# vbr01 (10.1.0.10) -> 10.1.0.2 udp/53: unknown-host: an end is not in the inventory; 1 flows, 204 bytes, first 1767225610.656000000, last 1767225610.658000000
-# 10.1.0.99 -> vbr01 (10.1.0.10) tcp/443: unknown-host: an end is not in the inventory; 1 flows, 1668 bytes, first 1767225610.148000000, last 1767225610.155000000
+# proxy01 (10.1.0.20) -> repo01 (10.1.0.30) tcp/3306: undocumented: no vendor rule covers it; 1 flows, 1668 bytes, first 2026-01-01T00:00:08.624Z, last 2026-01-01T00:00:08.631Z
+# ws-fin-01 (10.1.0.40) -> repo01 (10.1.0.30) tcp/8006: role-mismatch: documented only between other roles; 1 flows, 1668 bytes, first 2026-01-01T00:00:09.132Z, last 2026-01-01T00:00:09.139Z
+# repo01 (10.1.0.30) -> vbr01 (10.1.0.10) tcp/22: reverse: only the opposite direction is documented; 1 flows, 1668 bytes, first 2026-01-01T00:00:09.640Z, last 2026-01-01T00:00:09.647Z
+# vbr01 (10.1.0.10) -> 10.1.0.2 udp/53: unknown-host: an end is not in the inventory; 1 flows, 204 bytes, first 2026-01-01T00:00:10.656Z, last 2026-01-01T00:00:10.658Z
+# 10.1.0.99 -> vbr01 (10.1.0.10) tcp/443: unknown-host: an end is not in the inventory; 1 flows, 1668 bytes, first 2026-01-01T00:00:10.148Z, last 2026-01-01T00:00:10.155Z
