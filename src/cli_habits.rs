@@ -242,6 +242,30 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
     Ok(n * mul)
 }
 
+/// The progress bar of a run over files, on stderr when it is a terminal and `wanted`; a
+/// spinner when the inputs' size is unknown (.gz, stdin).
+pub fn progress_bar(wanted: bool, total: Option<u64>) -> Option<indicatif::ProgressBar> {
+    use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+    use std::io::IsTerminal;
+    if !wanted || !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let bar = match total {
+        Some(t) => ProgressBar::new(t).with_style(
+            ProgressStyle::with_template(
+                "{bar:30} {bytes}/{total_bytes} {binary_bytes_per_sec} {msg} ETA {eta}",
+            )
+            .expect("valid template"),
+        ),
+        None => ProgressBar::new_spinner().with_style(
+            ProgressStyle::with_template("{spinner} {bytes} read, {binary_bytes_per_sec}, {msg}")
+                .expect("valid template"),
+        ),
+    };
+    bar.set_draw_target(ProgressDrawTarget::stderr_with_hz(4));
+    Some(bar)
+}
+
 /// Why `audit --fail-on` exits 1, or None when it does not.
 pub fn fail_on_reason(counted: usize, waived: usize, threshold: &str) -> Option<String> {
     if counted == 0 {

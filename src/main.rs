@@ -465,8 +465,24 @@ fn read_inputs(
             .map(|o| (o, flowaudit::run::Selected::default()))
             .map_err(CliError::input);
     }
-    flowaudit::run::run_selected(captures, cfg, opts, select)
-        .map_err(|e| CliError::with_code(e.exit_code() as u8, e))
+    let bar = cli_habits::progress_bar(opts.progress, flowaudit::run::input_size(captures));
+    let shown = bar.clone();
+    let started = std::time::Instant::now();
+    let result = flowaudit::run::run_with_progress(captures, cfg, opts, select, move |p| {
+        if let Some(b) = &shown {
+            b.set_position(p.position);
+            let secs = started.elapsed().as_secs_f64().max(1e-3);
+            b.set_message(format!(
+                "{} packets, {:.2} M/s",
+                p.packets,
+                p.packets as f64 / secs / 1e6
+            ));
+        }
+    });
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    result.map_err(|e| CliError::with_code(e.exit_code() as u8, e))
 }
 
 fn cmd_synth(a: SynthArgs) -> CmdResult {

@@ -95,7 +95,7 @@ pub fn cmd_sniff(a: SniffArgs) -> CmdResult {
     let inputs = vec![format!("live capture on {}", cfg.iface)];
     let mut target = crate::sniff_prep::Target::new(output.clone());
     let mut failing = None;
-    let result = flowaudit::live::sniff(&cfg, engine_cfg, |out, counters, last| {
+    let result = flowaudit::live::sniff(&cfg, engine_cfg, say, |out, counters, last| {
         let audit = setup.audit(out).transpose()?;
         if last {
             failing = audit
@@ -133,6 +133,26 @@ pub fn cmd_sniff(a: SniffArgs) -> CmdResult {
     match failing {
         Some(why) => Err(CliError::with_code(EXIT_FAIL_ON, why)),
         None => Ok(0),
+    }
+}
+
+/// What the capture says while it runs, on stderr.
+fn say(n: flowaudit::live::Notice) {
+    use flowaudit::live::Notice;
+    match n {
+        // Like tcpdump: tells the user (and scripts) the capture is running.
+        Notice::Listening {
+            iface,
+            link,
+            snaplen,
+        } => eprintln!(
+            "flowaudit: listening on {iface}, link type {link}, snapshot length {snaplen} bytes"
+        ),
+        Notice::Dropping(c) => eprintln!(
+            "flowaudit: warning: packets are being dropped ({} by the kernel, {} by the interface): every 'never seen' finding is weaker; raise --buffer-size or filter with -f",
+            c.dropped, c.if_dropped
+        ),
+        Notice::SavingStopped(e) => eprintln!("flowaudit: {e}"),
     }
 }
 
