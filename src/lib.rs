@@ -24,6 +24,7 @@ pub mod audit;
 pub mod bpf;
 pub mod capture;
 pub mod catalog;
+pub mod csvtext;
 pub mod decode;
 pub mod decode_summary;
 pub mod diff;
