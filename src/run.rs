@@ -7,7 +7,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use crate::capture::{source::open_capture_with, Batch, ReadError, RecordReader};
-use crate::engine::{Engine, EngineConfig, Stats};
+use crate::engine::{Engine, EngineConfig, Names, Stats};
 use crate::flowstore::Flows;
 
 #[derive(Clone, Debug)]
@@ -38,6 +38,8 @@ impl Default for RunOptions {
 pub struct RunOutput {
     pub flows: Flows,
     pub stats: Stats,
+    /// Names the inputs gave addresses (DNS answers, TLS server names, Zeek's dns.log/ssl.log).
+    pub names: Names,
     pub errors: Vec<ReadError>,
     pub elapsed: Duration,
     /// Bytes read from the inputs (decompressed size for .gz).
@@ -404,8 +406,15 @@ impl Driver {
 
     /// Everything so far, as if the run ended now (without ending it).
     pub fn snapshot(&self) -> RunOutput {
-        let (flows, stats) = self.pool.install(|| self.engine.snapshot());
-        self.output(flows, stats, Vec::new(), 0)
+        let (flows, stats, names) = self.pool.install(|| self.engine.snapshot());
+        RunOutput {
+            flows,
+            stats,
+            names,
+            errors: Vec::new(),
+            elapsed: self.started.elapsed(),
+            input_bytes: 0,
+        }
     }
 
     /// Ends every flow and returns the run's output.
@@ -415,28 +424,13 @@ impl Driver {
             engine,
             started,
         } = self;
-        let (flows, stats) = pool.install(|| engine.finish());
+        let (flows, stats, names) = pool.install(|| engine.finish());
         RunOutput {
             flows,
             stats,
+            names,
             errors,
             elapsed: started.elapsed(),
-            input_bytes,
-        }
-    }
-
-    fn output(
-        &self,
-        flows: Flows,
-        stats: Stats,
-        errors: Vec<ReadError>,
-        input_bytes: u64,
-    ) -> RunOutput {
-        RunOutput {
-            flows,
-            stats,
-            errors,
-            elapsed: self.started.elapsed(),
             input_bytes,
         }
     }

@@ -126,7 +126,7 @@ impl AuditSetup {
             &out.flows,
             &self.catalogs,
             inv,
-            &out.stats.names,
+            &out.names,
             &self.options(out),
         ))
     }
