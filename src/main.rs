@@ -230,19 +230,31 @@ impl EngineArgs {
     }
 }
 
+/// What `flows` and `audit` read: captures, or flow records.
 #[derive(Args)]
-struct FlowsArgs {
-    /// Capture files (.pcap, .pcapng, optionally .gz); several are merged in time order; - reads stdin.
+struct InputArgs {
+    /// Capture files (.pcap, .pcapng, optionally .gz); several are merged in time order; - reads
+    /// stdin.
     #[arg(
         required_unless_present_any = ["read", "flows"],
         conflicts_with = "flows",
         value_name = "CAPTURE"
     )]
     captures: Vec<PathBuf>,
-    /// Read flow records instead of captures (see `audit --flows`): merge flows.csv files,
-    /// Zeek conn.logs or NetFlow/IPFIX exports into one flows report.
+    /// Read flow records instead of captures, detected by content: flows.csv/flows.jsonl from
+    /// `flowaudit flows` (one per capture, from many machines), Zeek conn.log (TSV or JSON,
+    /// optionally .gz; dns.log and ssl.log add names), NetFlow v5/v9/IPFIX export traffic as a
+    /// pcap/pcapng of the UDP stream, or an IPFIX file. Records of one connection are paired
+    /// into one flow; duplicates from several sources count once. See docs/scale-out.md.
+    /// Example: flowaudit audit --flows dc1/conn.log.gz dc2/conn.log.gz -I hosts.csv -o report/
     #[arg(long, num_args = 1.., value_name = "FILE")]
     flows: Vec<PathBuf>,
+}
+
+#[derive(Args)]
+struct FlowsArgs {
+    #[command(flatten)]
+    input: InputArgs,
     /// Output file (default: stdout). Written to a temporary name and renamed when complete.
     #[arg(short, long, value_name = "FILE")]
     output: Option<PathBuf>,
@@ -260,21 +272,8 @@ struct FlowsArgs {
 // An audit without an inventory has nothing to audit by (`sniff` and `collect` then write flows).
 #[command(mut_arg("inventory", |a| a.required(true)))]
 struct AuditArgs {
-    /// Capture files (.pcap, .pcapng, optionally .gz); several are merged in time order.
-    #[arg(
-        required_unless_present_any = ["read", "flows"],
-        conflicts_with = "flows",
-        value_name = "CAPTURE"
-    )]
-    captures: Vec<PathBuf>,
-    /// Audit flow records instead of captures, detected by content: flows.csv/flows.jsonl from
-    /// `flowaudit flows` (one per capture, from many machines), Zeek conn.log (TSV or JSON,
-    /// optionally .gz; dns.log and ssl.log add names), NetFlow v5/v9/IPFIX export traffic as a
-    /// pcap/pcapng of the UDP stream, or an IPFIX file. Records of one connection are paired
-    /// into one flow; duplicates from several sources count once. See docs/scale-out.md.
-    /// Example: flowaudit audit --flows dc1/conn.log.gz dc2/conn.log.gz -I hosts.csv -o report/
-    #[arg(long, num_args = 1.., value_name = "FILE")]
-    flows: Vec<PathBuf>,
+    #[command(flatten)]
+    input: InputArgs,
     /// Report directory (created if missing; checked before reading starts).
     #[arg(short, long, value_name = "DIR")]
     output: PathBuf,
@@ -403,9 +402,15 @@ fn cmd_flows(a: FlowsArgs) -> CmdResult {
     if let Some(o) = &a.output {
         cli_habits::check_output_file(o, "-o").map_err(CliError::input)?;
     }
-    let (captures, select) = selection(&a.read, &a.captures)?;
+    let (captures, select) = selection(&a.read, &a.input.captures)?;
     let cfg = a.engine.config();
-    let (out, selected) = read_inputs(&captures, &a.flows, cfg, &a.engine.run_options(), select)?;
+    let (out, selected) = read_inputs(
+        &captures,
+        &a.input.flows,
+        cfg,
+        &a.engine.run_options(),
+        select,
+    )?;
     let filter_ok = a.read.report(&selected, a.engine.quiet);
     let format = match a.format {
         OutFormat::Csv => Format::Csv,
@@ -520,10 +525,16 @@ fn cmd_audit(a: AuditArgs) -> CmdResult {
     let setup = a.setup.load()?;
     let extras = a.changes.prepare()?;
     cli_habits::check_output_dir(&a.output, "-o").map_err(CliError::input)?;
-    let (captures, select) = selection(&a.read, &a.captures)?;
+    let (captures, select) = selection(&a.read, &a.input.captures)?;
     let mut cfg = a.engine.config();
     setup.add_catalog_ports(&mut cfg);
-    let (out, selected) = read_inputs(&captures, &a.flows, cfg, &a.engine.run_options(), select)?;
+    let (out, selected) = read_inputs(
+        &captures,
+        &a.input.flows,
+        cfg,
+        &a.engine.run_options(),
+        select,
+    )?;
     let filter_ok = a.read.report(&selected, a.engine.quiet);
     let audit = match setup.audit(&out) {
         Some(a) => a.map_err(CliError::input)?,
@@ -531,7 +542,7 @@ fn cmd_audit(a: AuditArgs) -> CmdResult {
     };
     let inputs: Vec<String> = captures
         .iter()
-        .chain(&a.flows)
+        .chain(&a.input.flows)
         .map(|p| p.display().to_string())
         .collect();
     let waivers = setup.waiver_report();
