@@ -39,10 +39,11 @@ mod tests {
             blank_comments(text),
             "\"\"\na,b\n\"\"\n\"\"\r\n\"x\n# not a comment\",y\nc,d"
         );
+        let masked = blank_comments(text);
         let mut rdr = csv::ReaderBuilder::new()
             .flexible(true)
             .has_headers(false)
-            .from_reader(blank_comments(text).as_bytes());
+            .from_reader(masked.as_bytes());
         let lines: Vec<(u64, String)> = rdr
             .records()
             .map(|r| r.unwrap())
