@@ -227,6 +227,7 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 }
 
 /// `1G`, `500M`, `64K`, or plain bytes.
+#[cfg(feature = "live")]
 pub fn parse_size(s: &str) -> Result<u64, String> {
     let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
     let n: u64 = num
