@@ -2,7 +2,7 @@
 //! waivers) and the Markdown reports: one way to skip comments, one way to escape a cell.
 
 /// Replaces comment lines (`#` first, after optional blanks, outside a quoted cell) and blank
-/// lines by an empty record (`""`), keeping every line ending. The csv reader skips such lines
+/// lines by an empty record (`""`), one line each, with `\n` line endings. The csv reader skips such lines
 /// itself, but then reports the next record on the line where the skipped ones began; empty
 /// records keep every line number right, and callers skip them.
 pub fn blank_comments(text: &str) -> String {
@@ -13,12 +13,16 @@ pub fn blank_comments(text: &str) -> String {
         let t = body.trim();
         if !in_quotes && (t.is_empty() || t.starts_with('#')) {
             out.push_str("\"\"");
-            out.push_str(&line[body.len()..]);
-            continue;
+        } else {
+            // A quoted cell may run over several lines: a `#` line inside it is data.
+            in_quotes ^= body.matches('"').count() % 2 == 1;
+            out.push_str(body);
         }
-        // A quoted cell may run over several lines: a `#` line inside it is data.
-        in_quotes ^= body.matches('"').count() % 2 == 1;
-        out.push_str(line);
+        // Line endings become \n: the csv reader miscounts a \r\n after an empty record,
+        // lines, which put every later record on the wrong line (as catalogs always did).
+        if line.ends_with('\n') {
+            out.push('\n');
+        }
     }
     out
 }
@@ -37,7 +41,7 @@ mod tests {
         let text = "# head\na,b\n\n  # indented\r\n\"x\n# not a comment\",y\nc,d";
         assert_eq!(
             blank_comments(text),
-            "\"\"\na,b\n\"\"\n\"\"\r\n\"x\n# not a comment\",y\nc,d"
+            "\"\"\na,b\n\"\"\n\"\"\n\"x\n# not a comment\",y\nc,d"
         );
         let masked = blank_comments(text);
         let mut rdr = csv::ReaderBuilder::new()
