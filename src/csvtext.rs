@@ -2,9 +2,9 @@
 //! waivers) and the Markdown reports: one way to skip comments, one way to escape a cell.
 
 /// Replaces comment lines (`#` first, after optional blanks, outside a quoted cell) and blank
-/// lines by an empty record (`""`), one line each, with `\n` line endings. The csv reader skips such lines
-/// itself, but then reports the next record on the line where the skipped ones began; empty
-/// records keep every line number right, and callers skip them.
+/// lines by an empty record (`""`), one line each, with `\n` line endings. The csv reader skips
+/// such lines itself, but then reports the next record on the line where the skipped ones
+/// began; empty records keep every line number right, and callers skip them.
 pub fn blank_comments(text: &str) -> String {
     let mut out = String::with_capacity(text.len() + 16);
     let mut in_quotes = false;
@@ -18,8 +18,8 @@ pub fn blank_comments(text: &str) -> String {
             in_quotes ^= body.matches('"').count() % 2 == 1;
             out.push_str(body);
         }
-        // Line endings become \n: the csv reader miscounts a \r\n after an empty record,
-        // lines, which put every later record on the wrong line (as catalogs always did).
+        // Line endings become \n (as the catalog reader always made them): after an empty
+        // record ended by \r\n, the csv reader puts every later record on the wrong line.
         if line.ends_with('\n') {
             out.push('\n');
         }
