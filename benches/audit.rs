@@ -51,13 +51,7 @@ fn bench_audit(c: &mut Criterion) {
         .throughput(Throughput::Elements(out.flows.len()));
     g.bench_function("services", |b| {
         b.iter(|| {
-            let a = audit(
-                &out.flows,
-                &cat,
-                &inv,
-                &out.stats.names,
-                &AuditOptions::default(),
-            );
+            let a = audit(&out.flows, &cat, &inv, &out.names, &AuditOptions::default());
             black_box(a.expect("audit").services.len())
         })
     });

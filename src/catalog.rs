@@ -648,16 +648,7 @@ pub fn csv_lines(
     text: &str,
     problems: &mut Vec<Problem>,
 ) -> Vec<(u64, csv::StringRecord)> {
-    let mut masked = String::with_capacity(text.len() + 16);
-    for line in text.lines() {
-        let t = line.trim();
-        if t.is_empty() || t.starts_with('#') {
-            masked.push_str("\"\"\n");
-        } else {
-            masked.push_str(line);
-            masked.push('\n');
-        }
-    }
+    let masked = crate::csvtext::blank_comments(text);
     let mut rdr = csv::ReaderBuilder::new()
         .flexible(true)
         .has_headers(false)
@@ -694,6 +685,65 @@ fn csv_records(
     v
 }
 
+/// A catalog file's `# catalog:`, `# product:`, `# version:`, `# document:` and `# seed:`
+/// lines. Without a catalog id the file name stands in (and that is a problem).
+fn catalog_meta(file: &str, text: &str, problems: &mut Vec<Problem>) -> Catalog {
+    let mut cat = Catalog::default();
+    for line in text.lines() {
+        let Some(rest) = line.strip_prefix('#') else {
+            continue;
+        };
+        if let Some((k, v)) = rest.split_once(':') {
+            let v = v.trim().to_string();
+            match k.trim() {
+                "catalog" => cat.id = v,
+                "product" => cat.product = v,
+                "version" => cat.version = v,
+                "document" => cat.document = v,
+                "seed" => cat.seed = v,
+                _ => {}
+            }
+        }
+    }
+    if cat.id.is_empty() {
+        problems.push(prob(file, 1, "missing '# catalog: ID' line"));
+        cat.id = file.trim_end_matches(".csv").to_string();
+    }
+    cat
+}
+
+/// Whether the first line that is neither a comment nor blank names the columns we expect, in
+/// order (a problem says which when it does not).
+fn header_ok(file: &str, text: &str, problems: &mut Vec<Problem>) -> bool {
+    let Some((i, header)) = text
+        .lines()
+        .enumerate()
+        .find(|(_, l)| !l.trim_start().starts_with('#') && !l.trim().is_empty())
+    else {
+        return true;
+    };
+    let cols: Vec<&str> = header.split(',').map(str::trim).collect();
+    if cols != COLUMNS {
+        problems.push(prob(
+            file,
+            i as u64 + 1,
+            format!("header must be: {}", COLUMNS.join(",")),
+        ));
+        return false;
+    }
+    true
+}
+
+/// The protocols catalog rows (and waivers) may name: those the vendors' documents use.
+pub const CATALOG_PROTOCOLS: [u8; 6] = [
+    proto::TCP,
+    proto::UDP,
+    proto::ICMP,
+    proto::ICMPV6,
+    proto::SCTP,
+    proto::GRE,
+];
+
 fn parse_protocols(s: &str) -> Result<Vec<u8>, String> {
     let mut v = Vec::new();
     for p in s
@@ -701,16 +751,12 @@ fn parse_protocols(s: &str) -> Result<Vec<u8>, String> {
         .map(|p| p.trim().to_ascii_lowercase())
         .filter(|p| !p.is_empty())
     {
-        v.push(match p.as_str() {
-            "tcp" => proto::TCP,
-            "udp" => proto::UDP,
-            "icmp" => proto::ICMP,
-            "icmpv6" => proto::ICMPV6,
-            "sctp" => proto::SCTP,
-            "gre" => proto::GRE,
-            other => {
+        v.push(match p.parse::<proto::IpProto>() {
+            // By name only, as the documents write them.
+            Ok(ip) if CATALOG_PROTOCOLS.contains(&ip.0) && ip.to_string() == p => ip.0,
+            _ => {
                 return Err(format!(
-                    "unknown protocol {other:?} (tcp, udp, icmp, icmpv6, sctp, gre)"
+                    "unknown protocol {p:?} (tcp, udp, icmp, icmpv6, sctp, gre)"
                 ))
             }
         });
@@ -789,6 +835,8 @@ impl Catalogs {
         v
     }
 
+    /// One catalog file: its `# key: value` lines, its header, then its rows; rules replace
+    /// rules of the same id, reference rows go to `refs` to be expanded when all files are read.
     fn parse(
         &mut self,
         file: &str,
@@ -797,136 +845,19 @@ impl Catalogs {
         refs: &mut Vec<RefRow>,
         only: &[String],
     ) {
-        let mut cat = Catalog::default();
-        for line in text.lines() {
-            let Some(rest) = line.strip_prefix('#') else {
-                continue;
-            };
-            if let Some((k, v)) = rest.split_once(':') {
-                let v = v.trim().to_string();
-                match k.trim() {
-                    "catalog" => cat.id = v,
-                    "product" => cat.product = v,
-                    "version" => cat.version = v,
-                    "document" => cat.document = v,
-                    "seed" => cat.seed = v,
-                    _ => {}
-                }
-            }
-        }
-        if cat.id.is_empty() {
-            problems.push(prob(file, 1, "missing '# catalog: ID' line"));
-            cat.id = file.trim_end_matches(".csv").to_string();
-        }
+        let cat = catalog_meta(file, text, problems);
         if !only.is_empty() && !only.contains(&cat.id) {
             return;
         }
-        // Check the header names the columns we expect, in order.
-        if let Some((i, header)) = text
-            .lines()
-            .enumerate()
-            .find(|(_, l)| !l.trim_start().starts_with('#') && !l.trim().is_empty())
-        {
-            let cols: Vec<&str> = header.split(',').map(str::trim).collect();
-            if cols != COLUMNS {
-                problems.push(prob(
-                    file,
-                    i as u64 + 1,
-                    format!("header must be: {}", COLUMNS.join(",")),
-                ));
-                return;
-            }
+        if !header_ok(file, text, problems) {
+            return;
         }
         let mut ids_here: BTreeMap<String, u64> = BTreeMap::new();
         for (line, rec) in csv_records(file, text, problems) {
-            let get = |i: usize| rec.get(i).unwrap_or("").trim().to_string();
-            if rec.len() != COLUMNS.len() {
-                problems.push(prob(
-                    file,
-                    line,
-                    format!("expected {} columns, found {}", COLUMNS.len(), rec.len()),
-                ));
+            let Some((rule, target)) =
+                self.rule_row(file, line, &rec, &cat, &mut ids_here, problems)
+            else {
                 continue;
-            }
-            let id = get(0);
-            if id.is_empty() {
-                problems.push(prob(file, line, "rule with an empty id"));
-                continue;
-            }
-            if let Some(first) = ids_here.insert(id.clone(), line) {
-                problems.push(prob(
-                    file,
-                    line,
-                    format!("duplicate rule id {id} (first on line {first})"),
-                ));
-                continue;
-            }
-            let mut bad = |m: String| problems.push(prob(file, line, format!("{id}: {m}")));
-            // An old role id still works (lint says to write the new one).
-            let mut role = |r: String| match self.roles.canonical(&r) {
-                Some((id, _)) => id.to_string(),
-                None => {
-                    bad(format!("unknown role {r:?} (see docs/roles.md)"));
-                    r
-                }
-            };
-            let from_role = role(get(2));
-            let to_role = role(get(3));
-            let protocols = match parse_protocols(&get(4)) {
-                Ok(p) => p,
-                Err(e) => {
-                    bad(e);
-                    continue;
-                }
-            };
-            let ports = match parse_ports(&get(5)) {
-                Ok(p) => p,
-                Err(e) => {
-                    bad(e);
-                    continue;
-                }
-            };
-            let mut qualifiers = Vec::new();
-            for q in get(6).split(';').map(str::trim).filter(|q| !q.is_empty()) {
-                match Qualifier::parse(q) {
-                    Some(q) => qualifiers.push(q),
-                    None => bad(format!("unknown qualifier {q:?}")),
-                }
-            }
-            let target = get(8);
-            if target.is_empty() {
-                if protocols.is_empty() {
-                    bad("no protocol".into());
-                }
-                if ports.is_empty() && protocols.iter().any(|p| proto::has_ports(*p)) {
-                    bad("tcp/udp rule without ports".into());
-                }
-            } else if !protocols.is_empty() || !ports.is_empty() {
-                bad("a reference row must leave protocol and ports empty".into());
-            }
-            let host_pattern = Some(get(7)).filter(|h| !h.is_empty());
-            if get(9).is_empty() {
-                bad("empty note".into());
-            }
-            let source_line = get(11).parse().unwrap_or_else(|_| {
-                bad(format!("source_line {:?} is not a line number", get(11)));
-                0
-            });
-            let rule = Rule {
-                id: id.clone(),
-                catalog: cat.id.clone(),
-                product: cat.product.clone(),
-                section: get(1),
-                from_role,
-                to_role,
-                protocols,
-                ports,
-                qualifiers,
-                host_pattern,
-                note: get(9),
-                decision: get(10),
-                source_line,
-                via: None,
             };
             if target.is_empty() {
                 self.rules.retain(|r| r.id != rule.id);
@@ -942,6 +873,97 @@ impl Catalogs {
         }
         self.catalogs.retain(|c| c.id != cat.id);
         self.catalogs.push(cat);
+    }
+
+    /// One rule row: the rule and its reference target (empty for a plain rule), or None when
+    /// the row cannot be used (its problems are added).
+    fn rule_row(
+        &self,
+        file: &str,
+        line: u64,
+        rec: &csv::StringRecord,
+        cat: &Catalog,
+        ids_here: &mut BTreeMap<String, u64>,
+        problems: &mut Vec<Problem>,
+    ) -> Option<(Rule, String)> {
+        let get = |i: usize| rec.get(i).unwrap_or("").trim().to_string();
+        if rec.len() != COLUMNS.len() {
+            problems.push(prob(
+                file,
+                line,
+                format!("expected {} columns, found {}", COLUMNS.len(), rec.len()),
+            ));
+            return None;
+        }
+        let id = get(0);
+        if id.is_empty() {
+            problems.push(prob(file, line, "rule with an empty id"));
+            return None;
+        }
+        if let Some(first) = ids_here.insert(id.clone(), line) {
+            problems.push(prob(
+                file,
+                line,
+                format!("duplicate rule id {id} (first on line {first})"),
+            ));
+            return None;
+        }
+        let mut bad = |m: String| problems.push(prob(file, line, format!("{id}: {m}")));
+        // An old role id still works (lint says to write the new one).
+        let mut role = |r: String| match self.roles.canonical(&r) {
+            Some((id, _)) => id.to_string(),
+            None => {
+                bad(format!("unknown role {r:?} (see docs/roles.md)"));
+                r
+            }
+        };
+        let from_role = role(get(2));
+        let to_role = role(get(3));
+        let protocols = parse_protocols(&get(4)).map_err(&mut bad).ok()?;
+        let ports = parse_ports(&get(5)).map_err(&mut bad).ok()?;
+        let mut qualifiers = Vec::new();
+        for q in get(6).split(';').map(str::trim).filter(|q| !q.is_empty()) {
+            match Qualifier::parse(q) {
+                Some(q) => qualifiers.push(q),
+                None => bad(format!("unknown qualifier {q:?}")),
+            }
+        }
+        let target = get(8);
+        if target.is_empty() {
+            if protocols.is_empty() {
+                bad("no protocol".into());
+            }
+            if ports.is_empty() && protocols.iter().any(|p| proto::has_ports(*p)) {
+                bad("tcp/udp rule without ports".into());
+            }
+        } else if !protocols.is_empty() || !ports.is_empty() {
+            bad("a reference row must leave protocol and ports empty".into());
+        }
+        let host_pattern = Some(get(7)).filter(|h| !h.is_empty());
+        if get(9).is_empty() {
+            bad("empty note".into());
+        }
+        let source_line = get(11).parse().unwrap_or_else(|_| {
+            bad(format!("source_line {:?} is not a line number", get(11)));
+            0
+        });
+        let rule = Rule {
+            id,
+            catalog: cat.id.clone(),
+            product: cat.product.clone(),
+            section: get(1),
+            from_role,
+            to_role,
+            protocols,
+            ports,
+            qualifiers,
+            host_pattern,
+            note: get(9),
+            decision: get(10),
+            source_line,
+            via: None,
+        };
+        Some((rule, target))
     }
 
     /// Expands reference rows into copies of the referenced sections' rules (recursively).
@@ -1129,7 +1151,7 @@ A role with several parents appears under each of them.\n\n```\n",
         tree_lines(&mut t, &children, &d.id, 0);
     }
     t.push_str("```\n\n## Roles\n\n| role | families | meaning | document wordings | old ids | decision |\n|---|---|---|---|---|---|\n");
-    let cell = |s: &str| s.replace('|', "\\|");
+    let cell = crate::csvtext::md_cell;
     for d in roles.defs.values() {
         let family = roles.with_ancestors(&d.id)[1..].join(", ");
         let _ = writeln!(

@@ -3,36 +3,45 @@
 //! output paths are usable before a long run starts.
 
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::{Args, CommandFactory, ValueEnum};
 
 use flowaudit::run::{Selected, Selection};
 
-use crate::EXIT_INPUT;
+use crate::cli_error::{CliError, CmdResult, EXIT_INPUT};
 
-/// Prints `flowaudit: MESSAGE` (the one prefix every command uses) and gives exit code 2.
-pub fn fail(message: impl std::fmt::Display) -> ExitCode {
-    eprintln!("flowaudit: {message}");
-    ExitCode::from(EXIT_INPUT)
+/// The error for an output that could not be written (`None`: stdout).
+pub fn cannot_write(output: Option<&Path>, e: std::io::Error) -> CliError {
+    CliError::input(format!(
+        "cannot write {}: {e}",
+        output
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| "stdout".into())
+    ))
 }
 
 /// A command line clap refused, in the same `flowaudit: ...` form as every other error (exit
-/// 2); --help and --version print as clap prints them.
-pub fn usage_error(e: clap::Error) -> ExitCode {
+/// 2); --help and --version print as clap prints them (exit 0).
+pub fn usage_error(e: clap::Error) -> u8 {
     use clap::error::ErrorKind::*;
     if matches!(
         e.kind(),
         DisplayHelp | DisplayVersion | DisplayHelpOnMissingArgumentOrSubcommand
     ) {
-        e.exit();
+        // As clap's own exit does, but returning the code to main: a closed pipe
+        // (`--help | head`) is no error, any other failure to print is.
+        return match e.print() {
+            Err(err) if err.kind() != std::io::ErrorKind::BrokenPipe => EXIT_INPUT,
+            _ => e.exit_code() as u8,
+        };
     }
     let text = e.render().to_string();
     eprint!(
         "flowaudit: {}",
         text.strip_prefix("error: ").unwrap_or(&text)
     );
-    ExitCode::from(EXIT_INPUT)
+    EXIT_INPUT
 }
 
 /// How `flows` and `audit` pick their input, the way tcpdump does.
@@ -139,12 +148,12 @@ pub struct NoLiveArgs {
 }
 
 #[cfg(not(feature = "live"))]
-pub fn cmd_no_live(_: NoLiveArgs) -> ExitCode {
-    fail(
+pub fn cmd_no_live(_: NoLiveArgs) -> CmdResult {
+    Err(CliError::input(
         "sniff (live capture) is not in this build: it links libpcap. Install libpcap's \
          headers (apt-get install libpcap-dev), then build with the live feature: cargo build \
          --release --features live (or cargo install --path . --features live)",
-    )
+    ))
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -164,7 +173,7 @@ pub struct CompletionsArgs {
 }
 
 /// Completions on stdout, e.g. `flowaudit completions bash > /etc/bash_completion.d/flowaudit`.
-pub fn cmd_completions(a: CompletionsArgs) -> ExitCode {
+pub fn cmd_completions(a: CompletionsArgs) -> CmdResult {
     use clap_complete::Shell as S;
     let shell = match a.shell {
         Shell::Bash => S::Bash,
@@ -175,7 +184,7 @@ pub fn cmd_completions(a: CompletionsArgs) -> ExitCode {
     };
     let mut cmd = crate::Cli::command();
     clap_complete::generate(shell, &mut cmd, "flowaudit", &mut std::io::stdout());
-    ExitCode::SUCCESS
+    Ok(0)
 }
 
 #[derive(Args)]
@@ -187,21 +196,75 @@ pub struct ManArgs {
 }
 
 /// The man page (roff), e.g. `flowaudit man | man -l -`.
-pub fn cmd_man(a: ManArgs) -> ExitCode {
+pub fn cmd_man(a: ManArgs) -> CmdResult {
     let cmd = crate::Cli::command();
     let result = match &a.output {
         None => clap_mangen::Man::new(cmd).render(&mut std::io::stdout()),
         Some(dir) => {
-            if let Err(e) = check_output_dir(dir, "-o") {
-                return fail(e);
-            }
+            check_output_dir(dir, "-o").map_err(CliError::input)?;
             std::fs::create_dir_all(dir).and_then(|()| clap_mangen::generate_to(cmd, dir))
         }
     };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => fail(format!("cannot write the man page: {e}")),
+    result
+        .map(|()| 0)
+        .map_err(|e| CliError::input(format!("cannot write the man page: {e}")))
+}
+
+/// `90s`, `30m`, `2h`, `1d`, or plain seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("{s:?}: expected a number with s, m, h or d"))?;
+    let secs = match unit {
+        "" | "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        "d" => n * 86400,
+        _ => return Err(format!("{s:?}: unit must be s, m, h or d")),
+    };
+    Ok(Duration::from_secs(secs))
+}
+
+/// `1G`, `500M`, `64K`, or plain bytes.
+#[cfg(feature = "live")]
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("{s:?}: expected a number with K, M or G"))?;
+    let mul = match unit.to_ascii_uppercase().as_str() {
+        "" | "B" => 1,
+        "K" | "KB" | "KIB" => 1 << 10,
+        "M" | "MB" | "MIB" => 1 << 20,
+        "G" | "GB" | "GIB" => 1 << 30,
+        _ => return Err(format!("{s:?}: unit must be K, M or G")),
+    };
+    Ok(n * mul)
+}
+
+/// The progress bar of a run over files, on stderr when it is a terminal and `wanted`; a
+/// spinner when the inputs' size is unknown (.gz, stdin).
+pub fn progress_bar(wanted: bool, total: Option<u64>) -> Option<indicatif::ProgressBar> {
+    use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+    use std::io::IsTerminal;
+    if !wanted || !std::io::stderr().is_terminal() {
+        return None;
     }
+    let bar = match total {
+        Some(t) => ProgressBar::new(t).with_style(
+            ProgressStyle::with_template(
+                "{bar:30} {bytes}/{total_bytes} {binary_bytes_per_sec} {msg} ETA {eta}",
+            )
+            .expect("valid template"),
+        ),
+        None => ProgressBar::new_spinner().with_style(
+            ProgressStyle::with_template("{spinner} {bytes} read, {binary_bytes_per_sec}, {msg}")
+                .expect("valid template"),
+        ),
+    };
+    bar.set_draw_target(ProgressDrawTarget::stderr_with_hz(4));
+    Some(bar)
 }
 
 /// Why `audit --fail-on` exits 1, or None when it does not.

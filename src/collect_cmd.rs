@@ -4,8 +4,6 @@
 //! received is decoded before the final reports are written.
 
 use std::net::{SocketAddr, UdpSocket};
-use std::path::PathBuf;
-use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
@@ -14,49 +12,36 @@ use clap::Args;
 
 use flowaudit::flowinput::{make_output, netflow::Decoder, FlowInputStats, Rec};
 use flowaudit::run::RunOutput;
+use flowaudit::setup::AuditSetup;
 
-use crate::{load_catalogs, EngineArgs, EXIT_INPUT};
+use crate::cli_error::{CliError, CmdResult, EXIT_FAIL_ON};
+use crate::cli_habits::parse_duration;
+use crate::setup_args::AuditSetupArgs;
+use crate::EngineArgs;
 
 #[derive(Args)]
+#[command(mut_arg("inventory", |a| a.help(
+    "Inventory CSV: with it the reports are a full audit (see `flowaudit audit --help`); \
+     without it only flows.csv"
+)))]
 pub struct CollectArgs {
     /// UDP address to receive export packets on, e.g. 0.0.0.0:2055 (NetFlow) or [::]:4739
     /// (IPFIX). Repeat for several; port 0 picks a free port (printed at start).
     #[arg(long, required = true, value_name = "ADDR:PORT")]
     listen: Vec<SocketAddr>,
-    /// Inventory CSV: with it the reports are a full audit (see `flowaudit audit --help`);
-    /// without it only flows.csv.
-    #[arg(long, short = 'I', value_name = "FILE")]
-    inventory: Option<PathBuf>,
     /// Report directory (created if missing).
     #[arg(short, long, value_name = "DIR")]
-    output: PathBuf,
+    output: std::path::PathBuf,
     /// Rewrite the reports this often during the run (e.g. 5m), atomically.
     #[arg(long, value_parser = parse_duration, value_name = "INTERVAL")]
     report_every: Option<Duration>,
     /// Stop after this long (e.g. 90s, 30m, 2h, 1d). Default: until Ctrl-C or SIGTERM.
     #[arg(long, value_parser = parse_duration)]
     duration: Option<Duration>,
-    /// Use only these built-in catalogs (see `audit --product`).
-    #[arg(long, value_name = "ID")]
-    product: Vec<String>,
+    #[command(flatten)]
+    setup: AuditSetupArgs,
     #[command(flatten)]
     engine: EngineArgs,
-}
-
-/// `90s`, `30m`, `2h`, `1d`, or plain seconds.
-fn parse_duration(s: &str) -> Result<Duration, String> {
-    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
-    let n: u64 = num
-        .parse()
-        .map_err(|_| format!("{s:?}: expected a number with s, m, h or d"))?;
-    let secs = match unit {
-        "" | "s" => n,
-        "m" => n * 60,
-        "h" => n * 3600,
-        "d" => n * 86400,
-        _ => return Err(format!("{s:?}: unit must be s, m, h or d")),
-    };
-    Ok(Duration::from_secs(secs))
 }
 
 /// What the collector counted besides the records.
@@ -104,63 +89,27 @@ fn spawn_receiver(
     })
 }
 
-pub fn cmd_collect(a: CollectArgs) -> ExitCode {
-    if let Err(code) = a.engine.check() {
-        return code;
-    }
-    let cat = match load_catalogs(&a.product, &[]) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("flowaudit: {e}");
-            return ExitCode::from(EXIT_INPUT);
-        }
-    };
-    let inventory = match &a.inventory {
-        None => None,
-        Some(p) => match std::fs::read_to_string(p) {
-            Err(e) => {
-                eprintln!("flowaudit: {}: cannot read the inventory: {e}", p.display());
-                return ExitCode::from(EXIT_INPUT);
-            }
-            Ok(text) => match flowaudit::inventory::Inventory::parse(
-                &p.display().to_string(),
-                &text,
-                &cat.roles,
-            ) {
-                Ok(i) => Some(i),
-                Err(problems) => {
-                    for p in problems {
-                        eprintln!("flowaudit: {p}");
-                    }
-                    return ExitCode::from(EXIT_INPUT);
-                }
-            },
-        },
-    };
-    if let Err(e) = std::fs::create_dir_all(&a.output) {
-        eprintln!("flowaudit: cannot create {}: {e}", a.output.display());
-        return ExitCode::from(EXIT_INPUT);
-    }
+pub fn cmd_collect(a: CollectArgs) -> CmdResult {
+    a.engine.check()?;
+    let setup = a.setup.load()?;
+    std::fs::create_dir_all(&a.output)
+        .map_err(|e| CliError::input(format!("cannot create {}: {e}", a.output.display())))?;
     let mut cfg = a.engine.config();
-    crate::add_catalog_ports(&mut cfg, &cat);
+    setup.add_catalog_ports(&mut cfg);
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        if let Err(e) = signal_hook::flag::register(sig, Arc::clone(&stop)) {
-            eprintln!("flowaudit: cannot install signal handler: {e}");
-            return ExitCode::from(EXIT_INPUT);
-        }
+        signal_hook::flag::register(sig, Arc::clone(&stop))
+            .map_err(|e| CliError::input(format!("cannot install signal handler: {e}")))?;
     }
     let (tx, rx) = mpsc::channel();
     let mut receivers = Vec::new();
     let mut inputs = Vec::new();
     for addr in &a.listen {
-        let sock = match UdpSocket::bind(addr) {
-            Ok(s) => s,
-            Err(e) => {
-                eprintln!("flowaudit: cannot listen on udp {addr}: {e} (in use, or a port below 1024 without root?)");
-                return ExitCode::from(EXIT_INPUT);
-            }
-        };
+        let sock = UdpSocket::bind(addr).map_err(|e| {
+            CliError::input(format!(
+                "cannot listen on udp {addr}: {e} (in use, or a port below 1024 without root?)"
+            ))
+        })?;
         let bound = sock.local_addr().unwrap_or(*addr);
         // Like sniff: tells the user (and scripts) the collector is running, and where.
         eprintln!("flowaudit: listening on udp {bound} for NetFlow v5/v9 and IPFIX");
@@ -169,49 +118,32 @@ pub fn cmd_collect(a: CollectArgs) -> ExitCode {
     }
     drop(tx);
     let started = Instant::now();
-    let mut dec = Decoder::default();
-    let mut st = FlowInputStats::default();
-    let mut recs: Vec<Rec> = Vec::new();
-    let mut counters = Counters::default();
+    let mut state = Collected::default();
     let mut last_report = Instant::now();
-    let write = |recs: &[Rec], st: &FlowInputStats, c: &Counters, last: bool| {
+    let write = |c: &Collected, last: bool| {
         let out = make_output(
-            recs.to_vec(),
-            st.clone(),
+            c.recs.to_vec(),
+            c.stats.clone(),
             Default::default(),
             &cfg,
             started,
-            c.bytes,
+            c.counters.bytes,
         );
-        write_reports(&a.output, &out, c, last, inventory.as_ref(), &cat, &inputs)
+        write_reports(&a.output, &out, &c.counters, last, &setup, &inputs)
     };
     loop {
-        let time_up = a.duration.is_some_and(|d| started.elapsed() >= d);
-        if time_up {
+        if a.duration.is_some_and(|d| started.elapsed() >= d) {
             stop.store(true, Ordering::Relaxed);
         }
         match rx.recv_timeout(Duration::from_millis(100)) {
-            Ok((from, data)) => {
-                counters.datagrams += 1;
-                counters.bytes += data.len() as u64;
-                let label = from.ip().to_string();
-                let n = counters.datagrams;
-                dec.decode(
-                    from,
-                    &label,
-                    &data,
-                    &|| format!("datagram {n} from {from}"),
-                    &mut st,
-                    &mut recs,
-                );
-            }
+            Ok((from, data)) => state.decode(from, &data),
             // Every receiver has ended (only after stop): everything received is decoded.
             Err(mpsc::RecvTimeoutError::Disconnected) => break,
             Err(mpsc::RecvTimeoutError::Timeout) => {}
         }
         if let Some(every) = a.report_every {
             if last_report.elapsed() >= every && !stop.load(Ordering::Relaxed) {
-                if let Err(e) = write(&recs, &st, &counters, false) {
+                if let Err(e) = write(&state, false) {
                     eprintln!("flowaudit: cannot write interim reports: {e}");
                 }
                 last_report = Instant::now();
@@ -219,60 +151,69 @@ pub fn cmd_collect(a: CollectArgs) -> ExitCode {
         }
     }
     for r in receivers {
-        let _ = r.join();
+        r.join()
+            .map_err(|_| CliError::input("a receiving thread panicked"))?;
     }
-    dec.finish(&mut st);
-    if let Err(e) = write(&recs, &st, &counters, true) {
-        eprintln!(
-            "flowaudit: cannot write reports to {}: {e}",
+    state.dec.finish(&mut state.stats);
+    let failing = write(&state, true).map_err(|e| {
+        CliError::input(format!(
+            "cannot write reports to {}: {e}",
             a.output.display()
-        );
-        return ExitCode::from(EXIT_INPUT);
-    }
+        ))
+    })?;
     if !a.engine.quiet {
         eprintln!(
             "collector: {} datagrams, {} records, {} data sets without template, {} sequence gaps; reports in {}",
-            counters.datagrams,
-            st.records,
-            st.missing_template_sets,
-            st.sequence_gaps,
+            state.counters.datagrams,
+            state.stats.records,
+            state.stats.missing_template_sets,
+            state.stats.sequence_gaps,
             a.output.display()
         );
     }
-    ExitCode::SUCCESS
+    match failing {
+        Some(why) => Err(CliError::with_code(EXIT_FAIL_ON, why)),
+        None => Ok(0),
+    }
 }
 
+/// Everything received so far, decoded.
+#[derive(Default)]
+struct Collected {
+    dec: Decoder,
+    stats: FlowInputStats,
+    recs: Vec<Rec>,
+    counters: Counters,
+}
+
+impl Collected {
+    fn decode(&mut self, from: SocketAddr, data: &[u8]) {
+        self.counters.datagrams += 1;
+        self.counters.bytes += data.len() as u64;
+        let label = from.ip().to_string();
+        let n = self.counters.datagrams;
+        self.dec.decode(
+            from,
+            &label,
+            data,
+            &|| format!("datagram {n} from {from}"),
+            &mut self.stats,
+            &mut self.recs,
+        );
+    }
+}
+
+/// One round of reports, and collector.txt; the `--fail-on` reason of this round's audit.
 fn write_reports(
     dir: &std::path::Path,
     out: &RunOutput,
     c: &Counters,
     last: bool,
-    inventory: Option<&flowaudit::inventory::Inventory>,
-    cat: &flowaudit::catalog::Catalogs,
+    setup: &AuditSetup,
     inputs: &[String],
-) -> std::io::Result<()> {
-    match inventory {
-        Some(inv) => {
-            let opts = flowaudit::audit::AuditOptions::default();
-            let audit = flowaudit::audit::audit(&out.flows, cat, inv, &out.stats.names, &opts)?;
-            // Records received live exist nowhere else: keep the flows.
-            let write = flowaudit::report::audit::WriteOptions {
-                flows: true,
-                waivers: None,
-                jsonl: false,
-            };
-            flowaudit::report::audit::write_audit_with(dir, &audit, out, inputs, &write)?;
-        }
-        None => {
-            let mut f = flowaudit::report::AtomicFile::create(&dir.join("flows.csv"))?;
-            flowaudit::report::flows::write_flows(
-                &mut f,
-                out.flows.iter(),
-                flowaudit::report::flows::Format::Csv,
-            )?;
-            f.commit()?;
-        }
-    }
+) -> std::io::Result<Option<String>> {
+    let audit = setup.audit(out).transpose()?;
+    crate::setup_args::write_audit_or_flows(dir, setup, audit.as_ref(), out, inputs)?;
     let st = out.stats.flow_input.as_deref().cloned().unwrap_or_default();
     let mut f = flowaudit::report::AtomicFile::create(&dir.join("collector.txt"))?;
     use std::io::Write;
@@ -292,5 +233,8 @@ fn write_reports(
             "interim: the collector is still running"
         }
     )?;
-    f.commit()
+    f.commit()?;
+    Ok(audit
+        .as_ref()
+        .and_then(|au| crate::setup_args::fail_on_reason(setup, au)))
 }

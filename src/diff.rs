@@ -5,6 +5,7 @@
 //! A directory that is not an audit, or reports of another schema version, are errors: the diff
 //! is never computed from files it does not understand.
 
+use crate::csvtext::md_cell as md;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::io::{self, Write};
@@ -204,13 +205,11 @@ impl ServiceRow {
 
     /// The host pair: `group (client) -> group (server) proto/port`.
     pub fn label(&self) -> String {
-        let port = self.port.map(|p| format!("/{p}")).unwrap_or_default();
-        format!(
-            "{} -> {} {}{}",
-            host_label(&self.client_group, self.client),
-            host_label(&self.server_group, self.server),
-            self.proto,
-            port
+        service_subject(
+            &host_label(&self.client_group, self.client),
+            &host_label(&self.server_group, self.server),
+            &self.proto,
+            self.port,
         )
     }
 
@@ -285,10 +284,7 @@ pub struct RuleRow {
 impl RuleRow {
     /// The name findings.csv gives the rule instance.
     pub fn label(&self) -> String {
-        format!(
-            "{} {} -> {} ({})",
-            self.rule_id, self.client, self.server, self.ports
-        )
+        crate::audit::findings::rule_subject(&self.rule_id, &self.client, &self.server, &self.ports)
     }
 }
 
@@ -410,23 +406,7 @@ fn read_table(dir: &Path, name: &str, need: &[&str], optional: &[&str]) -> Resul
 }
 
 fn proto_number(s: &str) -> Option<u8> {
-    match s {
-        "icmp" => Some(proto::ICMP),
-        "igmp" => Some(2),
-        "ipip" => Some(proto::IPIP),
-        "tcp" => Some(proto::TCP),
-        "udp" => Some(proto::UDP),
-        "ipv6" => Some(proto::IPV6),
-        "gre" => Some(proto::GRE),
-        "esp" => Some(50),
-        "ah" => Some(51),
-        "icmpv6" => Some(proto::ICMPV6),
-        "ospf" => Some(89),
-        "pim" => Some(103),
-        "vrrp" => Some(112),
-        "sctp" => Some(proto::SCTP),
-        n => n.parse().ok(),
-    }
+    s.parse::<proto::IpProto>().ok().map(u8::from)
 }
 
 fn split_list(s: &str) -> Vec<String> {
@@ -1226,10 +1206,6 @@ pub fn write_csv_to(w: &mut dyn Write, d: &Diff) -> io::Result<()> {
 /// place: renaming over it would replace the device).
 pub fn write_md(dest: &Path, d: &Diff) -> io::Result<()> {
     crate::report::write_output(Some(dest), |w| w.write_all(markdown(d).as_bytes()))
-}
-
-fn md(s: &str) -> String {
-    s.replace('|', "\\|").replace('\n', " ")
 }
 
 /// Most items listed per section of the Markdown summary; diff.csv has them all.

@@ -1,16 +1,14 @@
 //! `flowaudit diff`, and the waiver and baseline options of `flowaudit audit` (docs/diff.md).
 
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 
 use clap::Args;
 
 use flowaudit::catalog::Roles;
 use flowaudit::diff::{self, Gate, Report};
-use flowaudit::report::audit::WaiverReport;
 use flowaudit::waiver::{Date, Waivers};
 
-const EXIT_INPUT: u8 = 2;
+use crate::cli_error::{CliError, CmdResult, EXIT_FAIL_ON};
 
 fn parse_gate(s: &str) -> Result<Gate, String> {
     Gate::parse(s)
@@ -26,10 +24,10 @@ pub struct WaiverArgs {
     /// (docs/diff.md). Waived findings are reported as waived and do not count for the gates;
     /// from its expires date on, a waiver no longer holds.
     #[arg(long, value_name = "FILE")]
-    waivers: Option<PathBuf>,
+    pub waivers: Option<PathBuf>,
     /// The date waivers are judged on (default: today's date in UTC).
     #[arg(long, value_name = "YYYY-MM-DD", value_parser = parse_date, hide = true)]
-    today: Option<Date>,
+    pub today: Option<Date>,
 }
 
 impl WaiverArgs {
@@ -37,8 +35,8 @@ impl WaiverArgs {
         self.today.unwrap_or_else(Date::today_utc)
     }
 
-    /// The waiver file, parsed; problems are printed (each names its line).
-    fn load(&self, roles: &Roles) -> Result<Option<Waivers>, ExitCode> {
+    /// The waiver file, parsed; each problem names its line.
+    fn load(&self, roles: &Roles) -> Result<Option<Waivers>, CliError> {
         let Some(p) = &self.waivers else {
             return Ok(None);
         };
@@ -47,10 +45,7 @@ impl WaiverArgs {
             eprintln!("flowaudit: warning: {w}");
         }
         loaded.map(Some).map_err(|problems| {
-            for p in problems {
-                eprintln!("flowaudit: {p}");
-            }
-            ExitCode::from(EXIT_INPUT)
+            CliError::input_lines(problems.iter().map(|p| p.to_string()).collect())
         })
     }
 }
@@ -79,11 +74,9 @@ pub struct DiffArgs {
     waivers: WaiverArgs,
 }
 
-/// Options `audit` shares with `diff`: waivers, and a baseline to diff against in one step.
+/// The baseline options of `audit`: diff against an earlier audit in one step.
 #[derive(Args)]
 pub struct AuditDiffArgs {
-    #[command(flatten)]
-    waivers: WaiverArgs,
     /// Compare with this earlier audit's report directory after writing the reports: adds
     /// diff.csv and diff.md to the report directory (as `flowaudit diff DIR OUTPUT`).
     #[arg(long, value_name = "DIR")]
@@ -94,28 +87,22 @@ pub struct AuditDiffArgs {
     fail_on_change: Vec<Gate>,
 }
 
-/// What `audit` prepared before reading the captures, so that bad waivers or a bad baseline
-/// fail before the long part.
+/// What `audit` prepared before reading the captures, so that a bad baseline fails before the
+/// long part.
 pub struct AuditExtras {
-    waivers: Option<Waivers>,
-    today: Date,
     baseline: Option<Report>,
     gates: Vec<Gate>,
 }
 
 impl AuditDiffArgs {
-    pub fn prepare(&self, roles: &Roles) -> Result<AuditExtras, ExitCode> {
-        let waivers = self.waivers.load(roles)?;
+    pub fn prepare(&self) -> Result<AuditExtras, CliError> {
         let baseline = match &self.baseline {
             None => None,
-            Some(d) => Some(Report::load(d).map_err(|e| {
-                eprintln!("flowaudit: --baseline: {e}");
-                ExitCode::from(EXIT_INPUT)
-            })?),
+            Some(d) => {
+                Some(Report::load(d).map_err(|e| CliError::input(format!("--baseline: {e}")))?)
+            }
         };
         Ok(AuditExtras {
-            waivers,
-            today: self.waivers.today(),
             baseline,
             gates: self.fail_on_change.clone(),
         })
@@ -123,43 +110,26 @@ impl AuditDiffArgs {
 }
 
 impl AuditExtras {
-    /// The audit options that carry the waivers (judged on --today).
-    pub fn audit_options(
+    /// With --baseline, after the reports are written: diff.csv and diff.md into `dir`, the
+    /// waivers judged as the audit judged them. Ok(true) when a --fail-on-change gate holds.
+    pub fn diff_after(
         &self,
-        group_by: flowaudit::audit::GroupBy,
-    ) -> flowaudit::audit::AuditOptions<'_> {
-        flowaudit::audit::AuditOptions {
-            group_by,
-            sampled: false,
-            waivers: self.waivers.as_ref().map(|w| (w, self.today)),
-        }
-    }
-
-    pub fn report(&self) -> Option<WaiverReport<'_>> {
-        self.waivers.as_ref().map(|w| WaiverReport {
-            waivers: w,
-            today: self.today,
-        })
-    }
-
-    /// With --baseline, after the reports are written: diff.csv and diff.md into `dir`.
-    /// Ok(true) when a --fail-on-change gate holds.
-    pub fn diff_after(&self, dir: &Path, quiet: bool) -> Result<bool, ExitCode> {
+        dir: &Path,
+        quiet: bool,
+        setup: &flowaudit::setup::AuditSetup,
+    ) -> Result<bool, CliError> {
         let Some(base) = &self.baseline else {
             // A diff from an earlier run into this directory no longer describes it.
             remove_stale_diff(dir)?;
             return Ok(false);
         };
-        let cur = Report::load(dir).map_err(|e| {
-            eprintln!("flowaudit: {e}");
-            ExitCode::from(EXIT_INPUT)
-        })?;
+        let cur = Report::load(dir).map_err(CliError::input)?;
         let d = diff::diff(
             base,
             &cur,
             &diff::Options {
-                waivers: self.waivers.as_ref(),
-                today: self.today,
+                waivers: setup.waivers.as_ref(),
+                today: setup.today,
                 gates: &self.gates,
             },
         );
@@ -172,16 +142,15 @@ impl AuditExtras {
 }
 
 /// Removes diff.csv and diff.md left in a report directory by an earlier `audit --baseline`.
-fn remove_stale_diff(dir: &Path) -> Result<(), ExitCode> {
+fn remove_stale_diff(dir: &Path) -> Result<(), CliError> {
     for name in ["diff.csv", "diff.md"] {
         let p = dir.join(name);
         match std::fs::remove_file(&p) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                eprintln!(
-                    "flowaudit: {}: cannot remove this diff of an earlier run: {e}",
+                return Err(CliError::input(format!(
+                    "{}: cannot remove this diff of an earlier run: {e}",
                     p.display()
-                );
-                return Err(ExitCode::from(EXIT_INPUT));
+                )));
             }
             _ => {}
         }
@@ -217,11 +186,9 @@ fn one_line(d: &diff::Diff) -> String {
     )
 }
 
-fn write_diff(d: &diff::Diff, csv: &Path, md: Option<&Path>) -> Result<(), ExitCode> {
-    let fail = |p: &Path, e: std::io::Error| {
-        eprintln!("flowaudit: cannot write {}: {e}", p.display());
-        ExitCode::from(EXIT_INPUT)
-    };
+fn write_diff(d: &diff::Diff, csv: &Path, md: Option<&Path>) -> Result<(), CliError> {
+    let fail =
+        |p: &Path, e: std::io::Error| CliError::input(format!("cannot write {}: {e}", p.display()));
     diff::write_csv(csv, d).map_err(|e| fail(csv, e))?;
     match md {
         Some(p) if p != Path::new("-") => diff::write_md(p, d).map_err(|e| fail(p, e)),
@@ -232,46 +199,30 @@ fn write_diff(d: &diff::Diff, csv: &Path, md: Option<&Path>) -> Result<(), ExitC
     }
 }
 
-pub fn cmd_diff(a: DiffArgs) -> ExitCode {
+pub fn cmd_diff(a: DiffArgs) -> CmdResult {
     let md_to_stdout = a.md.as_deref().is_none_or(|p| p == Path::new("-"));
     if a.output == Path::new("-") && md_to_stdout {
-        eprintln!("flowaudit: diff.csv and the Markdown summary cannot both go to stdout: give --md FILE or -o FILE");
-        return ExitCode::from(EXIT_INPUT);
+        return Err(CliError::input(
+            "diff.csv and the Markdown summary cannot both go to stdout: give --md FILE or -o FILE",
+        ));
     }
     for (p, flag) in [(Some(&a.output), "-o"), (a.md.as_ref(), "--md")] {
-        if let Some(Err(e)) = p.map(|p| crate::cli_habits::check_output_file(p, flag)) {
-            return crate::cli_habits::fail(e);
+        if let Some(p) = p {
+            crate::cli_habits::check_output_file(p, flag).map_err(CliError::input)?;
         }
     }
-    let waivers = match a.waivers.load(&Roles::builtin()) {
-        Ok(w) => w,
-        Err(c) => return c,
-    };
-    let mut reports = Vec::new();
-    for dir in [&a.baseline, &a.current] {
-        match Report::load(dir) {
-            Ok(r) => reports.push(r),
-            Err(e) => {
-                eprintln!("flowaudit: {e}");
-                return ExitCode::from(EXIT_INPUT);
-            }
-        }
-    }
+    let waivers = a.waivers.load(&Roles::builtin())?;
+    let baseline = Report::load(&a.baseline).map_err(CliError::input)?;
+    let current = Report::load(&a.current).map_err(CliError::input)?;
     let d = diff::diff(
-        &reports[0],
-        &reports[1],
+        &baseline,
+        &current,
         &diff::Options {
             waivers: waivers.as_ref(),
             today: a.waivers.today(),
             gates: &a.fail_on,
         },
     );
-    if let Err(c) = write_diff(&d, &a.output, a.md.as_deref()) {
-        return c;
-    }
-    if d.failed() {
-        ExitCode::from(1)
-    } else {
-        ExitCode::SUCCESS
-    }
+    write_diff(&d, &a.output, a.md.as_deref())?;
+    Ok(if d.failed() { EXIT_FAIL_ON } else { 0 })
 }

@@ -57,6 +57,10 @@ impl Default for EngineConfig {
     }
 }
 
+/// Names the capture gave addresses: DNS answers and TLS server names (bounded). They are part
+/// of the run's output (`RunOutput::names`), not of its counts.
+pub type Names = BTreeMap<Addr, BTreeSet<String>>;
+
 /// What the engine counted, for the summary.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Stats {
@@ -75,9 +79,7 @@ pub struct Stats {
     /// Records a reader skipped (e.g. undefined pcapng interface).
     pub reader_skipped: u64,
     pub warnings: Vec<(String, ReadWarning)>,
-    /// Names the capture gave addresses: DNS answers and TLS server names (bounded).
-    pub names: BTreeMap<Addr, BTreeSet<String>>,
-    /// Names not kept because the bounds were reached.
+    /// Names not kept because the bounds were reached (the names are in [`Names`]).
     pub names_dropped: u64,
     /// Finished flows written to the spill directory during the run.
     pub spilled_flows: u64,
@@ -207,13 +209,101 @@ impl Reassembly {
 }
 
 /// Remembers the ports of first fragments and holds later fragments that arrive before them.
-#[derive(Default)]
+/// Both tables are bounded by `max` (the engine's `max_pending_fragments`).
 struct Fragments {
+    max: usize,
     ports: FxHashMap<DatagramId, Reassembly>,
     pending: FxHashMap<DatagramId, Vec<Packet>>,
+    /// Packets in `pending`, kept with it by `hold` and `release`.
     pending_count: usize,
     /// When (in packets handled) the ports table may next be scanned for stale entries.
     next_scan: u64,
+}
+
+/// What became of a later fragment.
+#[derive(Debug, PartialEq)]
+enum Later {
+    /// Its first fragment was seen: it now has that fragment's ports (and inner flow).
+    Resolved,
+    /// Held until its first fragment arrives.
+    Held,
+    /// Not held: the table of held fragments is full.
+    Full,
+}
+
+impl Fragments {
+    fn new(max: usize) -> Fragments {
+        Fragments {
+            max,
+            ports: FxHashMap::default(),
+            pending: FxHashMap::default(),
+            pending_count: 0,
+            next_scan: 0,
+        }
+    }
+
+    /// A later fragment of datagram `d`: given its first fragment's ports, or held.
+    fn later(&mut self, d: DatagramId, p: &mut Packet, offset: u32, len: u32, last: bool) -> Later {
+        if let Some(r) = self.ports.get_mut(&d) {
+            r.apply(p);
+            if r.add(offset, len, last) {
+                self.ports.remove(&d);
+            }
+            return Later::Resolved;
+        }
+        if self.pending_count >= self.max {
+            return Later::Full;
+        }
+        self.pending.entry(d).or_default().push(*p);
+        self.pending_count += 1;
+        Later::Held
+    }
+
+    /// Datagram `d`'s first fragment `r` arrived: returns the later fragments that waited for
+    /// it, given its ports, and remembers the ports for those still to come. False in the
+    /// second place when the ports table is full (a flood of first fragments): this datagram's
+    /// later fragments will then wait as pending and end as orphans, counted, instead of memory
+    /// growing.
+    fn first(&mut self, d: DatagramId, mut r: Reassembly) -> (Vec<Packet>, bool) {
+        let mut released = self.pending.remove(&d).unwrap_or_default();
+        self.pending_count -= released.len();
+        let mut complete = false;
+        for h in &mut released {
+            r.apply(h);
+            if let Frag::Later {
+                offset, len, last, ..
+            } = h.frag
+            {
+                complete |= r.add(offset, len, last);
+            }
+        }
+        let mut kept = true;
+        if complete {
+            self.ports.remove(&d);
+        } else if self.ports.len() < self.max || self.ports.contains_key(&d) {
+            self.ports.insert(d, r);
+        } else {
+            kept = false;
+        }
+        (released, kept)
+    }
+
+    /// Forgets first fragments older than [`FRAGMENT_MEMORY_NS`] at capture time `now`. A full
+    /// scan at most once per table-size calls (`ops` counts them) keeps the cost linear even
+    /// under a flood of fragmented datagrams.
+    fn forget_old(&mut self, now: i64, ops: u64) {
+        if self.ports.len() < 4096 || ops < self.next_scan {
+            return;
+        }
+        self.next_scan = ops + self.ports.len() as u64;
+        self.ports
+            .retain(|_, r| now.saturating_sub(r.ts) <= FRAGMENT_MEMORY_NS);
+    }
+
+    /// Later fragments still waiting for a first fragment that never came.
+    fn orphans(&self) -> u64 {
+        self.pending_count as u64
+    }
 }
 
 /// A first fragment's ports are forgotten after this long (Linux keeps fragments 30 s).
@@ -274,6 +364,7 @@ pub struct Engine {
     released: Vec<Packet>,
     work: Vec<Vec<Work>>,
     pub stats: Stats,
+    names: Names,
     spill: Spill,
     ops: u64,
     /// The capture clock: the latest timestamp seen, in capture order.
@@ -289,6 +380,7 @@ fn shard_of(h: u64) -> (usize, u32) {
 impl Engine {
     pub fn new(cfg: EngineConfig) -> Self {
         let spill = Spill::new(cfg.spill_dir.clone());
+        let max_fragments = cfg.max_pending_fragments;
         let flow_cfg = FlowConfig {
             timeouts: cfg.timeouts,
             ports: cfg.ports.clone(),
@@ -298,11 +390,12 @@ impl Engine {
             cfg,
             flow_cfg,
             shards: (0..SHARDS).map(|_| FlowTable::default()).collect(),
-            frags: Fragments::default(),
+            frags: Fragments::new(max_fragments),
             decoded: Vec::new(),
             released: Vec::new(),
             work: vec![Vec::new(); SHARDS],
             stats: Stats::default(),
+            names: Names::new(),
             spill,
             ops: 0,
             clock: i64::MIN,
@@ -357,13 +450,13 @@ impl Engine {
             }
         }
         for (addr, name) in names {
-            let known = self.stats.names.len();
-            match self.stats.names.get_mut(&addr) {
+            let known = self.names.len();
+            match self.names.get_mut(&addr) {
                 Some(set) if set.len() < MAX_NAMES_PER_ADDR || set.contains(&name) => {
                     set.insert(name);
                 }
                 None if known < MAX_NAMED_ADDRS => {
-                    self.stats.names.insert(addr, BTreeSet::from([name]));
+                    self.names.insert(addr, BTreeSet::from([name]));
                 }
                 _ => self.stats.names_dropped += 1,
             }
@@ -496,7 +589,7 @@ impl Engine {
                         self.remember_tunnel_fragment(&p, rec.link, batch.record_bytes(rec));
                     }
                     self.first_fragment(d, r);
-                    self.forget_old_fragments(p.ts_ns);
+                    self.frags.forget_old(p.ts_ns, self.ops);
                     continue;
                 }
                 Frag::Later {
@@ -511,23 +604,17 @@ impl Engine {
                         proto: p.proto,
                         id,
                     };
-                    if let Some(r) = self.frags.ports.get_mut(&d) {
-                        r.apply(p);
-                        hash = hash_key(&FlowKey::of_packet(p).0);
-                        if r.add(offset, len, last) {
-                            self.frags.ports.remove(&d);
+                    match self.frags.later(d, p, offset, len, last) {
+                        Later::Resolved => hash = hash_key(&FlowKey::of_packet(p).0),
+                        Later::Held => continue,
+                        Later::Full => {
+                            *self
+                                .stats
+                                .skipped
+                                .entry(Skip::FragmentTableFull)
+                                .or_default() += 1;
+                            continue;
                         }
-                    } else if self.frags.pending_count < self.cfg.max_pending_fragments {
-                        self.frags.pending.entry(d).or_default().push(*p);
-                        self.frags.pending_count += 1;
-                        continue;
-                    } else {
-                        *self
-                            .stats
-                            .skipped
-                            .entry(Skip::FragmentTableFull)
-                            .or_default() += 1;
-                        continue;
                     }
                 }
             }
@@ -550,33 +637,15 @@ impl Engine {
 
     /// Remembers datagram `d`'s first fragment `r`, releasing the later fragments that waited
     /// for it.
-    fn first_fragment(&mut self, d: DatagramId, mut r: Reassembly) {
-        let mut complete = false;
-        if let Some(held) = self.frags.pending.remove(&d) {
-            self.frags.pending_count -= held.len();
-            for mut h in held {
-                r.apply(&mut h);
-                h.clock = self.clock;
-                if let Frag::Later {
-                    offset, len, last, ..
-                } = h.frag
-                {
-                    complete |= r.add(offset, len, last);
-                }
-                let idx = self.released.len() as u32;
-                self.released.push(h);
-                self.assign(WorkKind::Released, idx, hash_key(&FlowKey::of_packet(&h).0));
-            }
+    fn first_fragment(&mut self, d: DatagramId, r: Reassembly) {
+        let (released, kept) = self.frags.first(d, r);
+        for mut h in released {
+            h.clock = self.clock;
+            let idx = self.released.len() as u32;
+            self.released.push(h);
+            self.assign(WorkKind::Released, idx, hash_key(&FlowKey::of_packet(&h).0));
         }
-        if complete {
-            self.frags.ports.remove(&d);
-        } else if self.frags.ports.len() < self.cfg.max_pending_fragments
-            || self.frags.ports.contains_key(&d)
-        {
-            self.frags.ports.insert(d, r);
-        } else {
-            // Full (a flood of first fragments): this datagram's later fragments will wait as
-            // pending and end as orphans, counted, instead of memory growing.
+        if !kept {
             self.stats.fragment_table_full += 1;
         }
     }
@@ -616,18 +685,6 @@ impl Engine {
         self.work[shard].push(Work { kind, index, hash });
     }
 
-    fn forget_old_fragments(&mut self, now: i64) {
-        // A full scan at most once per table-size first fragments keeps the cost linear even
-        // under a flood of fragmented datagrams.
-        if self.frags.ports.len() < 4096 || self.ops < self.frags.next_scan {
-            return;
-        }
-        self.frags.next_scan = self.ops + self.frags.ports.len() as u64;
-        self.frags
-            .ports
-            .retain(|_, r| now.saturating_sub(r.ts) <= FRAGMENT_MEMORY_NS);
-    }
-
     /// Ends flows idle at wall-clock `now_ns` (live capture).
     pub fn expire_idle(&mut self, now_ns: i64) {
         let cfg = &self.flow_cfg;
@@ -640,9 +697,9 @@ impl Engine {
         self.shards.iter().map(|s| s.live_len()).sum()
     }
 
-    /// Ends everything and returns all flows in report order.
-    pub fn finish(mut self) -> (Flows, Stats) {
-        let orphans = self.frags.pending_count as u64;
+    /// Ends everything and returns all flows in report order, the counts and the names.
+    pub fn finish(mut self) -> (Flows, Stats, Names) {
+        let orphans = self.frags.orphans();
         if orphans > 0 {
             *self.stats.skipped.entry(Skip::OrphanFragment).or_default() += orphans;
         }
@@ -660,11 +717,11 @@ impl Engine {
         self.stats.spilled_flows = self.spill.spilled;
         let flows = self.spill.finish(all);
         self.stats.vlan_split_tuples = vlan_split_tuples(&flows);
-        (flows, self.stats)
+        (flows, self.stats, self.names)
     }
 
     /// A copy of everything so far, as if the capture ended now (without ending it).
-    pub fn snapshot(&self) -> (Flows, Stats) {
+    pub fn snapshot(&self) -> (Flows, Stats, Names) {
         let mut all = Vec::new();
         for t in &self.shards {
             all.extend_from_slice(&t.done);
@@ -673,7 +730,7 @@ impl Engine {
         let all = self.spill.finish(all);
         let mut stats = self.stats.clone();
         stats.evicted_flows = self.shards.iter().map(|t| t.evicted).sum();
-        (all, stats)
+        (all, stats, self.names.clone())
     }
 }
 
@@ -703,4 +760,122 @@ fn vlan_split_tuples(flows: &Flows) -> u64 {
     seen.values()
         .filter(|[a, b]| matches!((a, b), (Some(x), Some(y)) if x != y))
         .count() as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const A: [u8; 4] = [10, 0, 0, 1];
+    const B: [u8; 4] = [10, 0, 0, 2];
+
+    /// A fragment of UDP datagram 7 from A to B, as the decoder gives it: a later fragment has
+    /// no ports.
+    fn fragment(frag: Frag) -> Packet {
+        let first = matches!(frag, Frag::First { .. });
+        Packet {
+            ts_ns: 1_000,
+            clock: 0,
+            wire_len: 100,
+            payload_len: 80,
+            vlan: crate::decode::NO_VLAN,
+            proto: crate::decode::proto::UDP,
+            tcp_flags: 0,
+            src: Addr::v4(A),
+            dst: Addr::v4(B),
+            sport: if first { 5000 } else { 0 },
+            dport: if first { 2049 } else { 0 },
+            frag,
+            quote_at: 0,
+            payload_at: 0,
+            note: Note::None,
+        }
+    }
+
+    fn id() -> DatagramId {
+        DatagramId {
+            src: Addr::v4(A),
+            dst: Addr::v4(B),
+            proto: crate::decode::proto::UDP,
+            id: 7,
+        }
+    }
+
+    /// The first fragment's ports, as the engine records them: 1480 of 3000 bytes received.
+    fn first() -> Reassembly {
+        Reassembly {
+            sport: 5000,
+            dport: 2049,
+            ts: 1_000,
+            received: 1480,
+            total: None,
+            inner: None,
+        }
+    }
+
+    fn later(offset: u32, len: u32, last: bool) -> Packet {
+        fragment(Frag::Later {
+            id: 7,
+            offset,
+            len,
+            last,
+        })
+    }
+
+    #[test]
+    fn later_fragments_after_the_first_get_its_ports_until_the_datagram_is_whole() {
+        let mut f = Fragments::new(10);
+        let (released, kept) = f.first(id(), first());
+        assert!(released.is_empty() && kept);
+        let mut p = later(1480, 1000, false);
+        assert_eq!(f.later(id(), &mut p, 1480, 1000, false), Later::Resolved);
+        assert_eq!((p.sport, p.dport), (5000, 2049));
+        // 1480 + 1000 + 520 = 3000 bytes: the datagram is whole and its ports forgotten, so a
+        // new datagram reusing the id cannot inherit them.
+        let mut q = later(2480, 520, true);
+        assert_eq!(f.later(id(), &mut q, 2480, 520, true), Later::Resolved);
+        assert_eq!((q.sport, q.dport), (5000, 2049));
+        let mut r = later(1480, 8, true);
+        assert_eq!(f.later(id(), &mut r, 1480, 8, true), Later::Held);
+        assert_eq!(f.orphans(), 1);
+    }
+
+    #[test]
+    fn fragments_before_the_first_wait_for_it_and_are_released_with_its_ports() {
+        let mut f = Fragments::new(10);
+        let mut tail = later(2480, 520, true);
+        let mut middle = later(1480, 1000, false);
+        assert_eq!(f.later(id(), &mut tail, 2480, 520, true), Later::Held);
+        assert_eq!(f.later(id(), &mut middle, 1480, 1000, false), Later::Held);
+        assert_eq!(f.orphans(), 2);
+        let (released, kept) = f.first(id(), first());
+        assert!(kept);
+        assert_eq!(f.orphans(), 0);
+        // In arrival order, with the first fragment's ports.
+        let got: Vec<(u32, u16, u16)> = released
+            .iter()
+            .map(|p| match p.frag {
+                Frag::Later { offset, .. } => (offset, p.sport, p.dport),
+                _ => panic!("not a later fragment"),
+            })
+            .collect();
+        assert_eq!(got, [(2480, 5000, 2049), (1480, 5000, 2049)]);
+        // The datagram was whole with them: nothing is remembered for its id.
+        assert!(f.ports.is_empty());
+    }
+
+    #[test]
+    fn full_tables_count_instead_of_growing() {
+        let mut f = Fragments::new(1);
+        let mut a = later(1480, 8, false);
+        assert_eq!(f.later(id(), &mut a, 1480, 8, false), Later::Held);
+        let other = DatagramId { id: 8, ..id() };
+        let mut b = later(1480, 8, false);
+        assert_eq!(f.later(other, &mut b, 1480, 8, false), Later::Full);
+        // One first fragment's ports fill the ports table: the next is not kept.
+        let (released, kept) = f.first(id(), first());
+        assert_eq!((released.len(), kept), (1, true));
+        let (_, kept) = f.first(other, first());
+        assert!(!kept);
+    }
 }

@@ -2,7 +2,6 @@
 //! ruleset against an audit's report directory (docs/firewall.md).
 
 use std::path::PathBuf;
-use std::process::ExitCode;
 
 use clap::Args;
 
@@ -10,7 +9,7 @@ use flowaudit::firewall::eval::Selection;
 use flowaudit::firewall::model::parse_addr_interval;
 use flowaudit::firewall::{self, Options};
 
-const EXIT_INPUT: u8 = 2;
+use crate::cli_error::{CliError, CmdResult};
 
 /// Options shared by `firewall` and `audit --firewall`.
 #[derive(Args, Clone, Debug)]
@@ -91,7 +90,12 @@ pub struct AuditFirewallArgs {
     pub chain: ChainArgs,
 }
 
-fn run(files: &[PathBuf], dir: &std::path::Path, chain: &ChainArgs, quiet: bool) -> ExitCode {
+fn run(
+    files: &[PathBuf],
+    dir: &std::path::Path,
+    chain: &ChainArgs,
+    quiet: bool,
+) -> Result<(), CliError> {
     let result =
         firewall::load(files).and_then(|rs| firewall::run_on_dir(&rs, dir, &chain.options()));
     match result {
@@ -117,33 +121,27 @@ fn run(files: &[PathBuf], dir: &std::path::Path, chain: &ChainArgs, quiet: bool)
                     dir.display()
                 );
             }
-            ExitCode::SUCCESS
+            Ok(())
         }
-        Err(e) => {
-            eprintln!("flowaudit: {e}");
-            ExitCode::from(EXIT_INPUT)
-        }
+        Err(e) => Err(CliError::input(e)),
     }
 }
 
-pub fn cmd_firewall(a: FirewallArgs) -> ExitCode {
-    run(&a.rulesets, &a.report_dir, &a.chain, a.quiet)
+pub fn cmd_firewall(a: FirewallArgs) -> CmdResult {
+    run(&a.rulesets, &a.report_dir, &a.chain, a.quiet).map(|()| 0)
 }
 
 impl AuditFirewallArgs {
-    /// Runs the check on the audit's report directory when `--firewall` was given; `None`
-    /// when it was not or it succeeded.
-    pub fn after_audit(&self, dir: &std::path::Path, quiet: bool) -> Option<ExitCode> {
+    /// Runs the check on the audit's report directory when `--firewall` was given.
+    pub fn after_audit(&self, dir: &std::path::Path, quiet: bool) -> Result<(), CliError> {
         if self.rulesets.is_empty() {
             if !self.chain.chains.is_empty() || !self.chain.ifaces.is_empty() {
-                eprintln!(
-                    "flowaudit: --firewall-chain and --firewall-iface need --firewall RULESET"
-                );
-                return Some(ExitCode::from(EXIT_INPUT));
+                return Err(CliError::input(
+                    "--firewall-chain and --firewall-iface need --firewall RULESET",
+                ));
             }
-            return None;
+            return Ok(());
         }
-        let code = run(&self.rulesets, dir, &self.chain, quiet);
-        (code != ExitCode::SUCCESS).then_some(code)
+        run(&self.rulesets, dir, &self.chain, quiet)
     }
 }

@@ -9,6 +9,7 @@
 //! - [`flowstore`]: finished flows, spilled to sorted runs on disk and merged back in order
 //! - [`engine`]: the parallel, deterministic pipeline over batches
 //! - [`run`]: driving the engine over files
+//! - [`setup`]: what an audit needs besides the flows (catalogs, inventory, waivers, options)
 //! - [`report`]: CSV/JSONL writers
 //! - [`summary`]: the human summary of a run
 //! - [`synth`]: the deterministic capture generator used by benchmarks and demos
@@ -23,6 +24,7 @@ pub mod audit;
 pub mod bpf;
 pub mod capture;
 pub mod catalog;
+pub mod csvtext;
 pub mod decode;
 pub mod decode_summary;
 pub mod diff;
@@ -39,6 +41,7 @@ pub mod names;
 pub mod policy;
 pub mod report;
 pub mod run;
+pub mod setup;
 pub mod summary;
 pub mod synth;
 pub mod waiver;

@@ -1,20 +1,20 @@
 //! Live capture through libpcap (`flowaudit sniff`, cargo feature `live`).
 //!
 //! The capture thread only captures: it fills batches with `pcap_dispatch` and hands whole
-//! batches to the processing thread, which runs the same [`Engine`] as for files (flows sharded
+//! batches to the processing thread, which runs the same [`Driver`] as for files (flows sharded
 //! over the worker threads by key hash). Reports can be rewritten during the run, atomically.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, Arc};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use pcap::{Capture, Device, Precision};
 
 use crate::capture::writer::PcapngWriter;
 use crate::capture::Batch;
-use crate::engine::{Engine, EngineConfig};
-use crate::run::RunOutput;
+use crate::engine::EngineConfig;
+use crate::run::{Driver, Event, Feed, RunOutput};
 
 #[derive(Clone, Debug)]
 pub struct SniffConfig {
@@ -57,20 +57,119 @@ pub fn list_interfaces() -> Result<Vec<(String, String)>, String> {
         .collect())
 }
 
-enum Msg {
-    Batch(Batch),
+/// What the capture thread reports besides batches.
+enum Note {
     Counters(Counters),
     Failed(String),
 }
 
+/// What a live capture tells the user while it runs (the binary prints it; the library does
+/// not write to stderr).
+#[derive(Debug, Clone)]
+pub enum Notice {
+    /// The capture is running (as tcpdump says so): scripts wait for this.
+    Listening {
+        iface: String,
+        link: u16,
+        snaplen: i32,
+    },
+    /// libpcap counts drops (said once per run).
+    Dropping(Counters),
+    /// Saving to the -w file failed and stopped; the capture goes on.
+    SavingStopped(String),
+}
+
 /// Captures until a stop condition, calling `report` with a snapshot every `report_every` and
-/// once more with the final result (the second argument says whether it is final).
+/// once more with the final result (the second argument says whether it is final), and
+/// `notice` with what the user should know while it runs.
 pub fn sniff(
     cfg: &SniffConfig,
     engine_cfg: EngineConfig,
+    mut notice: impl FnMut(Notice),
     mut report: impl FnMut(&RunOutput, &Counters, bool) -> std::io::Result<()>,
 ) -> Result<(RunOutput, Counters), String> {
-    let started = Instant::now();
+    let (cap, link, nanos) = open(cfg)?;
+    // Opened before capturing, so that a -w path that does not work fails at once.
+    let mut saver = match &cfg.write {
+        Some(p) => Some(Saver::new(p.clone(), cfg.rotate, link, cfg.snaplen as u32)?),
+        None => None,
+    };
+    notice(Notice::Listening {
+        iface: cfg.iface.clone(),
+        link,
+        snaplen: cfg.snaplen,
+    });
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, Arc::clone(&stop))
+            .map_err(|e| format!("cannot install signal handler: {e}"))?;
+    }
+    let source = capture_loop(cap, link, nanos, cfg, stop);
+    let mut driver = Driver::new(engine_cfg, cfg.threads)?;
+    let mut counters = Counters::default();
+    let mut warned_drops = false;
+    let mut last_report = Instant::now();
+    let mut last_expire = Instant::now();
+    let mut failure = None;
+    driver.run(
+        64,
+        source,
+        |d, event| {
+            match event {
+                Event::Batch(b) => {
+                    // A full disk stops the saving, not the capture: the flows and reports go on.
+                    if let Some(Err(e)) = saver.as_mut().map(|s| s.write(b)) {
+                        let e = format!("cannot write the capture file (saving stopped): {e}");
+                        notice(Notice::SavingStopped(e.clone()));
+                        saver = None;
+                        failure.get_or_insert(e);
+                    }
+                }
+                Event::Note(Note::Counters(c)) => {
+                    counters = c;
+                    if (c.dropped > 0 || c.if_dropped > 0) && !warned_drops {
+                        warned_drops = true;
+                        notice(Notice::Dropping(c));
+                    }
+                }
+                Event::Note(Note::Failed(e)) => failure = Some(e),
+                Event::Tick => {
+                    if last_expire.elapsed() >= Duration::from_secs(1) {
+                        // Flows idle past their timeout end now, so memory stays bounded over days.
+                        d.expire_idle(wall_clock_ns());
+                        last_expire = Instant::now();
+                    }
+                    if cfg
+                        .report_every
+                        .is_some_and(|every| last_report.elapsed() >= every)
+                    {
+                        report(&d.snapshot(), &counters, false)
+                            .map_err(|e| format!("cannot write reports: {e}"))?;
+                        last_report = Instant::now();
+                    }
+                }
+            }
+            Ok(())
+        },
+        || "the capture thread panicked".to_string(),
+    )?;
+    if let Some(s) = saver {
+        s.finish()
+            .map_err(|e| format!("cannot write the capture file: {e}"))?;
+    }
+    // A live capture has no input damage and no file size: only flows, counts and time.
+    let out = driver.finish(Vec::new(), 0);
+    report(&out, &counters, true).map_err(|e| format!("cannot write reports: {e}"))?;
+    if let Some(f) = failure {
+        return Err(f);
+    }
+    Ok((out, counters))
+}
+
+/// Opens the interface (nanosecond timestamps when it can), applies the filter, and drops to
+/// `cfg.user` after trying the directories that user must write. Returns the capture, its
+/// link type and whether timestamps are in nanoseconds.
+fn open(cfg: &SniffConfig) -> Result<(Capture<pcap::Active>, u16, bool), String> {
     let open = |precision| {
         Capture::from_device(cfg.iface.as_str())
             .map_err(|e| format!("{}: {e}", cfg.iface))?
@@ -94,7 +193,7 @@ pub fn sniff(
     // Non-blocking, with our own poll(2): on Linux a blocking read with a timeout can wait
     // forever on a quiet interface (the timeout starts with the first packet), and the loop must
     // notice Ctrl-C, --duration and idle expiry regardless of traffic.
-    let mut cap = cap
+    let cap = cap
         .setnonblock()
         .map_err(|e| format!("cannot make the capture non-blocking: {e}"))?;
     if let Some(user) = &cfg.user {
@@ -109,27 +208,22 @@ pub fn sniff(
             })?;
         }
     }
-    // Opened before capturing, so that a -w path that does not work fails at once.
-    let mut saver = match &cfg.write {
-        Some(p) => Some(Saver::new(p.clone(), cfg.rotate, link, cfg.snaplen as u32)?),
-        None => None,
-    };
-    // Like tcpdump: tells the user (and scripts) the capture is running.
-    eprintln!(
-        "flowaudit: listening on {}, link type {link}, snapshot length {} bytes",
-        cfg.iface, cfg.snaplen
-    );
-    let stop = Arc::new(AtomicBool::new(false));
-    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register(sig, Arc::clone(&stop))
-            .map_err(|e| format!("cannot install signal handler: {e}"))?;
-    }
-    let (tx, rx) = mpsc::sync_channel::<Msg>(64);
-    let stop_cap = Arc::clone(&stop);
+    Ok((cap, link, nanos))
+}
+
+/// The capture thread's work: fill batches with `pcap_dispatch` and send them whole (every
+/// `batch_packets` packets or 50 ms), libpcap's counters every second, until a stop condition.
+fn capture_loop(
+    mut cap: Capture<pcap::Active>,
+    link: u16,
+    nanos: bool,
+    cfg: &SniffConfig,
+    stop: Arc<AtomicBool>,
+) -> impl FnOnce(Feed<Note>) + Send + 'static {
     let batch_packets = cfg.batch_packets.max(1);
     let (duration, max_packets) = (cfg.duration, cfg.max_packets);
-    let capture = std::thread::spawn(move || {
-        let mut batch = Batch::default();
+    move |feed: Feed<Note>| {
+        let mut batch = feed.batch();
         let mut seen = 0u64;
         let mut last_send = Instant::now();
         let mut last_stats = Instant::now();
@@ -137,7 +231,7 @@ pub fn sniff(
         loop {
             let limit_hit = max_packets.is_some_and(|m| seen >= m);
             let time_up = duration.is_some_and(|d| begun.elapsed() >= d);
-            let stopping = stop_cap.load(Ordering::Relaxed) || limit_hit || time_up;
+            let stopping = stop.load(Ordering::Relaxed) || limit_hit || time_up;
             if !stopping {
                 let room = max_packets.map(|m| (m - seen) as usize);
                 let r = cap.dispatch(room, |p| {
@@ -150,8 +244,10 @@ pub fn sniff(
                     Ok(n) => seen += n as u64,
                     Err(pcap::Error::TimeoutExpired) => {}
                     Err(e) => {
-                        let _ =
-                            tx.send(Msg::Failed(format!("capture on the interface failed: {e}")));
+                        // The processing side may be gone already; then nobody is left to tell.
+                        let _ = feed.note(Note::Failed(format!(
+                            "capture on the interface failed: {e}"
+                        )));
                         break;
                     }
                 }
@@ -161,7 +257,8 @@ pub fn sniff(
                     || batch.len() >= batch_packets
                     || last_send.elapsed() >= Duration::from_millis(50))
             {
-                if tx.send(Msg::Batch(std::mem::take(&mut batch))).is_err() {
+                let full = std::mem::replace(&mut batch, feed.batch());
+                if !feed.send(full) {
                     return;
                 }
                 last_send = Instant::now();
@@ -173,7 +270,7 @@ pub fn sniff(
                         dropped: s.dropped as u64,
                         if_dropped: s.if_dropped as u64,
                     };
-                    if tx.send(Msg::Counters(c)).is_err() {
+                    if !feed.note(Note::Counters(c)) {
                         return;
                     }
                 }
@@ -183,78 +280,7 @@ pub fn sniff(
                 return;
             }
         }
-    });
-
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(cfg.threads)
-        .build()
-        .map_err(|e| e.to_string())?;
-    let mut engine = Engine::new(engine_cfg);
-    let mut counters = Counters::default();
-    let mut warned_drops = false;
-    // A live capture has no input damage and no file size: only flows, counts and time.
-    let output = |flows, stats| RunOutput {
-        flows,
-        stats,
-        errors: Vec::new(),
-        elapsed: started.elapsed(),
-        input_bytes: 0,
-    };
-    let mut last_report = Instant::now();
-    let mut last_expire = Instant::now();
-    let mut failure = None;
-    for msg in rx {
-        match msg {
-            Msg::Batch(b) => {
-                // A full disk stops the saving, not the capture: the flows and reports go on.
-                if let Some(Err(e)) = saver.as_mut().map(|s| s.write(&b)) {
-                    let e = format!("cannot write the capture file (saving stopped): {e}");
-                    eprintln!("flowaudit: {e}");
-                    saver = None;
-                    failure.get_or_insert(e);
-                }
-                pool.install(|| engine.process(&b));
-            }
-            Msg::Counters(c) => {
-                counters = c;
-                if (c.dropped > 0 || c.if_dropped > 0) && !warned_drops {
-                    warned_drops = true;
-                    eprintln!(
-                        "flowaudit: warning: packets are being dropped ({} by the kernel, {} by the interface): every 'never seen' finding is weaker; raise --buffer-size or filter with -f",
-                        c.dropped, c.if_dropped
-                    );
-                }
-            }
-            Msg::Failed(e) => failure = Some(e),
-        }
-        if last_expire.elapsed() >= Duration::from_secs(1) {
-            // Flows idle past their timeout end now, so memory stays bounded over days.
-            pool.install(|| engine.expire_idle(wall_clock_ns()));
-            last_expire = Instant::now();
-        }
-        if let Some(every) = cfg.report_every {
-            if last_report.elapsed() >= every {
-                let (flows, stats) = pool.install(|| engine.snapshot());
-                let out = output(flows, stats);
-                report(&out, &counters, false).map_err(|e| format!("cannot write reports: {e}"))?;
-                last_report = Instant::now();
-            }
-        }
     }
-    capture
-        .join()
-        .map_err(|_| "the capture thread panicked".to_string())?;
-    if let Some(s) = saver {
-        s.finish()
-            .map_err(|e| format!("cannot write the capture file: {e}"))?;
-    }
-    let (flows, stats) = pool.install(|| engine.finish());
-    let out = output(flows, stats);
-    report(&out, &counters, true).map_err(|e| format!("cannot write reports: {e}"))?;
-    if let Some(f) = failure {
-        return Err(f);
-    }
-    Ok((out, counters))
 }
 
 /// Waits up to `ms` for packets to arrive on the capture's file descriptor.

@@ -5,30 +5,28 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+mod cli_error;
 mod cli_habits;
 mod collect_cmd;
 mod diff_cmd;
 mod firewall_cmd;
 mod policy_cmd;
+mod setup_args;
 #[cfg(feature = "live")]
 mod sniff_cmd;
 #[cfg(feature = "live")]
 mod sniff_prep;
 
-use flowaudit::audit::Severity;
 use flowaudit::catalog::Catalogs;
 use flowaudit::engine::EngineConfig;
 use flowaudit::flow::Timeouts;
-use flowaudit::inventory::Inventory;
 use flowaudit::report::flows::{write_flows, Format};
 use flowaudit::report::write_output;
 use flowaudit::run::RunOptions;
+use flowaudit::setup::load_catalogs;
 use flowaudit::synth::{generate, SynthSpec};
 
-/// Exit codes (docs/exit-codes in README): 0 ok, 1 findings at or above --fail-on, 2 usage or
-/// input error, 3 a capture was truncated or corrupt (everything before the damage was reported).
-const EXIT_INPUT: u8 = 2;
-const EXIT_CORRUPT: u8 = 3;
+use cli_error::{CliError, CmdResult, EXIT_CORRUPT, EXIT_FAIL_ON, EXIT_INPUT};
 
 #[derive(Parser)]
 #[command(
@@ -210,15 +208,14 @@ impl EngineArgs {
     }
 
     /// A --spill-dir the user named must work before hours of reading, not at the first spill.
-    pub(crate) fn check(&self) -> Result<(), ExitCode> {
+    pub(crate) fn check(&self) -> Result<(), CliError> {
         if let Some(d) = &self.spill_dir {
-            if let Err(e) = tempfile::tempfile_in(d) {
-                eprintln!(
-                    "flowaudit: cannot use --spill-dir {}: {e}; give a writable directory",
+            tempfile::tempfile_in(d).map_err(|e| {
+                CliError::input(format!(
+                    "cannot use --spill-dir {}: {e}; give a writable directory",
                     d.display()
-                );
-                return Err(ExitCode::from(EXIT_INPUT));
-            }
+                ))
+            })?;
         }
         Ok(())
     }
@@ -233,19 +230,31 @@ impl EngineArgs {
     }
 }
 
+/// What `flows` and `audit` read: captures, or flow records.
 #[derive(Args)]
-struct FlowsArgs {
-    /// Capture files (.pcap, .pcapng, optionally .gz); several are merged in time order; - reads stdin.
+struct InputArgs {
+    /// Capture files (.pcap, .pcapng, optionally .gz); several are merged in time order; - reads
+    /// stdin.
     #[arg(
         required_unless_present_any = ["read", "flows"],
         conflicts_with = "flows",
         value_name = "CAPTURE"
     )]
     captures: Vec<PathBuf>,
-    /// Read flow records instead of captures (see `audit --flows`): merge flows.csv files,
-    /// Zeek conn.logs or NetFlow/IPFIX exports into one flows report.
+    /// Read flow records instead of captures, detected by content: flows.csv/flows.jsonl from
+    /// `flowaudit flows` (one per capture, from many machines), Zeek conn.log (TSV or JSON,
+    /// optionally .gz; dns.log and ssl.log add names), NetFlow v5/v9/IPFIX export traffic as a
+    /// pcap/pcapng of the UDP stream, or an IPFIX file. Records of one connection are paired
+    /// into one flow; duplicates from several sources count once. See docs/scale-out.md.
+    /// Example: flowaudit audit --flows dc1/conn.log.gz dc2/conn.log.gz -I hosts.csv -o report/
     #[arg(long, num_args = 1.., value_name = "FILE")]
     flows: Vec<PathBuf>,
+}
+
+#[derive(Args)]
+struct FlowsArgs {
+    #[command(flatten)]
+    input: InputArgs,
     /// Output file (default: stdout). Written to a temporary name and renamed when complete.
     #[arg(short, long, value_name = "FILE")]
     output: Option<PathBuf>,
@@ -260,45 +269,16 @@ struct FlowsArgs {
 }
 
 #[derive(Args)]
+// An audit without an inventory has nothing to audit by (`sniff` and `collect` then write flows).
+#[command(mut_arg("inventory", |a| a.required(true)))]
 struct AuditArgs {
-    /// Capture files (.pcap, .pcapng, optionally .gz); several are merged in time order.
-    #[arg(
-        required_unless_present_any = ["read", "flows"],
-        conflicts_with = "flows",
-        value_name = "CAPTURE"
-    )]
-    captures: Vec<PathBuf>,
-    /// Audit flow records instead of captures, detected by content: flows.csv/flows.jsonl from
-    /// `flowaudit flows` (one per capture, from many machines), Zeek conn.log (TSV or JSON,
-    /// optionally .gz; dns.log and ssl.log add names), NetFlow v5/v9/IPFIX export traffic as a
-    /// pcap/pcapng of the UDP stream, or an IPFIX file. Records of one connection are paired
-    /// into one flow; duplicates from several sources count once. See docs/scale-out.md.
-    /// Example: flowaudit audit --flows dc1/conn.log.gz dc2/conn.log.gz -I hosts.csv -o report/
-    #[arg(long, num_args = 1.., value_name = "FILE")]
-    flows: Vec<PathBuf>,
-    /// Inventory CSV: address,roles,name (address or CIDR; roles separated by ';').
-    #[arg(long, short = 'I', value_name = "FILE")]
-    inventory: PathBuf,
+    #[command(flatten)]
+    input: InputArgs,
     /// Report directory (created if missing; checked before reading starts).
     #[arg(short, long, value_name = "DIR")]
     output: PathBuf,
-    /// Extra catalog files (docs/catalog-format.md); rules with a built-in id replace it.
-    #[arg(long, value_name = "FILE")]
-    catalog: Vec<PathBuf>,
-    /// Use only these built-in catalogs (veeam-vbr, veeam-em, veeam-agent, veeam-proxmox,
-    /// backup-exec). Default: all.
-    #[arg(long, value_name = "ID")]
-    product: Vec<String>,
-    /// Exit with code 1 when a finding has at least this severity (info, low, medium, high);
-    /// stderr then says how many findings did.
-    #[arg(long, value_name = "SEVERITY")]
-    fail_on: Option<String>,
-    /// What a finding's client and server sides are: `entry` (an inventory entry; rows sharing
-    /// one name are one entry), `role` (hosts holding the same roles) or `host` (one row per host
-    /// pair). Hosts outside the inventory are grouped by /24 (IPv4) or /64 (IPv6), except with
-    /// `host`.
-    #[arg(long, value_enum, default_value_t = flowaudit::audit::GroupBy::Entry, value_name = "UNIT")]
-    group_by: flowaudit::audit::GroupBy,
+    #[command(flatten)]
+    setup: setup_args::AuditSetupArgs,
     /// Also write flows.csv (one row per flow, turned as the audit decided). Off by default: on a
     /// large capture it is most of the report's size, and services.csv already holds the
     /// evidence per host pair.
@@ -395,11 +375,16 @@ struct SynthArgs {
     output: PathBuf,
 }
 
+/// The one exit point: every command returns its exit code or the error that stopped it.
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
-        Ok(c) => c,
-        Err(e) => return cli_habits::usage_error(e),
+    let code = match Cli::try_parse() {
+        Ok(cli) => run(cli).unwrap_or_else(CliError::report),
+        Err(e) => cli_habits::usage_error(e),
     };
+    ExitCode::from(code)
+}
+
+fn run(cli: Cli) -> CmdResult {
     match cli.cmd {
         Cmd::Flows(a) => cmd_flows(a),
         Cmd::Synth(a) => cmd_synth(a),
@@ -418,103 +403,108 @@ fn main() -> ExitCode {
     }
 }
 
-fn cmd_flows(a: FlowsArgs) -> ExitCode {
-    if let Err(code) = a.engine.check() {
-        return code;
-    }
+fn cmd_flows(a: FlowsArgs) -> CmdResult {
+    a.engine.check()?;
     if let Some(o) = &a.output {
-        if let Err(e) = cli_habits::check_output_file(o, "-o") {
-            return cli_habits::fail(e);
-        }
+        cli_habits::check_output_file(o, "-o").map_err(CliError::input)?;
     }
-    let (captures, select) = match a.read.check_positional(&a.captures).and(a.read.selection()) {
-        Ok(s) => (a.read.captures(&a.captures), s),
-        Err(e) => return cli_habits::fail(e),
-    };
-    let (out, selected) = match read_inputs(
+    let (captures, select) = selection(&a.read, &a.input.captures)?;
+    let cfg = a.engine.config();
+    let (out, selected) = read_inputs(
         &captures,
-        &a.flows,
-        a.engine.config(),
+        &a.input.flows,
+        cfg,
         &a.engine.run_options(),
         select,
-    ) {
-        Ok(o) => o,
-        Err(code) => return code,
-    };
+    )?;
     let filter_ok = a.read.report(&selected, a.engine.quiet);
     let format = match a.format {
         OutFormat::Csv => Format::Csv,
         OutFormat::Jsonl => Format::Jsonl,
     };
-    if let Err(e) = write_output(a.output.as_deref(), |w| {
+    write_output(a.output.as_deref(), |w| {
         write_flows(w, out.flows.iter(), format)
-    }) {
-        eprintln!(
-            "flowaudit: cannot write {}: {e}",
-            a.output
-                .as_ref()
-                .map(|p| p.display().to_string())
-                .unwrap_or_else(|| "stdout".into())
-        );
-        return ExitCode::from(EXIT_INPUT);
-    }
+    })
+    .map_err(|e| cli_habits::cannot_write(a.output.as_deref(), e))?;
     if !a.engine.quiet || !out.errors.is_empty() || !out.stats.warnings.is_empty() {
         eprint!("{}", flowaudit::summary::render(&out));
     }
-    // Damage the readers could step over still makes the capture corrupt: say so in the exit code.
+    finished(&out, filter_ok)
+}
+
+/// The exit code of a run whose reports are written: damage the readers could step over still
+/// makes the capture corrupt (3); a filter that could not judge some packets is an input
+/// error (2, its messages printed already).
+fn finished(out: &flowaudit::run::RunOutput, filter_ok: bool) -> CmdResult {
     if !(out.errors.is_empty() && out.stats.warnings.is_empty()) {
-        ExitCode::from(EXIT_CORRUPT)
+        Ok(EXIT_CORRUPT)
     } else if !filter_ok {
-        ExitCode::from(EXIT_INPUT)
+        Err(CliError::quiet(EXIT_INPUT))
     } else {
-        ExitCode::SUCCESS
+        Ok(0)
     }
 }
 
-/// Captures through the packet engine, or flow records (`--flows`) through flowinput: the
-/// same RunOutput either way, so everything after this does not care which.
-/// The run's flows: from flow records (`--flows`) or from the captures' selected packets.
+/// The captures to read (-r files, then the positional ones) and the packet selection (-f, -c).
+fn selection(
+    read: &cli_habits::ReadArgs,
+    positional: &[PathBuf],
+) -> Result<(Vec<PathBuf>, flowaudit::run::Selection), CliError> {
+    read.check_positional(positional)
+        .and(read.selection())
+        .map(|s| (read.captures(positional), s))
+        .map_err(CliError::input)
+}
+
+/// The run's flows: from flow records (`--flows`) through flowinput, or from the captures'
+/// selected packets through the engine; the same RunOutput either way, so everything after
+/// this does not care which.
 fn read_inputs(
     captures: &[PathBuf],
     flows: &[PathBuf],
     cfg: EngineConfig,
     opts: &RunOptions,
     select: flowaudit::run::Selection,
-) -> Result<(flowaudit::run::RunOutput, flowaudit::run::Selected), ExitCode> {
+) -> Result<(flowaudit::run::RunOutput, flowaudit::run::Selected), CliError> {
     if !flows.is_empty() {
         if select.filter.is_some() || select.max_packets.is_some() {
-            eprintln!(
-                "flowaudit: -f and -c select packets of captures; they do not apply to --flows"
-            );
-            return Err(ExitCode::from(EXIT_INPUT));
+            return Err(CliError::input(
+                "-f and -c select packets of captures; they do not apply to --flows",
+            ));
         }
         return flowaudit::flowinput::run_flow_files(flows, &cfg)
             .map(|o| (o, flowaudit::run::Selected::default()))
-            .map_err(|e| {
-                eprintln!("flowaudit: {e}");
-                ExitCode::from(EXIT_INPUT)
-            });
+            .map_err(CliError::input);
     }
-    flowaudit::run::run_selected(captures, cfg, opts, select).map_err(|e| {
-        eprintln!("flowaudit: {e}");
-        ExitCode::from(e.exit_code() as u8)
-    })
+    let bar = cli_habits::progress_bar(opts.progress, flowaudit::run::input_size(captures));
+    let shown = bar.clone();
+    let started = std::time::Instant::now();
+    let result = flowaudit::run::run_with_progress(captures, cfg, opts, select, move |p| {
+        if let Some(b) = &shown {
+            b.set_position(p.position);
+            let secs = started.elapsed().as_secs_f64().max(1e-3);
+            b.set_message(format!(
+                "{} packets, {:.2} M/s",
+                p.packets,
+                p.packets as f64 / secs / 1e6
+            ));
+        }
+    });
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    result.map_err(|e| CliError::with_code(e.exit_code() as u8, e))
 }
 
-fn cmd_synth(a: SynthArgs) -> ExitCode {
-    if let Err(e) = cli_habits::check_output_file(&a.output, "-o") {
-        return cli_habits::fail(e);
-    }
+fn cmd_synth(a: SynthArgs) -> CmdResult {
+    cli_habits::check_output_file(&a.output, "-o").map_err(CliError::input)?;
+    let cannot =
+        |e: std::io::Error| CliError::input(format!("cannot write {}: {e}", a.output.display()));
     if a.demo {
-        let r = std::fs::File::create(&a.output)
-            .and_then(|f| flowaudit::synth::demo(std::io::BufWriter::new(f)));
-        return match r {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("flowaudit: cannot write {}: {e}", a.output.display());
-                ExitCode::from(EXIT_INPUT)
-            }
-        };
+        return std::fs::File::create(&a.output)
+            .and_then(|f| flowaudit::synth::demo(std::io::BufWriter::new(f)))
+            .map(|()| 0)
+            .map_err(cannot);
     }
     let spec = SynthSpec {
         packets: a.packets,
@@ -523,282 +513,124 @@ fn cmd_synth(a: SynthArgs) -> ExitCode {
         seed: a.seed,
         small: a.small,
     };
-    let result = std::fs::File::create(&a.output)
-        .and_then(|f| generate(&spec, std::io::BufWriter::with_capacity(1 << 20, f)));
-    match result {
-        Ok(flows) => {
-            eprintln!(
-                "wrote {} packets in {flows} flows to {}",
-                a.packets,
-                a.output.display()
-            );
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("flowaudit: cannot write {}: {e}", a.output.display());
-            ExitCode::from(EXIT_INPUT)
-        }
-    }
+    let flows = std::fs::File::create(&a.output)
+        .and_then(|f| generate(&spec, std::io::BufWriter::with_capacity(1 << 20, f)))
+        .map_err(cannot)?;
+    eprintln!(
+        "wrote {} packets in {flows} flows to {}",
+        a.packets,
+        a.output.display()
+    );
+    Ok(0)
 }
 
-fn load_catalogs(product: &[String], extra: &[PathBuf]) -> Result<Catalogs, String> {
-    let known = [
-        "veeam-vbr",
-        "veeam-em",
-        "veeam-agent",
-        "veeam-proxmox",
-        "backup-exec",
-    ];
-    for p in product {
-        if !known.contains(&p.as_str()) {
-            return Err(format!(
-                "unknown --product {p:?}; choose from {}",
-                known.join(", ")
-            ));
-        }
-    }
-    let mut cat = Catalogs::builtin(product).map_err(|p| {
-        format!(
-            "built-in catalogs are broken: {}",
-            p.iter()
-                .map(|x| x.to_string())
-                .collect::<Vec<_>>()
-                .join("; ")
-        )
-    })?;
-    for f in extra {
-        let text =
-            std::fs::read_to_string(f).map_err(|e| format!("{}: cannot read: {e}", f.display()))?;
-        let problems = cat.add_file(&f.display().to_string(), &text);
-        if !problems.is_empty() {
-            return Err(problems
-                .iter()
-                .map(|p| p.to_string())
-                .collect::<Vec<_>>()
-                .join("\n"));
-        }
-    }
-    Ok(cat)
-}
-
-/// Single documented ports tell the engine which end usually serves.
-fn add_catalog_ports(cfg: &mut EngineConfig, cat: &Catalogs) {
-    for r in &cat.rules {
-        for p in &r.protocols {
-            for range in &r.ports {
-                if range.lo == range.hi {
-                    cfg.ports.add(*p, range.lo);
-                }
-            }
-        }
-    }
-}
-
-fn cmd_audit(a: AuditArgs) -> ExitCode {
-    if let Err(code) = a.engine.check() {
-        return code;
-    }
-    let fail_on = match a.fail_on.as_deref().map(|s| (s, Severity::parse(s))) {
-        None => None,
-        Some((_, Some(s))) => Some(s),
-        Some((s, None)) => {
-            eprintln!("flowaudit: --fail-on {s:?}: use info, low, medium or high");
-            return ExitCode::from(EXIT_INPUT);
-        }
-    };
-    let cat = match load_catalogs(&a.product, &a.catalog) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("flowaudit: {e}");
-            return ExitCode::from(EXIT_INPUT);
-        }
-    };
-    let inv_text = match std::fs::read_to_string(&a.inventory) {
-        Ok(t) => t,
-        Err(e) => {
-            eprintln!(
-                "flowaudit: {}: cannot read the inventory: {e}",
-                a.inventory.display()
-            );
-            return ExitCode::from(EXIT_INPUT);
-        }
-    };
-    let inv = match Inventory::parse(&a.inventory.display().to_string(), &inv_text, &cat.roles) {
-        Ok(i) => {
-            for w in i.warnings.iter().chain(&i.overlaps) {
-                eprintln!("flowaudit: warning: {w}");
-            }
-            i
-        }
-        Err(problems) => {
-            for p in problems {
-                eprintln!("flowaudit: {p}");
-            }
-            return ExitCode::from(EXIT_INPUT);
-        }
-    };
-    let extras = match a.changes.prepare(&cat.roles) {
-        Ok(x) => x,
-        Err(code) => return code,
-    };
-    if let Err(e) = cli_habits::check_output_dir(&a.output, "-o") {
-        return cli_habits::fail(e);
-    }
-    let (captures, select) = match a.read.check_positional(&a.captures).and(a.read.selection()) {
-        Ok(s) => (a.read.captures(&a.captures), s),
-        Err(e) => return cli_habits::fail(e),
-    };
+fn cmd_audit(a: AuditArgs) -> CmdResult {
+    // Everything that can be wrong with the command line or its files fails here, before the
+    // reading, which may take hours.
+    a.engine.check()?;
+    let setup = a.setup.load()?;
+    let extras = a.changes.prepare()?;
+    cli_habits::check_output_dir(&a.output, "-o").map_err(CliError::input)?;
+    let (captures, select) = selection(&a.read, &a.input.captures)?;
     let mut cfg = a.engine.config();
-    add_catalog_ports(&mut cfg, &cat);
-    let (out, selected) =
-        match read_inputs(&captures, &a.flows, cfg, &a.engine.run_options(), select) {
-            Ok(o) => o,
-            Err(code) => return code,
-        };
+    setup.add_catalog_ports(&mut cfg);
+    let (out, selected) = read_inputs(
+        &captures,
+        &a.input.flows,
+        cfg,
+        &a.engine.run_options(),
+        select,
+    )?;
     let filter_ok = a.read.report(&selected, a.engine.quiet);
-    let mut opts = extras.audit_options(a.group_by);
-    opts.sampled = out
-        .stats
-        .flow_input
-        .as_ref()
-        .is_some_and(|fi| fi.sampled() || fi.sequence_gaps > 0 || fi.missing_template_sets > 0);
-    let audit = match flowaudit::audit::audit(&out.flows, &cat, &inv, &out.stats.names, &opts) {
-        Ok(a) => a,
-        Err(e) => {
-            eprintln!("flowaudit: {e}");
-            return ExitCode::from(EXIT_INPUT);
-        }
+    let audit = match setup.audit(&out) {
+        Some(a) => a.map_err(CliError::input)?,
+        None => return Err(CliError::input("audit needs an inventory: give -I FILE")),
     };
     let inputs: Vec<String> = captures
         .iter()
-        .chain(&a.flows)
+        .chain(&a.input.flows)
         .map(|p| p.display().to_string())
         .collect();
-    let waived = extras.report();
+    let waivers = setup.waiver_report();
     let opts = flowaudit::report::audit::WriteOptions {
         flows: a.write_flows,
-        waivers: waived.as_ref(),
+        waivers: waivers.as_ref(),
         jsonl: matches!(a.format, OutFormat::Jsonl),
     };
-    let write = |dir: &std::path::Path| {
+    write_audit_or_fallback(&a.output, |dir| {
         flowaudit::report::audit::write_audit_with(dir, &audit, &out, &inputs, &opts)
-    };
-    if let Err(e) = write(&a.output) {
-        // The reading may have taken hours: keep its result somewhere before giving up.
-        let saved = cli_habits::fallback_dir().and_then(|d| write(&d).map(|()| d));
-        return cli_habits::fail(match saved {
-            Ok(d) => format!(
-                "cannot write reports to {}: {e}; wrote them to {} instead",
-                a.output.display(),
-                d.display()
-            ),
-            Err(e2) => format!(
-                "cannot write reports to {}: {e} (nor to a temporary directory: {e2})",
-                a.output.display()
-            ),
-        });
-    }
+    })?;
     if !a.engine.quiet || !out.errors.is_empty() {
         eprint!("{}", flowaudit::summary::render(&out));
-        let mut by: std::collections::BTreeMap<&str, usize> = Default::default();
-        for s in &audit.services {
-            *by.entry(s.verdict.as_str()).or_default() += 1;
-        }
-        eprintln!(
-            "services: {} ({}); findings: {}; reports in {}",
-            audit.services.len(),
-            by.iter()
-                .map(|(k, v)| format!("{k} {v}"))
-                .collect::<Vec<_>>()
-                .join(", "),
-            audit.findings.len(),
-            a.output.display()
-        );
+        eprintln!("{}", audit_line(&audit, &a.output));
     }
-    if let Some(code) = a.firewall.after_audit(&a.output, a.engine.quiet) {
-        return code;
-    }
-    let changed = match extras.diff_after(&a.output, a.engine.quiet) {
-        Ok(c) => c,
-        Err(code) => return code,
-    };
-    if !out.errors.is_empty() || !out.stats.warnings.is_empty() {
-        return ExitCode::from(EXIT_CORRUPT);
-    }
-    if !filter_ok {
-        return ExitCode::from(EXIT_INPUT);
+    a.firewall.after_audit(&a.output, a.engine.quiet)?;
+    let changed = extras.diff_after(&a.output, a.engine.quiet, &setup)?;
+    let code = finished(&out, filter_ok)?;
+    if code != 0 {
+        return Ok(code);
     }
     // Waived findings do not count; an expired waiver makes its finding count again.
-    let at_or_above = |t, counts: bool| {
-        audit
-            .findings
-            .iter()
-            .filter(|f| f.severity >= t && f.counts == counts)
-            .count()
-    };
-    let reason = fail_on.and_then(|t| {
-        cli_habits::fail_on_reason(at_or_above(t, true), at_or_above(t, false), t.as_str())
-    });
-    match reason {
-        Some(why) => {
-            eprintln!("flowaudit: {why}");
-            ExitCode::from(1)
-        }
-        None if changed => ExitCode::from(1),
-        None => ExitCode::SUCCESS,
+    match setup_args::fail_on_reason(&setup, &audit) {
+        Some(why) => Err(CliError::with_code(EXIT_FAIL_ON, why)),
+        None if changed => Ok(EXIT_FAIL_ON),
+        None => Ok(0),
     }
 }
 
-fn cmd_catalog(c: CatalogCmd) -> ExitCode {
+/// Writes the reports into `dir`; when that fails, into a fresh temporary directory, because the
+/// reading may have taken hours: its result is kept somewhere before giving up (exit 2).
+fn write_audit_or_fallback(
+    dir: &std::path::Path,
+    write: impl Fn(&std::path::Path) -> std::io::Result<()>,
+) -> Result<(), CliError> {
+    let Err(e) = write(dir) else {
+        return Ok(());
+    };
+    let saved = cli_habits::fallback_dir().and_then(|d| write(&d).map(|()| d));
+    Err(CliError::input(match saved {
+        Ok(d) => format!(
+            "cannot write reports to {}: {e}; wrote them to {} instead",
+            dir.display(),
+            d.display()
+        ),
+        Err(e2) => format!(
+            "cannot write reports to {}: {e} (nor to a temporary directory: {e2})",
+            dir.display()
+        ),
+    }))
+}
+
+/// `services: N (verdict n, ...); findings: N; reports in DIR`.
+fn audit_line(audit: &flowaudit::audit::Audit, dir: &std::path::Path) -> String {
+    let mut by: std::collections::BTreeMap<&str, usize> = Default::default();
+    for s in &audit.services {
+        *by.entry(s.verdict.as_str()).or_default() += 1;
+    }
+    format!(
+        "services: {} ({}); findings: {}; reports in {}",
+        audit.services.len(),
+        by.iter()
+            .map(|(k, v)| format!("{k} {v}"))
+            .collect::<Vec<_>>()
+            .join(", "),
+        audit.findings.len(),
+        dir.display()
+    )
+}
+
+fn cmd_catalog(c: CatalogCmd) -> CmdResult {
+    let stdout = |e: std::io::Error| cli_habits::cannot_write(None, e);
     match c {
-        CatalogCmd::Lint { file: None } => {
-            let problems = Catalogs::lint_builtin();
-            for p in &problems {
-                println!("{p}");
-            }
-            eprintln!("built-in catalogs and roles: {} problems", problems.len());
-            ExitCode::from(u8::from(!problems.is_empty()))
-        }
-        CatalogCmd::Lint { file: Some(file) } => {
-            let text = match std::fs::read_to_string(&file) {
-                Ok(t) => t,
-                Err(e) => {
-                    eprintln!("flowaudit: {}: cannot read: {e}", file.display());
-                    return ExitCode::from(EXIT_INPUT);
-                }
-            };
-            let problems = Catalogs::lint(&file.display().to_string(), &text);
-            for p in &problems {
-                println!("{p}");
-            }
-            if problems.is_empty() {
-                eprintln!("{}: no problems", file.display());
-                ExitCode::SUCCESS
-            } else {
-                eprintln!("{}: {} problems", file.display(), problems.len());
-                ExitCode::from(1)
-            }
-        }
+        CatalogCmd::Lint { file } => catalog_lint(file),
         CatalogCmd::Roles { markdown } => {
             let roles = flowaudit::catalog::Roles::builtin();
             if markdown {
                 print!("{}", flowaudit::catalog::roles_markdown(&roles));
-                return ExitCode::SUCCESS;
+                return Ok(0);
             }
-            let mut w = csv::Writer::from_writer(std::io::stdout());
-            let _ = w.write_record(flowaudit::catalog::ROLE_COLUMNS);
-            for d in roles.defs.values() {
-                let _ = w.write_record([
-                    d.id.as_str(),
-                    &d.parents.join(";"),
-                    &d.description,
-                    &d.aliases.join(";"),
-                    &d.replaces.join(";"),
-                    &d.decision,
-                ]);
-            }
-            let _ = w.flush();
-            ExitCode::SUCCESS
+            roles_csv(&roles).map_err(stdout)?;
+            Ok(0)
         }
         CatalogCmd::List {
             product,
@@ -806,82 +638,115 @@ fn cmd_catalog(c: CatalogCmd) -> ExitCode {
             port,
         } => {
             let only: Vec<String> = product.into_iter().collect();
-            let cat = match load_catalogs(&only, &[]) {
-                Ok(c) => c,
-                Err(e) => {
-                    eprintln!("flowaudit: {e}");
-                    return ExitCode::from(EXIT_INPUT);
-                }
-            };
+            let cat = load_catalogs(&only, &[]).map_err(CliError::input)?;
             // An old role id lists the rules of the role that replaced it.
             let role = role.map(|r| match cat.roles.canonical(&r) {
                 Some((id, _)) => id.to_string(),
                 None => r,
             });
-            let mut w = csv::Writer::from_writer(std::io::stdout());
-            let _ = w.write_record([
-                "id",
-                "product",
-                "section",
-                "from_role",
-                "to_role",
-                "proto",
-                "ports",
-                "qualifiers",
-                "host_pattern",
-                "note",
-            ]);
-            for r in &cat.rules {
-                if role
-                    .as_ref()
-                    .is_some_and(|x| *x != r.from_role && *x != r.to_role)
-                {
-                    continue;
-                }
-                if port.is_some_and(|p| !r.ports.iter().any(|x| x.contains(p))) {
-                    continue;
-                }
-                let _ = w.write_record([
-                    r.id.as_str(),
-                    &r.product,
-                    &r.section,
-                    &r.from_role,
-                    &r.to_role,
-                    &r.protocols_str(),
-                    &r.ports_str(),
-                    &r.qualifiers_str(),
-                    r.host_pattern.as_deref().unwrap_or(""),
-                    &r.note,
-                ]);
-            }
-            let _ = w.flush();
-            ExitCode::SUCCESS
+            rules_csv(&cat, role.as_deref(), port).map_err(stdout)?;
+            Ok(0)
         }
-        CatalogCmd::Show { id } => {
-            let cat = match load_catalogs(&[], &[]) {
-                Ok(c) => c,
-                Err(e) => {
-                    eprintln!("flowaudit: {e}");
-                    return ExitCode::from(EXIT_INPUT);
-                }
-            };
-            match cat.rules.iter().find(|r| r.id == id) {
-                Some(r) => {
-                    println!("id:          {}\nproduct:     {}\nsection:     {}\nfrom role:   {}\nto role:     {}\nprotocols:   {}\nports:       {}\nqualifiers:  {}\nhost:        {}\nnote:        {}\ndecision:    {}\nsource line: {}{}",
-                        r.id, r.product, r.section, r.from_role, r.to_role, r.protocols_str(), r.ports_str(), r.qualifiers_str(),
-                        r.host_pattern.as_deref().unwrap_or(""), r.note, r.decision, r.source_line,
-                        r.via.as_ref().map(|v| format!("\nvia:         {v} (reference row)")).unwrap_or_default());
-                    ExitCode::SUCCESS
-                }
-                None if cat.roles.canonical(&id).is_some() => {
-                    print!("{}", flowaudit::catalog::role_text(&cat.roles, &id));
-                    ExitCode::SUCCESS
-                }
-                None => {
-                    eprintln!("flowaudit: no rule or role {id:?}; `flowaudit catalog list` and `flowaudit catalog roles` show the ids");
-                    ExitCode::from(EXIT_INPUT)
-                }
-            }
-        }
+        CatalogCmd::Show { id } => catalog_show(&id),
     }
+}
+
+/// `catalog lint [FILE]`: problems on stdout, a count on stderr; exit 1 when there are some.
+fn catalog_lint(file: Option<PathBuf>) -> CmdResult {
+    let Some(file) = file else {
+        let problems = Catalogs::lint_builtin();
+        for p in &problems {
+            println!("{p}");
+        }
+        eprintln!("built-in catalogs and roles: {} problems", problems.len());
+        return Ok(u8::from(!problems.is_empty()));
+    };
+    let text = std::fs::read_to_string(&file)
+        .map_err(|e| CliError::input(format!("{}: cannot read: {e}", file.display())))?;
+    let problems = Catalogs::lint(&file.display().to_string(), &text);
+    for p in &problems {
+        println!("{p}");
+    }
+    if problems.is_empty() {
+        eprintln!("{}: no problems", file.display());
+        Ok(0)
+    } else {
+        eprintln!("{}: {} problems", file.display(), problems.len());
+        Ok(EXIT_FAIL_ON)
+    }
+}
+
+/// `catalog roles` as CSV on stdout.
+fn roles_csv(roles: &flowaudit::catalog::Roles) -> std::io::Result<()> {
+    let mut w = csv::Writer::from_writer(std::io::stdout());
+    w.write_record(flowaudit::catalog::ROLE_COLUMNS)?;
+    for d in roles.defs.values() {
+        w.write_record([
+            d.id.as_str(),
+            &d.parents.join(";"),
+            &d.description,
+            &d.aliases.join(";"),
+            &d.replaces.join(";"),
+            &d.decision,
+        ])?;
+    }
+    w.flush()
+}
+
+/// `catalog list` as CSV on stdout: the rules where `role` is either end and whose ports
+/// include `port`.
+fn rules_csv(cat: &Catalogs, role: Option<&str>, port: Option<u16>) -> std::io::Result<()> {
+    let mut w = csv::Writer::from_writer(std::io::stdout());
+    w.write_record([
+        "id",
+        "product",
+        "section",
+        "from_role",
+        "to_role",
+        "proto",
+        "ports",
+        "qualifiers",
+        "host_pattern",
+        "note",
+    ])?;
+    for r in &cat.rules {
+        if role.is_some_and(|x| x != r.from_role && x != r.to_role) {
+            continue;
+        }
+        if port.is_some_and(|p| !r.ports.iter().any(|x| x.contains(p))) {
+            continue;
+        }
+        w.write_record([
+            r.id.as_str(),
+            &r.product,
+            &r.section,
+            &r.from_role,
+            &r.to_role,
+            &r.protocols_str(),
+            &r.ports_str(),
+            &r.qualifiers_str(),
+            r.host_pattern.as_deref().unwrap_or(""),
+            &r.note,
+        ])?;
+    }
+    w.flush()
+}
+
+/// `catalog show ID`: one rule in full, or one role.
+fn catalog_show(id: &str) -> CmdResult {
+    let cat = load_catalogs(&[], &[]).map_err(CliError::input)?;
+    if let Some(r) = cat.rules.iter().find(|r| r.id == id) {
+        println!("id:          {}\nproduct:     {}\nsection:     {}\nfrom role:   {}\nto role:     {}\nprotocols:   {}\nports:       {}\nqualifiers:  {}\nhost:        {}\nnote:        {}\ndecision:    {}\nsource line: {}{}",
+            r.id, r.product, r.section, r.from_role, r.to_role, r.protocols_str(), r.ports_str(), r.qualifiers_str(),
+            r.host_pattern.as_deref().unwrap_or(""), r.note, r.decision, r.source_line,
+            r.via.as_ref().map(|v| format!("\nvia:         {v} (reference row)")).unwrap_or_default());
+        return Ok(0);
+    }
+    if cat.roles.canonical(id).is_some() {
+        print!("{}", flowaudit::catalog::role_text(&cat.roles, id));
+        return Ok(0);
+    }
+    Err(CliError::input(format!(
+        "no rule or role {id:?}; `flowaudit catalog list` and `flowaudit catalog roles` show the ids"
+    )))
 }

@@ -1,14 +1,13 @@
 //! `flowaudit policy`: the firewall ruleset for an audit's documented traffic (docs/policy.md).
 
 use std::path::PathBuf;
-use std::process::ExitCode;
 
 use clap::{Args, ValueEnum};
 
 use flowaudit::policy::{self, input::Report, GroupBy, Options};
 use flowaudit::report::write_output;
 
-const EXIT_INPUT: u8 = 2;
+use crate::cli_error::{CliError, CmdResult};
 
 #[derive(Clone, Copy, ValueEnum)]
 pub enum PolicyFormat {
@@ -71,14 +70,8 @@ pub struct PolicyArgs {
     default_drop: bool,
 }
 
-pub fn cmd_policy(a: PolicyArgs) -> ExitCode {
-    let report = match Report::load(&a.report) {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("flowaudit: {e}");
-            return ExitCode::from(EXIT_INPUT);
-        }
-    };
+pub fn cmd_policy(a: PolicyArgs) -> CmdResult {
+    let report = Report::load(&a.report).map_err(CliError::input)?;
     let opts = Options {
         group_by: match a.group_by {
             GroupByArg::Role => GroupBy::Role,
@@ -98,24 +91,11 @@ pub fn cmd_policy(a: PolicyArgs) -> ExitCode {
         PolicyFormat::Iptables => policy::iptables::write(&p).into_bytes(),
         PolicyFormat::Windows => policy::windows::write(&p).into_bytes(),
         PolicyFormat::Asa => policy::asa::write(&p).into_bytes(),
-        PolicyFormat::Csv => match policy::csv::write(&p) {
-            Ok(b) => b,
-            Err(e) => {
-                eprintln!("flowaudit: cannot write the CSV: {e}");
-                return ExitCode::from(EXIT_INPUT);
-            }
-        },
+        PolicyFormat::Csv => policy::csv::write(&p)
+            .map_err(|e| CliError::input(format!("cannot write the CSV: {e}")))?,
     };
-    if let Err(e) = write_output(a.output.as_deref(), |w| w.write_all(&bytes)) {
-        eprintln!(
-            "flowaudit: cannot write {}: {e}",
-            a.output
-                .as_ref()
-                .map(|p| p.display().to_string())
-                .unwrap_or_else(|| "stdout".into())
-        );
-        return ExitCode::from(EXIT_INPUT);
-    }
+    write_output(a.output.as_deref(), |w| w.write_all(&bytes))
+        .map_err(|e| crate::cli_habits::cannot_write(a.output.as_deref(), e))?;
     eprintln!(
         "flowaudit policy: {} allow rules ({} unused), {} groups, {} candidates for review",
         p.allows.len(),
@@ -123,5 +103,5 @@ pub fn cmd_policy(a: PolicyArgs) -> ExitCode {
         p.groups.len(),
         p.candidates.len()
     );
-    ExitCode::SUCCESS
+    Ok(0)
 }

@@ -1,15 +1,13 @@
-//! Driving the engine over capture files: open, merge several files in time order, read on a
-//! dedicated thread, process batches on the rayon pool, report progress.
+//! Driving the engine: the [`Driver`] every run shares (a batch source on its own thread, the
+//! engine on the rayon pool, the [`RunOutput`]), and the source for capture files: open, merge
+//! several files in time order, select packets (-f, -c), report progress to a callback.
 
-use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-
 use crate::capture::{source::open_capture_with, Batch, ReadError, RecordReader};
-use crate::engine::{Engine, EngineConfig, Stats};
+use crate::engine::{Engine, EngineConfig, Names, Stats};
 use crate::flowstore::Flows;
 
 #[derive(Clone, Debug)]
@@ -18,7 +16,7 @@ pub struct RunOptions {
     pub threads: usize,
     /// Packets per batch handed to the workers.
     pub batch_packets: usize,
-    /// Show a progress bar when stderr is a terminal.
+    /// Call the progress callback of [`run_with_progress`] (the binary draws a bar with it).
     pub progress: bool,
     /// Read plain pcap files through memory maps (else `read` calls).
     pub mmap: bool,
@@ -40,6 +38,8 @@ impl Default for RunOptions {
 pub struct RunOutput {
     pub flows: Flows,
     pub stats: Stats,
+    /// Names the inputs gave addresses (DNS answers, TLS server names, Zeek's dns.log/ssl.log).
+    pub names: Names,
     pub errors: Vec<ReadError>,
     pub elapsed: Duration,
     /// Bytes read from the inputs (decompressed size for .gz).
@@ -135,11 +135,6 @@ impl Inputs {
     }
 }
 
-enum Msg {
-    Batch(Batch),
-    Done(Inputs, Selected),
-}
-
 /// A packet filter applied to the inputs before the engine sees them (`-f`, see `crate::bpf`).
 pub trait PacketFilter: Send {
     /// Whether to keep a packet of link type `link` (a LINKTYPE_* value); Err when the filter
@@ -218,11 +213,23 @@ pub fn run_selected(
     paths: &[PathBuf],
     cfg: EngineConfig,
     opts: &RunOptions,
-    mut select: Selection,
+    select: Selection,
 ) -> Result<(RunOutput, Selected), ReadError> {
-    let started = Instant::now();
-    let mut inputs = Inputs::open(paths, opts.mmap)?;
-    let total: Option<u64> = paths
+    run_with_progress(paths, cfg, opts, select, |_| {})
+}
+
+/// How far a run over files has got, for a progress bar.
+#[derive(Debug, Clone, Copy)]
+pub struct Progress {
+    /// Packets handed to the engine so far.
+    pub packets: u64,
+    /// Bytes read from the inputs so far (decompressed for .gz).
+    pub position: u64,
+}
+
+/// The inputs' total size in bytes, when it is known before reading (no .gz, no stdin).
+pub fn input_size(paths: &[PathBuf]) -> Option<u64> {
+    paths
         .iter()
         .map(|p| {
             let gz = p.extension().is_some_and(|e| e == "gz");
@@ -230,94 +237,201 @@ pub fn run_selected(
                 .then(|| std::fs::metadata(p).ok().map(|m| m.len()))
                 .flatten()
         })
-        .sum();
-    let bar = progress_bar(opts.progress, total);
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(opts.threads)
-        .build()
-        .expect("building the worker pool");
-    let (tx, rx) = mpsc::sync_channel::<Msg>(2);
-    let (recycle_tx, recycle_rx) = mpsc::channel::<Batch>();
+        .sum()
+}
+
+/// [`run_selected`], calling `progress` after every batch when `opts.progress` is set (on the
+/// reading thread; it must be quick).
+pub fn run_with_progress(
+    paths: &[PathBuf],
+    cfg: EngineConfig,
+    opts: &RunOptions,
+    mut select: Selection,
+    mut progress: impl FnMut(Progress) + Send + 'static,
+) -> Result<(RunOutput, Selected), ReadError> {
+    let mut inputs = Inputs::open(paths, opts.mmap)?;
     let batch_packets = opts.batch_packets.max(1);
-    let bar_reader = bar.clone();
-    let mut packets = 0u64;
-    let mut selected = Selected::default();
-    let reader = std::thread::spawn(move || loop {
-        let mut batch = recycle_rx.try_recv().unwrap_or_default();
-        batch.clear();
-        let mut more = inputs.fill(&mut batch, batch_packets);
-        if select.apply(&mut batch, &mut selected) {
-            more = false;
-        }
-        if let Some(b) = &bar_reader {
-            packets += batch.len() as u64;
-            b.set_position(inputs.position());
-            let secs = started.elapsed().as_secs_f64().max(1e-3);
-            b.set_message(format!(
-                "{packets} packets, {:.2} M/s",
-                packets as f64 / secs / 1e6
-            ));
-        }
-        if !batch.is_empty() && tx.send(Msg::Batch(batch)).is_err() {
-            return;
-        }
-        if !more {
-            let _ = tx.send(Msg::Done(inputs, std::mem::take(&mut selected)));
-            return;
-        }
-    });
-    let mut engine = Engine::new(cfg);
-    let mut finished = None;
-    for msg in rx {
-        match msg {
-            Msg::Batch(mut batch) => {
-                pool.install(|| engine.process(&batch));
-                // Unmaps a mapped window now, not when the reader reuses the batch.
-                batch.clear();
-                let _ = recycle_tx.send(batch);
+    let show = opts.progress;
+    let source = move |feed: Feed<()>| {
+        let mut selected = Selected::default();
+        let mut packets = 0u64;
+        loop {
+            let mut batch = feed.batch();
+            let mut more = inputs.fill(&mut batch, batch_packets);
+            if select.apply(&mut batch, &mut selected) {
+                more = false;
             }
-            Msg::Done(inp, sel) => finished = Some((inp, sel)),
+            packets += batch.len() as u64;
+            if show {
+                progress(Progress {
+                    packets,
+                    position: inputs.position(),
+                });
+            }
+            if !batch.is_empty() && !feed.send(batch) {
+                break;
+            }
+            if !more {
+                break;
+            }
         }
-    }
-    reader.join().expect("reader thread panicked");
-    let (mut inputs, selected) = finished.expect("reader ends with Done");
+        (inputs, selected)
+    };
+    let mut driver = Driver::new(cfg, opts.threads).expect("building the worker pool");
+    let (mut inputs, selected) = driver
+        .run(2, source, |_, _| Ok(()), || "the reading thread panicked")
+        .expect("reader thread panicked");
+    let stats = driver.stats_mut();
     for inp in &mut inputs.inputs {
-        engine.stats.reader_skipped += inp.reader.skipped();
+        stats.reader_skipped += inp.reader.skipped();
         for w in inp.reader.take_warnings() {
-            engine.stats.warnings.push((inp.name.clone(), w));
+            stats.warnings.push((inp.name.clone(), w));
         }
     }
     let input_bytes = inputs.position();
-    let (flows, stats) = pool.install(|| engine.finish());
-    if let Some(b) = bar {
-        b.finish_and_clear();
-    }
-    let out = RunOutput {
-        flows,
-        stats,
-        errors: inputs.errors,
-        elapsed: started.elapsed(),
-        input_bytes,
-    };
-    Ok((out, selected))
+    Ok((driver.finish(inputs.errors, input_bytes), selected))
 }
 
-fn progress_bar(wanted: bool, total: Option<u64>) -> Option<ProgressBar> {
-    if !wanted || !std::io::stderr().is_terminal() {
-        return None;
+/// What a batch source's thread sends to the processing thread.
+pub enum Msg<N> {
+    Batch(Batch),
+    /// Anything else the source reports (live capture: libpcap's counters, a failure).
+    Note(N),
+}
+
+/// The source thread's end of the channel: sends batches and notes, and hands back the batches
+/// the processing thread is done with, so that their buffers are reused.
+pub struct Feed<N> {
+    tx: mpsc::SyncSender<Msg<N>>,
+    recycled: mpsc::Receiver<Batch>,
+}
+
+impl<N> Feed<N> {
+    /// An empty batch, reusing a processed one's buffers when there is one.
+    pub fn batch(&self) -> Batch {
+        let mut b = self.recycled.try_recv().unwrap_or_default();
+        b.clear();
+        b
     }
-    let bar = match total {
-        Some(t) => ProgressBar::new(t).with_style(
-            ProgressStyle::with_template(
-                "{bar:30} {bytes}/{total_bytes} {binary_bytes_per_sec} {msg} ETA {eta}",
-            )
-            .expect("valid template"),
-        ),
-        None => ProgressBar::new_spinner().with_style(
-            ProgressStyle::with_template("{spinner} {bytes} read, {binary_bytes_per_sec}, {msg}")
-                .expect("valid template"),
-        ),
-    };
-    bar.set_draw_target(ProgressDrawTarget::stderr_with_hz(4));
-    Some(bar)
+
+    /// False when the processing side has stopped listening.
+    pub fn send(&self, batch: Batch) -> bool {
+        self.tx.send(Msg::Batch(batch)).is_ok()
+    }
+
+    pub fn note(&self, note: N) -> bool {
+        self.tx.send(Msg::Note(note)).is_ok()
+    }
+}
+
+/// What the driver hands the caller while a run goes on.
+pub enum Event<'a, N> {
+    /// A batch, before the engine processes it (live capture saves it to a file here).
+    Batch(&'a Batch),
+    Note(N),
+    /// After every message: the moment for periodic work (idle expiry, interim reports).
+    Tick,
+}
+
+/// The part every run shares, whatever its batches come from: the worker pool and the engine,
+/// fed in order from a source on its own thread.
+pub struct Driver {
+    pool: rayon::ThreadPool,
+    engine: Engine,
+    started: Instant,
+}
+
+impl Driver {
+    pub fn new(cfg: EngineConfig, threads: usize) -> Result<Driver, String> {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .map_err(|e| format!("cannot start the worker threads: {e}"))?;
+        Ok(Driver {
+            pool,
+            engine: Engine::new(cfg),
+            started: Instant::now(),
+        })
+    }
+
+    /// Runs `source` on its own thread (with a channel of `capacity` messages) and processes
+    /// each batch it sends, in order, telling `on` about every message. Returns what `source`
+    /// returned; the first error from `on` stops the run (the source then sees a closed feed).
+    pub fn run<N, R, E>(
+        &mut self,
+        capacity: usize,
+        source: impl FnOnce(Feed<N>) -> R + Send + 'static,
+        mut on: impl FnMut(&mut Driver, Event<'_, N>) -> Result<(), E>,
+        panicked: impl FnOnce() -> E,
+    ) -> Result<R, E>
+    where
+        N: Send + 'static,
+        R: Send + 'static,
+    {
+        let (tx, rx) = mpsc::sync_channel::<Msg<N>>(capacity);
+        let (recycle_tx, recycled) = mpsc::channel::<Batch>();
+        let thread = std::thread::spawn(move || source(Feed { tx, recycled }));
+        let mut outcome = Ok(());
+        for msg in &rx {
+            outcome = match msg {
+                Msg::Batch(mut batch) => on(self, Event::Batch(&batch)).map(|()| {
+                    self.pool.install(|| self.engine.process(&batch));
+                    // Unmaps a mapped window now, not when the source reuses the batch.
+                    batch.clear();
+                    // The source may have finished: then the batch is simply dropped.
+                    let _ = recycle_tx.send(batch);
+                }),
+                Msg::Note(n) => on(self, Event::Note(n)),
+            }
+            .and_then(|()| on(self, Event::Tick));
+            if outcome.is_err() {
+                break;
+            }
+        }
+        drop(rx);
+        let result = thread.join().map_err(|_| panicked());
+        outcome.and(result)
+    }
+
+    /// The engine's counters (the source adds its own, e.g. records a reader skipped).
+    pub fn stats_mut(&mut self) -> &mut Stats {
+        &mut self.engine.stats
+    }
+
+    /// Ends flows idle at wall-clock `now_ns` (live capture: memory stays bounded over days).
+    pub fn expire_idle(&mut self, now_ns: i64) {
+        let engine = &mut self.engine;
+        self.pool.install(|| engine.expire_idle(now_ns));
+    }
+
+    /// Everything so far, as if the run ended now (without ending it).
+    pub fn snapshot(&self) -> RunOutput {
+        let (flows, stats, names) = self.pool.install(|| self.engine.snapshot());
+        RunOutput {
+            flows,
+            stats,
+            names,
+            errors: Vec::new(),
+            elapsed: self.started.elapsed(),
+            input_bytes: 0,
+        }
+    }
+
+    /// Ends every flow and returns the run's output.
+    pub fn finish(self, errors: Vec<ReadError>, input_bytes: u64) -> RunOutput {
+        let Driver {
+            pool,
+            engine,
+            started,
+        } = self;
+        let (flows, stats, names) = pool.install(|| engine.finish());
+        RunOutput {
+            flows,
+            stats,
+            names,
+            errors,
+            elapsed: started.elapsed(),
+            input_bytes,
+        }
+    }
 }

@@ -1,16 +1,24 @@
 //! `flowaudit sniff`: the command-line side of live capture (feature `live`).
 
 use std::path::PathBuf;
-use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Args;
 
-use crate::{load_catalogs, EngineArgs, EXIT_INPUT};
+use flowaudit::setup::AuditSetup;
+
+use crate::cli_error::{CliError, CmdResult, EXIT_FAIL_ON};
+use crate::cli_habits::{parse_duration, parse_size};
+use crate::setup_args::AuditSetupArgs;
+use crate::EngineArgs;
 
 #[derive(Args)]
 // File reading options that mean nothing for a live capture stay out of `sniff --help`.
 #[command(mut_arg("no_mmap", |a| a.hide(true)))]
+#[command(mut_arg("inventory", |a| a.help(
+    "Inventory CSV: with it the reports are a full audit (see `flowaudit audit --help`); \
+     without it only flows.csv"
+)))]
 pub struct SniffArgs {
     /// Interface to capture on (a switch mirror/SPAN port). See --list-interfaces.
     #[arg(short, long, required_unless_present = "list_interfaces")]
@@ -40,9 +48,6 @@ pub struct SniffArgs {
     /// Rewrite the reports this often during the run (atomically: write, then rename).
     #[arg(long, value_parser = parse_duration, value_name = "INTERVAL")]
     report_every: Option<Duration>,
-    /// Inventory CSV: with it the reports are a full audit (see `flowaudit audit --help`).
-    #[arg(long, short = 'I', value_name = "FILE")]
-    inventory: Option<PathBuf>,
     /// Report directory (created if missing): flows.csv, and with --inventory the audit reports.
     /// Checked before the capture starts; with -Z, a new directory is made for that user.
     #[arg(
@@ -64,9 +69,8 @@ pub struct SniffArgs {
     /// user cannot write.
     #[arg(long, short = 'Z', value_name = "NAME")]
     user: Option<String>,
-    /// Use only these built-in catalogs (as `flowaudit audit --product`). Default: all.
-    #[arg(long, value_name = "ID")]
-    product: Vec<String>,
+    #[command(flatten)]
+    setup: AuditSetupArgs,
     /// Accepted for tcpdump habit and changes nothing: flowaudit never looks names up.
     #[arg(short = 'n')]
     numeric: bool,
@@ -74,111 +78,103 @@ pub struct SniffArgs {
     engine: EngineArgs,
 }
 
-/// `90s`, `30m`, `2h`, `1d`, or plain seconds.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
-    let n: u64 = num
-        .parse()
-        .map_err(|_| format!("{s:?}: expected a number with s, m, h or d"))?;
-    let secs = match unit {
-        "" | "s" => n,
-        "m" => n * 60,
-        "h" => n * 3600,
-        "d" => n * 86400,
-        _ => return Err(format!("{s:?}: unit must be s, m, h or d")),
-    };
-    Ok(Duration::from_secs(secs))
-}
-
-/// `1G`, `500M`, `64K`, or plain bytes.
-pub fn parse_size(s: &str) -> Result<u64, String> {
-    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
-    let n: u64 = num
-        .parse()
-        .map_err(|_| format!("{s:?}: expected a number with K, M or G"))?;
-    let mul = match unit.to_ascii_uppercase().as_str() {
-        "" | "B" => 1,
-        "K" | "KB" | "KIB" => 1 << 10,
-        "M" | "MB" | "MIB" => 1 << 20,
-        "G" | "GB" | "GIB" => 1 << 30,
-        _ => return Err(format!("{s:?}: unit must be K, M or G")),
-    };
-    Ok(n * mul)
-}
-
-pub fn cmd_sniff(a: SniffArgs) -> ExitCode {
-    if let Err(code) = a.engine.check() {
-        return code;
-    }
-    use flowaudit::live::{list_interfaces, sniff, SniffConfig};
+pub fn cmd_sniff(a: SniffArgs) -> CmdResult {
+    a.engine.check()?;
     if a.list_interfaces {
-        return match list_interfaces() {
-            Ok(list) => {
-                for (i, (name, desc)) in list.iter().enumerate() {
-                    println!(
-                        "{}.{name}{}",
-                        i + 1,
-                        if desc.is_empty() {
-                            String::new()
-                        } else {
-                            format!(" ({desc})")
-                        }
-                    );
-                }
-                ExitCode::SUCCESS
-            }
-            Err(e) => {
-                eprintln!("flowaudit: {e}");
-                ExitCode::from(EXIT_INPUT)
-            }
-        };
+        return print_interfaces();
     }
-    let cat = match load_catalogs(&a.product, &[]) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("flowaudit: {e}");
-            return ExitCode::from(EXIT_INPUT);
-        }
-    };
-    let inventory = match &a.inventory {
-        None => None,
-        Some(p) => {
-            let text = match std::fs::read_to_string(p) {
-                Ok(t) => t,
-                Err(e) => {
-                    eprintln!("flowaudit: {}: cannot read the inventory: {e}", p.display());
-                    return ExitCode::from(EXIT_INPUT);
-                }
-            };
-            match flowaudit::inventory::Inventory::parse(
-                &p.display().to_string(),
-                &text,
-                &cat.roles,
-            ) {
-                Ok(i) => {
-                    for w in &i.warnings {
-                        eprintln!("flowaudit: warning: {w}");
-                    }
-                    Some(i)
-                }
-                Err(problems) => {
-                    for p in problems {
-                        eprintln!("flowaudit: {p}");
-                    }
-                    return ExitCode::from(EXIT_INPUT);
-                }
-            }
-        }
-    };
+    let setup = a.setup.load()?;
     let Some(output) = a.output.clone() else {
-        return crate::cli_habits::fail("-o DIR is needed: where the reports go");
+        return Err(CliError::input("-o DIR is needed: where the reports go"));
     };
-    let writable = match crate::sniff_prep::prepare(&output, a.write.as_deref(), a.user.as_deref())
-    {
-        Ok(w) => w,
-        Err(e) => return crate::cli_habits::fail(e),
-    };
-    let cfg = SniffConfig {
+    let writable = crate::sniff_prep::prepare(&output, a.write.as_deref(), a.user.as_deref())
+        .map_err(CliError::input)?;
+    let cfg = sniff_config(&a, writable);
+    let mut engine_cfg = a.engine.config();
+    setup.add_catalog_ports(&mut engine_cfg);
+    let inputs = vec![format!("live capture on {}", cfg.iface)];
+    let mut target = crate::sniff_prep::Target::new(output.clone());
+    let mut failing = None;
+    let result = flowaudit::live::sniff(&cfg, engine_cfg, say, |out, counters, last| {
+        let audit = setup.audit(out).transpose()?;
+        if last {
+            failing = audit
+                .as_ref()
+                .and_then(|au| crate::setup_args::fail_on_reason(&setup, au));
+        }
+        target.write(|dir| write_reports(dir, &setup, audit.as_ref(), out, &inputs, counters, last))
+    });
+    let moved = target.moved();
+    let (out, c) = result.map_err(|e| {
+        let mut lines = vec![e];
+        if let Some((d, _)) = &moved {
+            lines.push(format!("the reports written so far are in {}", d.display()));
+        }
+        CliError::input_lines(lines)
+    })?;
+    if !a.engine.quiet {
+        eprint!("{}", flowaudit::summary::render(&out));
+        eprintln!(
+            "libpcap: {} received, {} dropped by the kernel, {} dropped by the interface; reports in {}",
+            c.received,
+            c.dropped,
+            c.if_dropped,
+            moved.as_ref().map_or(&output, |(d, _)| d).display()
+        );
+    }
+    if let Some((d, e)) = moved {
+        // The capture is safe, but not where it was asked for: scripts must notice.
+        return Err(CliError::input(format!(
+            "the reports are in {}, not in {} ({e})",
+            d.display(),
+            output.display()
+        )));
+    }
+    match failing {
+        Some(why) => Err(CliError::with_code(EXIT_FAIL_ON, why)),
+        None => Ok(0),
+    }
+}
+
+/// What the capture says while it runs, on stderr.
+fn say(n: flowaudit::live::Notice) {
+    use flowaudit::live::Notice;
+    match n {
+        // Like tcpdump: tells the user (and scripts) the capture is running.
+        Notice::Listening {
+            iface,
+            link,
+            snaplen,
+        } => eprintln!(
+            "flowaudit: listening on {iface}, link type {link}, snapshot length {snaplen} bytes"
+        ),
+        Notice::Dropping(c) => eprintln!(
+            "flowaudit: warning: packets are being dropped ({} by the kernel, {} by the interface): every 'never seen' finding is weaker; raise --buffer-size or filter with -f",
+            c.dropped, c.if_dropped
+        ),
+        Notice::SavingStopped(e) => eprintln!("flowaudit: {e}"),
+    }
+}
+
+/// `sniff -D`: the interfaces libpcap can open, numbered as tcpdump -D numbers them.
+fn print_interfaces() -> CmdResult {
+    let list = flowaudit::live::list_interfaces().map_err(CliError::input)?;
+    for (i, (name, desc)) in list.iter().enumerate() {
+        println!(
+            "{}.{name}{}",
+            i + 1,
+            if desc.is_empty() {
+                String::new()
+            } else {
+                format!(" ({desc})")
+            }
+        );
+    }
+    Ok(0)
+}
+
+fn sniff_config(a: &SniffArgs, writable: Vec<PathBuf>) -> flowaudit::live::SniffConfig {
+    flowaudit::live::SniffConfig {
         iface: a.interface.clone().unwrap_or_default(),
         promisc: !a.no_promisc,
         snaplen: a.snaplen.max(64),
@@ -193,110 +189,39 @@ pub fn cmd_sniff(a: SniffArgs) -> ExitCode {
         writable,
         batch_packets: 4096,
         threads: a.engine.threads,
-    };
-    let mut engine_cfg = a.engine.config();
-    crate::add_catalog_ports(&mut engine_cfg, &cat);
-    let inputs = vec![format!("live capture on {}", cfg.iface)];
-    let mut target = crate::sniff_prep::Target::new(output.clone());
-    let result = sniff(&cfg, engine_cfg, |out, counters, last| {
-        let audit = match &inventory {
-            Some(inv) => Some(flowaudit::audit::audit(
-                &out.flows,
-                &cat,
-                inv,
-                &out.stats.names,
-                &flowaudit::audit::AuditOptions::default(),
-            )?),
-            None => None,
-        };
-        target.write(|dir| write_reports(dir, audit.as_ref(), out, &inputs, counters, last))
-    });
-    let moved = target.moved();
-    match result {
-        Ok((out, c)) => {
-            if !a.engine.quiet {
-                eprint!("{}", flowaudit::summary::render(&out));
-                eprintln!(
-                    "libpcap: {} received, {} dropped by the kernel, {} dropped by the interface; reports in {}",
-                    c.received,
-                    c.dropped,
-                    c.if_dropped,
-                    moved.as_ref().map_or(&output, |(d, _)| d).display()
-                );
-            }
-            match moved {
-                // The capture is safe, but not where it was asked for: scripts must notice.
-                Some((d, e)) => crate::cli_habits::fail(format!(
-                    "the reports are in {}, not in {} ({e})",
-                    d.display(),
-                    output.display()
-                )),
-                None => ExitCode::SUCCESS,
-            }
-        }
-        Err(e) => {
-            eprintln!("flowaudit: {e}");
-            if let Some((d, _)) = moved {
-                eprintln!(
-                    "flowaudit: the reports written so far are in {}",
-                    d.display()
-                );
-            }
-            ExitCode::from(EXIT_INPUT)
-        }
     }
 }
 
 /// One round of reports into `dir`: the audit's (or flows.csv alone), and capture.txt.
 fn write_reports(
     dir: &std::path::Path,
+    setup: &AuditSetup,
     audit: Option<&flowaudit::audit::Audit>,
     out: &flowaudit::run::RunOutput,
     inputs: &[String],
     counters: &flowaudit::live::Counters,
     last: bool,
 ) -> std::io::Result<()> {
-    {
-        match audit {
-            Some(audit) => {
-                // A live window has no capture file to go back to: keep its flows.
-                let write = flowaudit::report::audit::WriteOptions {
-                    flows: true,
-                    waivers: None,
-                    jsonl: false,
-                };
-                flowaudit::report::audit::write_audit_with(dir, audit, out, inputs, &write)?;
-            }
-            None => {
-                let mut f = flowaudit::report::AtomicFile::create(&dir.join("flows.csv"))?;
-                flowaudit::report::flows::write_flows(
-                    &mut f,
-                    out.flows.iter(),
-                    flowaudit::report::flows::Format::Csv,
-                )?;
-                f.commit()?;
-            }
+    crate::setup_args::write_audit_or_flows(dir, setup, audit, out, inputs)?;
+    let mut f = flowaudit::report::AtomicFile::create(&dir.join("capture.txt"))?;
+    use std::io::Write;
+    writeln!(
+        f,
+        "{}libpcap: received {} dropped {} interface-dropped {}{}\n{}",
+        flowaudit::summary::render(out),
+        counters.received,
+        counters.dropped,
+        counters.if_dropped,
+        if counters.dropped + counters.if_dropped > 0 {
+            " (drops weaken every 'never seen' finding: unused rules and unanswered services may have been missed)"
+        } else {
+            ""
+        },
+        if last {
+            "final"
+        } else {
+            "interim: the capture is still running"
         }
-        let mut f = flowaudit::report::AtomicFile::create(&dir.join("capture.txt"))?;
-        use std::io::Write;
-        writeln!(
-            f,
-            "{}libpcap: received {} dropped {} interface-dropped {}{}\n{}",
-            flowaudit::summary::render(out),
-            counters.received,
-            counters.dropped,
-            counters.if_dropped,
-            if counters.dropped + counters.if_dropped > 0 {
-                " (drops weaken every 'never seen' finding: unused rules and unanswered services may have been missed)"
-            } else {
-                ""
-            },
-            if last {
-                "final"
-            } else {
-                "interim: the capture is still running"
-            }
-        )?;
-        f.commit()
-    }
+    )?;
+    f.commit()
 }

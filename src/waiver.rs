@@ -268,33 +268,21 @@ pub const WAIVER_COLUMNS: [&str; 7] = [
 ];
 
 fn parse_proto(s: &str) -> Result<Option<String>, String> {
-    let p = s.to_ascii_lowercase();
-    match p.as_str() {
-        "*" => Ok(None),
-        "tcp" | "udp" | "icmp" | "icmpv6" | "sctp" | "gre" => Ok(Some(p)),
+    if s == "*" {
+        return Ok(None);
+    }
+    match s.parse::<crate::decode::proto::IpProto>() {
+        // By name only, as catalogs and reports write them.
+        Ok(p)
+            if crate::catalog::CATALOG_PROTOCOLS.contains(&p.0)
+                && p.to_string() == s.to_ascii_lowercase() =>
+        {
+            Ok(Some(p.to_string()))
+        }
         _ => Err(format!(
             "unknown protocol {s:?} (tcp, udp, icmp, icmpv6, sctp, gre or *)"
         )),
     }
-}
-
-/// Turns comment lines (`#` first, outside a quoted cell) and empty lines into empty records
-/// (`,`). The csv reader skips such lines itself, but then reports the next record on the line
-/// where the skipped ones began; empty records keep every line number right.
-fn blank_comments(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut in_quotes = false;
-    for line in text.split_inclusive('\n') {
-        let body = line.trim_end_matches(['\n', '\r']);
-        if !in_quotes && (body.is_empty() || body.starts_with('#')) {
-            out.push(',');
-            out.push_str(&line[body.len()..]);
-            continue;
-        }
-        in_quotes ^= body.matches('"').count() % 2 == 1;
-        out.push_str(line);
-    }
-    out
 }
 
 impl Waivers {
@@ -304,7 +292,7 @@ impl Waivers {
         let mut problems = Vec::new();
         let mut warnings = Vec::new();
         let mut list = Vec::new();
-        let text = blank_comments(text);
+        let text = crate::csvtext::blank_comments(text);
         let mut rdr = csv::ReaderBuilder::new()
             .flexible(true)
             .has_headers(false)

@@ -562,7 +562,6 @@ fn zeek_dns_and_ssl_logs_name_addresses() {
     .unwrap();
     let out = run_flow_files(&[dns, ssl], &EngineConfig::default()).unwrap();
     let names: Vec<(String, Vec<String>)> = out
-        .stats
         .names
         .iter()
         .map(|(a, n)| (a.to_string(), n.iter().cloned().collect()))

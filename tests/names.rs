@@ -33,7 +33,7 @@ fn addr(s: &str) -> Addr {
 fn sni_and_dns_names_match_tshark() {
     let Some(f) = capture() else { return };
     let out = run_files(&[f], EngineConfig::default(), &RunOptions::default()).unwrap();
-    let names = &out.stats.names;
+    let names = &out.names;
     let sni = std::fs::read_to_string("tests/data/https_sni.csv").unwrap();
     let mut checked = 0;
     for line in sni.lines().skip(1) {

@@ -88,23 +88,83 @@ pub mod proto {
         matches!(p, TCP | UDP | SCTP)
     }
 
+    /// The name reports give protocol `p` ([`IpProto`]'s), or its number.
     pub fn name(p: u8) -> std::borrow::Cow<'static, str> {
-        match p {
-            ICMP => "icmp".into(),
-            2 => "igmp".into(),
-            IPIP => "ipip".into(),
-            TCP => "tcp".into(),
-            UDP => "udp".into(),
-            IPV6 => "ipv6".into(),
-            GRE => "gre".into(),
-            50 => "esp".into(),
-            51 => "ah".into(),
-            ICMPV6 => "icmpv6".into(),
-            89 => "ospf".into(),
-            103 => "pim".into(),
-            112 => "vrrp".into(),
-            SCTP => "sctp".into(),
-            other => other.to_string().into(),
+        match IpProto(p).name() {
+            Some(n) => n.into(),
+            None => p.to_string().into(),
+        }
+    }
+
+    /// An IP protocol number with the names reports and input files use (`tcp`, `icmpv6`, ...):
+    /// [`fmt::Display`] writes the name (or the number when it has none), [`std::str::FromStr`]
+    /// reads a name, an alias (`ipv6-icmp`, `ipencap`) or a number. Shared by every writer and
+    /// reader of protocol names, so that they cannot disagree.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+    pub struct IpProto(pub u8);
+
+    /// Number and name, as reports write them.
+    const NAMES: [(u8, &str); 14] = [
+        (ICMP, "icmp"),
+        (2, "igmp"),
+        (IPIP, "ipip"),
+        (TCP, "tcp"),
+        (UDP, "udp"),
+        (IPV6, "ipv6"),
+        (GRE, "gre"),
+        (50, "esp"),
+        (51, "ah"),
+        (ICMPV6, "icmpv6"),
+        (89, "ospf"),
+        (103, "pim"),
+        (112, "vrrp"),
+        (SCTP, "sctp"),
+    ];
+
+    /// Names read but not written (reports write these numbers as numbers): other names in use
+    /// for the same numbers (nft, /etc/protocols), and protocols firewall rules name.
+    const ALIASES: [(u8, &str); 4] = [
+        (IPIP, "ipencap"),
+        (ICMPV6, "ipv6-icmp"),
+        (33, "dccp"),
+        (136, "udplite"),
+    ];
+
+    impl IpProto {
+        /// The protocol's name, if it has one.
+        pub fn name(self) -> Option<&'static str> {
+            NAMES.iter().find(|(n, _)| *n == self.0).map(|(_, s)| *s)
+        }
+    }
+
+    impl std::fmt::Display for IpProto {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            match self.name() {
+                Some(s) => f.write_str(s),
+                None => self.0.fmt(f),
+            }
+        }
+    }
+
+    impl std::str::FromStr for IpProto {
+        type Err = String;
+
+        /// Names are matched without regard to case.
+        fn from_str(s: &str) -> Result<IpProto, String> {
+            let lower = s.to_ascii_lowercase();
+            NAMES
+                .iter()
+                .chain(&ALIASES)
+                .find(|(_, name)| *name == lower)
+                .map(|(n, _)| IpProto(*n))
+                .or_else(|| s.parse::<u8>().ok().map(IpProto))
+                .ok_or_else(|| format!("unknown protocol {s:?}"))
+        }
+    }
+
+    impl From<IpProto> for u8 {
+        fn from(p: IpProto) -> u8 {
+            p.0
         }
     }
 }
@@ -820,5 +880,51 @@ mod tests {
     #[test]
     fn packet_stays_88_bytes() {
         assert_eq!(std::mem::size_of::<Packet>(), 88);
+    }
+
+    /// The names as IANA's protocol-numbers registry and /etc/protocols give them (ICMPv6 as
+    /// reports have always written it), read back to the same number.
+    #[test]
+    fn protocol_names_round_trip() {
+        use proto::IpProto;
+        let expected = [
+            (1, "icmp"),
+            (2, "igmp"),
+            (4, "ipip"),
+            (6, "tcp"),
+            (17, "udp"),
+            (41, "ipv6"),
+            (47, "gre"),
+            (50, "esp"),
+            (51, "ah"),
+            (58, "icmpv6"),
+            (89, "ospf"),
+            (103, "pim"),
+            (112, "vrrp"),
+            (132, "sctp"),
+        ];
+        for (n, name) in expected {
+            assert_eq!(IpProto(n).to_string(), name);
+            assert_eq!(name.parse::<IpProto>(), Ok(IpProto(n)));
+            assert_eq!(proto::name(n), name);
+        }
+        for n in 0..=255u8 {
+            let shown = IpProto(n).to_string();
+            assert_eq!(shown.parse::<IpProto>(), Ok(IpProto(n)), "{shown}");
+        }
+        // Unnamed protocols are written as numbers; aliases and any case are read.
+        assert_eq!(IpProto(33).to_string(), "33");
+        assert_eq!(IpProto(253).to_string(), "253");
+        assert_eq!("dccp".parse::<IpProto>(), Ok(IpProto(33)));
+        assert_eq!("udplite".parse::<IpProto>(), Ok(IpProto(136)));
+        assert_eq!("ipv6-icmp".parse::<IpProto>(), Ok(IpProto(58)));
+        assert_eq!("ipencap".parse::<IpProto>(), Ok(IpProto(4)));
+        assert_eq!("TCP".parse::<IpProto>(), Ok(IpProto(6)));
+        assert_eq!(
+            "tcpp".parse::<IpProto>(),
+            Err("unknown protocol \"tcpp\"".to_string())
+        );
+        assert!("256".parse::<IpProto>().is_err());
+        assert!("".parse::<IpProto>().is_err());
     }
 }

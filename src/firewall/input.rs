@@ -238,12 +238,11 @@ fn service(
             format!("{name} ({a})")
         }
     };
-    let label = format!(
-        "{} -> {} {}{}",
-        host(name_of(cell(rec, cn)), client),
-        host(name_of(cell(rec, sn)), server),
-        proto_name,
-        port.map(|p| format!("/{p}")).unwrap_or_default()
+    let label = crate::audit::findings::service_subject(
+        &host(name_of(cell(rec, cn)), client),
+        &host(name_of(cell(rec, sn)), server),
+        &proto_name,
+        port,
     );
     Ok(Service {
         client,

@@ -37,25 +37,9 @@ fn kind_of(f: Field) -> Kind {
 
 /// Protocol names nft prints (and /etc/protocols' common ones).
 pub fn proto_by_name(s: &str) -> Option<u8> {
-    Some(match s.to_ascii_lowercase().as_str() {
-        "icmp" => 1,
-        "igmp" => 2,
-        "ipip" | "ipencap" => 4,
-        "tcp" => 6,
-        "udp" => 17,
-        "ipv6" => 41,
-        "gre" => 47,
-        "esp" => 50,
-        "ah" => 51,
-        "icmpv6" | "ipv6-icmp" => 58,
-        "ospf" => 89,
-        "pim" => 103,
-        "vrrp" => 112,
-        "sctp" => 132,
-        "dccp" => 33,
-        "udplite" => 136,
-        n => return n.parse().ok(),
-    })
+    s.parse::<crate::decode::proto::IpProto>()
+        .ok()
+        .map(u8::from)
 }
 
 /// Reads `nft -j list ruleset` output into `rs`. Objects that are not tables, chains, sets,

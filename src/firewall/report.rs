@@ -3,6 +3,7 @@
 //! and rows of findings.csv. Every file is replaced atomically; running the check again
 //! replaces its own rows and section instead of adding to them.
 
+use crate::csvtext::md_cell as md;
 use std::fmt::Write as _;
 use std::io::{self, Write};
 use std::path::Path;
@@ -324,10 +325,6 @@ pub fn merge_findings(dir: &Path, new: &[FindingRow]) -> Result<(), String> {
         &rows,
     )
     .map_err(|e| format!("{shown}: cannot write: {e}"))
-}
-
-fn md(s: &str) -> String {
-    s.replace('|', "\\|").replace('\n', " ")
 }
 
 /// The summary.md section.

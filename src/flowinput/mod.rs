@@ -366,7 +366,6 @@ pub fn make_output(
     let mut stats = Stats {
         first_ts: flows.iter().map(|f| f.flow.first_ts).min(),
         last_ts: flows.iter().map(|f| f.flow.last_ts).max(),
-        names,
         ..Stats::default()
     };
     // Packets and bytes as the flow records counted them (sampled packets where sampled).
@@ -379,6 +378,7 @@ pub fn make_output(
     RunOutput {
         flows: Flows::from_vec(flows),
         stats,
+        names,
         errors: Vec::new(),
         elapsed: started.elapsed(),
         input_bytes,

@@ -193,15 +193,7 @@ fn parse_basis(s: &str) -> Option<Basis> {
 
 /// A protocol's number from the name `proto::name` gives it (or the number itself).
 pub fn proto_number(s: &str) -> Option<u8> {
-    match s {
-        "tcp" => Some(proto::TCP),
-        "udp" => Some(proto::UDP),
-        "icmp" => Some(proto::ICMP),
-        _ => s
-            .parse::<u8>()
-            .ok()
-            .or_else(|| (0..=255u8).find(|p| proto::name(*p) == s)),
-    }
+    s.parse::<proto::IpProto>().ok().map(u8::from)
 }
 
 /// Rebuilds per-side history bits that the ORed flags allow and that give the row's

@@ -654,25 +654,9 @@ pub fn has_ports(proto: &str) -> bool {
 
 /// IP protocol numbers of the names services.csv and the catalogs use.
 pub fn proto_number(name: &str) -> Option<u8> {
-    Some(match name {
-        "icmp" => 1,
-        "igmp" => 2,
-        "ipip" => 4,
-        "tcp" => 6,
-        "udp" => 17,
-        "ipv6" => 41,
-        "gre" => 47,
-        "esp" => 50,
-        "ah" => 51,
-        "icmpv6" => 58,
-        "ospf" => 89,
-        "pim" => 103,
-        "vrrp" => 112,
-        "sctp" => 132,
-        "udplite" => 136,
-        "dccp" => 33,
-        n => return n.parse().ok(),
-    })
+    name.parse::<crate::decode::proto::IpProto>()
+        .ok()
+        .map(u8::from)
 }
 
 /// ICMP for IPv4 or IPv6 alike: a rule for `icmp` between IPv6 groups means ICMPv6.

@@ -1,6 +1,7 @@
 //! The audit report directory: flows.csv, services.csv, rules.csv, findings.csv, summary.md and
 //! manifest.json (schema version). Every file is written atomically.
 
+use crate::csvtext::md_cell as md;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::io::{self, Write};
@@ -710,8 +711,4 @@ fn waivers_md(a: &Audit, w: &WaiverReport) -> String {
         }
     }
     t
-}
-
-fn md(s: &str) -> String {
-    s.replace('|', "\\|").replace('\n', " ")
 }
