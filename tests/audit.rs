@@ -5,6 +5,9 @@
 //! frames), 200 bytes of data (54 + 200 = 254), 1000 back (1054), FIN, FIN, ACK: 6 * 60 + 254 +
 //! 1054 = 1668 bytes in 8 packets. A refused attempt is SYN + RST-ACK: 120 bytes.
 
+mod common;
+
+use common::read_csv;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
@@ -13,21 +16,6 @@ use flowaudit::catalog::{parse_ports, Catalogs, Roles};
 use flowaudit::inventory::Inventory;
 
 const BIN: &str = env!("CARGO_BIN_EXE_flowaudit");
-
-fn read_csv(path: &Path) -> Vec<BTreeMap<String, String>> {
-    let mut r = csv::Reader::from_path(path).unwrap();
-    let headers = r.headers().unwrap().clone();
-    r.records()
-        .map(|rec| {
-            let rec = rec.unwrap();
-            headers
-                .iter()
-                .map(String::from)
-                .zip(rec.iter().map(String::from))
-                .collect()
-        })
-        .collect()
-}
 
 fn run_demo_audit(dir: &Path, threads: &str) -> i32 {
     Command::new(BIN)

@@ -6,6 +6,9 @@
 //! Sizes on the wire (src/synth.rs `tcp_session`, frames padded to 60 bytes): a complete TCP
 //! session is 6 x 60 + (54 + 200) + (54 + 1000) = 1,668 bytes; a refused one 60 + 60 = 120.
 
+mod common;
+
+use common::{read_csv, Row};
 use std::net::Ipv4Addr;
 use std::path::Path;
 use std::process::Command;
@@ -122,22 +125,6 @@ fn audit(s: &Site, out: &str, extra: &[&str]) -> std::path::PathBuf {
         .unwrap();
     assert!(st.success(), "audit {extra:?} failed: {st}");
     dir
-}
-
-type Row = std::collections::BTreeMap<String, String>;
-
-fn read_csv(p: &Path) -> Vec<Row> {
-    let mut r = csv::Reader::from_path(p).unwrap();
-    let h = r.headers().unwrap().clone();
-    r.records()
-        .map(|rec| {
-            let rec = rec.unwrap();
-            h.iter()
-                .zip(rec.iter())
-                .map(|(a, b)| (a.to_string(), b.to_string()))
-                .collect()
-        })
-        .collect()
 }
 
 /// (kind, subject, host_pairs, flows, bytes) of the findings that are not about unused rules.

@@ -7,9 +7,11 @@
 //! rows of `catalogs/*.csv` that cover the port between those roles); line numbers in lint
 //! messages are counted by hand in the files the tests write or in `catalogs/roles*.csv`.
 
+mod common;
+
+use common::read_csv;
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
-use std::path::Path;
 use std::process::Command;
 
 use flowaudit::capture::writer::PcapWriter;
@@ -18,21 +20,6 @@ use flowaudit::inventory::Inventory;
 use flowaudit::synth::{tcp_session, Session};
 
 const BIN: &str = env!("CARGO_BIN_EXE_flowaudit");
-
-fn read_csv(path: &Path) -> Vec<BTreeMap<String, String>> {
-    let mut r = csv::Reader::from_path(path).unwrap();
-    let headers = r.headers().unwrap().clone();
-    r.records()
-        .map(|rec| {
-            let rec = rec.unwrap();
-            headers
-                .iter()
-                .map(String::from)
-                .zip(rec.iter().map(String::from))
-                .collect()
-        })
-        .collect()
-}
 
 /// One TCP conversation: client, client port, server, server port.
 type Conv = (&'static str, u16, &'static str, u16);

@@ -10,6 +10,9 @@
 //! (benchmarking addresses) inside the namespaces are used; the namespaces are removed even when
 //! a test fails.
 
+mod common;
+
+use common::read_csv;
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
@@ -401,20 +404,6 @@ fn audit(lab: &Lab, ruleset: &Path, extra: &[&str]) -> (Vec<String>, PathBuf) {
         String::from_utf8_lossy(&o.stderr)
     );
     (outcomes, out)
-}
-
-fn read_csv(path: &Path) -> Vec<BTreeMap<String, String>> {
-    let mut r = csv::Reader::from_path(path).unwrap();
-    let h = r.headers().unwrap().clone();
-    r.records()
-        .map(|rec| {
-            let rec = rec.unwrap();
-            h.iter()
-                .zip(rec.iter())
-                .map(|(a, b)| (a.to_string(), b.to_string()))
-                .collect()
-        })
-        .collect()
 }
 
 fn n(row: &BTreeMap<String, String>, k: &str) -> u64 {

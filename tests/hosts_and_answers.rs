@@ -9,8 +9,6 @@
 
 mod common;
 
-use std::collections::BTreeMap;
-use std::path::Path;
 use std::process::Command;
 
 use common::*;
@@ -27,23 +25,6 @@ T-003,S,backup-proxy,backup-server,udp,47003,,,,n,,3\n\
 T-005,S,backup-server,windows-server,tcp,47005,,,,n,,5\n\
 T-006,S,hyperv-host,backup-repository,tcp,47005,,,,n,,6\n\
 T-007,S,gateway-server,smb-share,tcp,47005,,,,n,,7\n";
-
-type Row = BTreeMap<String, String>;
-
-fn read_csv(path: &Path) -> Vec<Row> {
-    let mut r = csv::Reader::from_path(path).unwrap();
-    let headers = r.headers().unwrap().clone();
-    r.records()
-        .map(|rec| {
-            let rec = rec.unwrap();
-            headers
-                .iter()
-                .map(String::from)
-                .zip(rec.iter().map(String::from))
-                .collect()
-        })
-        .collect()
-}
 
 struct Run {
     services: Vec<Row>,

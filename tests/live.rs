@@ -4,7 +4,9 @@
 //! benchmarking range) are used; the namespaces are removed even when a test fails.
 #![cfg(feature = "live")]
 
-use std::collections::BTreeMap;
+mod common;
+
+use common::read_csv;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::path::Path;
@@ -273,19 +275,6 @@ impl Drop for Net {
         let _ = Command::new("ip").args(["netns", "del", &self.a]).status();
         let _ = Command::new("ip").args(["netns", "del", &self.b]).status();
     }
-}
-
-fn read_csv(path: &Path) -> Vec<BTreeMap<String, String>> {
-    let mut r = csv::Reader::from_path(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let h = r.headers().unwrap().clone();
-    r.records()
-        .map(|x| {
-            h.iter()
-                .map(String::from)
-                .zip(x.unwrap().iter().map(String::from))
-                .collect()
-        })
-        .collect()
 }
 
 fn terminate(child: &mut Child) -> i32 {

@@ -7,6 +7,9 @@
 //! Without Chromium (Debian package `chromium`) the browser tests skip with a message, except
 //! under `CI=true`, where they fail.
 
+mod common;
+
+use common::{read_csv, Row};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -14,23 +17,6 @@ use std::process::Command;
 const BIN: &str = env!("CARGO_BIN_EXE_flowaudit");
 const PCAP: &str = "fixtures/demo/backup-window.pcap";
 const INVENTORY: &str = "fixtures/demo/hosts.csv";
-
-type Row = BTreeMap<String, String>;
-
-fn read_csv(path: &Path) -> Vec<Row> {
-    let mut r = csv::Reader::from_path(path).unwrap();
-    let headers = r.headers().unwrap().clone();
-    r.records()
-        .map(|rec| {
-            let rec = rec.unwrap();
-            headers
-                .iter()
-                .map(String::from)
-                .zip(rec.iter().map(String::from))
-                .collect()
-        })
-        .collect()
-}
 
 /// Audits the demo capture with `inventory` into `dir`.
 fn audit(dir: &Path, inventory: &Path, threads: &str) {

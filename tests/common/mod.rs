@@ -582,3 +582,21 @@ pub fn gre4(src: &str, dst: &str, inner: &[u8]) -> Vec<u8> {
     g.extend_from_slice(inner);
     ip_packet(v4(src), v4(dst), proto::GRE, &g)
 }
+
+/// A report row by column name.
+pub type Row = std::collections::BTreeMap<String, String>;
+
+/// Every row of a CSV report, by column name; panics naming the file when it cannot be read.
+pub fn read_csv(path: &Path) -> Vec<Row> {
+    let mut r = csv::Reader::from_path(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let h = r.headers().unwrap().clone();
+    r.records()
+        .map(|rec| {
+            let rec = rec.unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            h.iter()
+                .map(String::from)
+                .zip(rec.iter().map(String::from))
+                .collect()
+        })
+        .collect()
+}
