@@ -788,31 +788,79 @@ pub fn diff(base: &Report, cur: &Report, opts: &Options) -> Diff {
     if let Some(w) = opts.waivers {
         cur.apply_waivers(w, opts.today);
     }
-    let cur = &cur;
-    let mut out: Vec<Change> = Vec::new();
-    let findings_of = |r: &Report| -> BTreeMap<(String, String), FindingRow> {
-        r.findings
-            .iter()
-            .map(|f| ((f.kind.clone(), f.subject.clone()), f.clone()))
-            .collect()
-    };
-    let (bf, cf) = (findings_of(base), findings_of(cur));
-    let rule_finding = |m: &BTreeMap<(String, String), FindingRow>, label: &str| {
-        ["unused-rule", "narrow-range"]
-            .into_iter()
-            .find_map(|k| m.get(&(k.to_string(), label.to_string())))
-            .cloned()
-    };
-    let with_finding = |mut c: Change, f: Option<&FindingRow>| {
-        if let Some(f) = f {
-            c.kind = f.kind.clone();
-            c.severity = f.severity.clone();
-            c.waiver = f.waiver.clone();
-        }
-        c
-    };
+    let (base, cur) = (Side::of(base), Side::of(&cur));
+    let mut out = host_changes(base.report, cur.report);
+    out.extend(service_changes(&base, &cur));
+    out.extend(rule_changes(&base, &cur));
+    out.extend(finding_changes(&base, &cur));
+    out.extend(crate::firewall::diff::changes(
+        base.report.firewall.as_deref(),
+        cur.report.firewall.as_deref(),
+    ));
+    // Stable: keeps the order within each change kind.
+    out.sort_by_key(|c| c.change);
+    let gates = opts
+        .gates
+        .iter()
+        .map(|&gate| GateResult {
+            gate,
+            hits: gate_hits(gate, &base, &cur, &out),
+        })
+        .collect();
+    Diff {
+        baseline: base.report.dir.clone(),
+        current: cur.report.dir.clone(),
+        changes: out,
+        gates,
+        waived: waived_rows(cur.report),
+        waiver_notes: waiver_notes(opts),
+    }
+}
 
-    // Hosts.
+type FindingKey = (String, String);
+
+/// One audit of the two, with its services and findings by key.
+struct Side<'a> {
+    report: &'a Report,
+    services: BTreeMap<ServiceKey, &'a ServiceRow>,
+    findings: BTreeMap<FindingKey, &'a FindingRow>,
+}
+
+impl<'a> Side<'a> {
+    fn of(report: &'a Report) -> Side<'a> {
+        Side {
+            report,
+            services: report.services.iter().map(|s| (s.key(), s)).collect(),
+            findings: report.findings.iter().map(|f| (fkey(f), f)).collect(),
+        }
+    }
+
+    /// The unused-rule or narrow-range finding about a rule instance.
+    fn rule_finding(&self, label: &str) -> Option<&'a FindingRow> {
+        ["unused-rule", "narrow-range"].into_iter().find_map(|k| {
+            self.findings
+                .get(&(k.to_string(), label.to_string()))
+                .copied()
+        })
+    }
+}
+
+fn fkey(f: &FindingRow) -> FindingKey {
+    (f.kind.clone(), f.subject.clone())
+}
+
+/// The change, with the kind, severity and waiver of the finding it falls under.
+fn with_finding(mut c: Change, f: Option<&FindingRow>) -> Change {
+    if let Some(f) = f {
+        c.kind = f.kind.clone();
+        c.severity = f.severity.clone();
+        c.waiver = f.waiver.clone();
+    }
+    c
+}
+
+fn host_changes(base: &Report, cur: &Report) -> Vec<Change> {
+    let mut out = Vec::new();
     let (bh, ch) = (host_map(base), host_map(cur));
     for (a, (label, roles)) in &ch {
         match bh.get(a) {
@@ -845,13 +893,11 @@ pub fn diff(base: &Report, cur: &Report, opts: &Options) -> Diff {
             });
         }
     }
+    out
+}
 
-    // Services.
-    let svc_map = |r: &Report| -> BTreeMap<ServiceKey, ServiceRow> {
-        r.services.iter().map(|s| (s.key(), s.clone())).collect()
-    };
-    let (bs, cs) = (svc_map(base), svc_map(cur));
-    let svc_change = |k: ChangeKind, s: &ServiceRow| Change {
+fn service_change(k: ChangeKind, s: &ServiceRow) -> Change {
+    Change {
         change: k,
         subject: s.label(),
         client: s.client.to_string(),
@@ -860,68 +906,64 @@ pub fn diff(base: &Report, cur: &Report, opts: &Options) -> Diff {
         port: s.port.map(|p| p.to_string()).unwrap_or_default(),
         rule_id: s.rule_ids.clone(),
         ..Default::default()
-    };
-    for (k, s) in &cs {
-        let f = s.finding().and_then(|k| cf.get(&k));
-        match bs.get(k) {
-            None => out.push(with_finding(
-                Change {
-                    current: s.state(),
-                    ..svc_change(ChangeKind::ServiceNew, s)
-                },
-                f,
-            )),
-            Some(b) => {
-                if b.verdict != s.verdict {
-                    out.push(with_finding(
-                        Change {
-                            baseline: b.verdict.as_str().into(),
-                            current: s.verdict.as_str().into(),
-                            ..svc_change(ChangeKind::VerdictChanged, s)
-                        },
-                        f,
-                    ));
-                }
-                if b.outcome != s.outcome {
-                    out.push(with_finding(
-                        Change {
-                            baseline: b.outcome.as_str().into(),
-                            current: s.outcome.as_str().into(),
-                            ..svc_change(ChangeKind::OutcomeChanged, s)
-                        },
-                        f,
-                    ));
-                }
-            }
+    }
+}
+
+fn service_changes(base: &Side, cur: &Side) -> Vec<Change> {
+    let mut out = Vec::new();
+    for (k, s) in &cur.services {
+        let f = s.finding().and_then(|k| cur.findings.get(&k).copied());
+        let Some(b) = base.services.get(k) else {
+            let c = Change {
+                current: s.state(),
+                ..service_change(ChangeKind::ServiceNew, s)
+            };
+            out.push(with_finding(c, f));
+            continue;
+        };
+        if b.verdict != s.verdict {
+            let c = Change {
+                baseline: b.verdict.as_str().into(),
+                current: s.verdict.as_str().into(),
+                ..service_change(ChangeKind::VerdictChanged, s)
+            };
+            out.push(with_finding(c, f));
+        }
+        if b.outcome != s.outcome {
+            let c = Change {
+                baseline: b.outcome.as_str().into(),
+                current: s.outcome.as_str().into(),
+                ..service_change(ChangeKind::OutcomeChanged, s)
+            };
+            out.push(with_finding(c, f));
         }
     }
-    for (k, b) in &bs {
-        if !cs.contains_key(k) {
+    for (k, b) in &base.services {
+        if !cur.services.contains_key(k) {
+            let c = Change {
+                baseline: b.state(),
+                ..service_change(ChangeKind::ServiceGone, b)
+            };
             out.push(with_finding(
-                Change {
-                    baseline: b.state(),
-                    ..svc_change(ChangeKind::ServiceGone, b)
-                },
-                b.finding().and_then(|k| bf.get(&k)),
+                c,
+                b.finding().and_then(|k| base.findings.get(&k).copied()),
             ));
         }
     }
+    out
+}
 
-    // Rules.
-    type RuleKey = (String, String, String);
-    let rule_map = |r: &Report| -> BTreeMap<RuleKey, RuleRow> {
-        r.rules
-            .iter()
-            .map(|u| {
-                (
-                    (u.rule_id.clone(), u.client.clone(), u.server.clone()),
-                    u.clone(),
-                )
-            })
-            .collect()
-    };
-    let (br, cr) = (rule_map(base), rule_map(cur));
-    let rule_change = |k: ChangeKind, u: &RuleRow| Change {
+type RuleKey = (String, String, String);
+
+fn rule_map(r: &Report) -> BTreeMap<RuleKey, &RuleRow> {
+    r.rules
+        .iter()
+        .map(|u| ((u.rule_id.clone(), u.client.clone(), u.server.clone()), u))
+        .collect()
+}
+
+fn rule_change(k: ChangeKind, u: &RuleRow) -> Change {
+    Change {
         change: k,
         subject: u.label(),
         client: u.client.clone(),
@@ -930,80 +972,83 @@ pub fn diff(base: &Report, cur: &Report, opts: &Options) -> Diff {
         port: u.ports.clone(),
         rule_id: u.rule_id.clone(),
         ..Default::default()
-    };
-    let status = |u: Option<&RuleRow>| match u {
+    }
+}
+
+fn rule_status(u: Option<&RuleRow>) -> &'static str {
+    match u {
         None => "",
         Some(u) if u.used => "used",
         Some(_) => "unused",
-    };
+    }
+}
+
+fn rule_changes(base: &Side, cur: &Side) -> Vec<Change> {
+    let mut out = Vec::new();
+    let (br, cr) = (rule_map(base.report), rule_map(cur.report));
     let mut keys: Vec<&RuleKey> = br.keys().chain(cr.keys()).collect();
     keys.sort();
     keys.dedup();
     for k in keys {
-        let (b, c) = (br.get(k), cr.get(k));
-        let (bu, cu) = (b.is_some_and(|u| u.used), c.is_some_and(|u| u.used));
+        let (b, c) = (br.get(k).copied(), cr.get(k).copied());
         let u = c.or(b).expect("a key of one of the maps");
-        let f = if c.is_some() {
-            rule_finding(&cf, &u.label())
-        } else {
-            rule_finding(&bf, &u.label())
-        };
-        let f = f.as_ref();
-        if bu != cu {
-            let kind = if cu {
-                ChangeKind::RuleUsed
-            } else {
-                ChangeKind::RuleUnused
-            };
-            out.push(with_finding(
-                Change {
-                    baseline: status(b).into(),
-                    current: status(c).into(),
-                    ..rule_change(kind, u)
-                },
-                f,
-            ));
-        } else if let (true, Some((bl, bh)), Some((cl, ch))) =
-            (bu && cu, b.and_then(|u| u.span), c.and_then(|u| u.span))
-        {
-            if (bl, bh) != (cl, ch) {
-                let kind = if cl <= bl && ch >= bh {
-                    ChangeKind::RangeWidened
-                } else if cl >= bl && ch <= bh {
-                    ChangeKind::RangeNarrowed
-                } else {
-                    ChangeKind::RangeShifted
-                };
-                out.push(with_finding(
-                    Change {
-                        baseline: fmt_span((bl, bh)),
-                        current: fmt_span((cl, ch)),
-                        ..rule_change(kind, u)
-                    },
-                    f,
-                ));
-            }
+        let f = if c.is_some() { cur } else { base }.rule_finding(&u.label());
+        if let Some(change) = rule_change_of(b, c) {
+            out.push(with_finding(change, f));
         }
     }
+    out
+}
 
-    // Findings. Each names the groups, protocol and ports it is about.
-    let fkey = |f: &FindingRow| (f.kind.clone(), f.subject.clone());
-    let bfk: BTreeMap<(String, String), &FindingRow> =
-        base.findings.iter().map(|f| (fkey(f), f)).collect();
-    let cfk: BTreeMap<(String, String), &FindingRow> =
-        cur.findings.iter().map(|f| (fkey(f), f)).collect();
-    // A service finding's rules: those of its first host pair.
-    let rules_of = |r: &Report| -> BTreeMap<(String, String), String> {
-        let mut m = BTreeMap::new();
-        for s in &r.services {
-            if let Some(k) = s.finding() {
-                m.entry(k).or_insert_with(|| s.rule_ids.clone());
-            }
-        }
-        m
+/// What changed about one rule instance: used or not, or the range of ports it saw.
+fn rule_change_of(b: Option<&RuleRow>, c: Option<&RuleRow>) -> Option<Change> {
+    let (bu, cu) = (b.is_some_and(|u| u.used), c.is_some_and(|u| u.used));
+    let u = c.or(b)?;
+    if bu != cu {
+        let kind = if cu {
+            ChangeKind::RuleUsed
+        } else {
+            ChangeKind::RuleUnused
+        };
+        return Some(Change {
+            baseline: rule_status(b).into(),
+            current: rule_status(c).into(),
+            ..rule_change(kind, u)
+        });
+    }
+    let (Some((bl, bh)), Some((cl, ch))) = (b?.span, c?.span) else {
+        return None;
     };
-    let (brules, crules) = (rules_of(base), rules_of(cur));
-    let finding_change = |k: ChangeKind, f: &FindingRow, in_cur: bool| Change {
+    if !(bu && cu) || (bl, bh) == (cl, ch) {
+        return None;
+    }
+    let kind = if cl <= bl && ch >= bh {
+        ChangeKind::RangeWidened
+    } else if cl >= bl && ch <= bh {
+        ChangeKind::RangeNarrowed
+    } else {
+        ChangeKind::RangeShifted
+    };
+    Some(Change {
+        baseline: fmt_span((bl, bh)),
+        current: fmt_span((cl, ch)),
+        ..rule_change(kind, u)
+    })
+}
+
+/// A service finding's rules: those of its first host pair.
+fn rules_of(r: &Report) -> BTreeMap<FindingKey, String> {
+    let mut m = BTreeMap::new();
+    for s in &r.services {
+        if let Some(k) = s.finding() {
+            m.entry(k).or_insert_with(|| s.rule_ids.clone());
+        }
+    }
+    m
+}
+
+fn finding_change(k: ChangeKind, f: &FindingRow, rules: &BTreeMap<FindingKey, String>) -> Change {
+    Change {
         change: k,
         subject: f.subject.clone(),
         kind: f.kind.clone(),
@@ -1015,55 +1060,62 @@ pub fn diff(base: &Report, cur: &Report, opts: &Options) -> Diff {
         port: f.ports.clone(),
         rule_id: match f.rule_id() {
             id if !id.is_empty() => id,
-            _ => (if in_cur { &crules } else { &brules })
-                .get(&fkey(f))
-                .cloned()
-                .unwrap_or_default(),
+            _ => rules.get(&fkey(f)).cloned().unwrap_or_default(),
         },
         ..Default::default()
+    }
+}
+
+/// A subject whose finding only changed kind (a refused connection whose verdict changed, an
+/// undocumented service now a role-mismatch) still needs a look: it is not resolved.
+/// Baseline-only and current-only findings of one subject pair up, most severe first.
+fn kind_changes<'a>(base: &Side<'a>, cur: &Side<'a>) -> BTreeMap<FindingKey, &'a FindingRow> {
+    let only = |m: &BTreeMap<FindingKey, &FindingRow>,
+                other: &BTreeMap<FindingKey, &FindingRow>| {
+        let mut by_subject: BTreeMap<String, Vec<FindingKey>> = BTreeMap::new();
+        for (k, f) in m {
+            if !other.contains_key(k) {
+                by_subject
+                    .entry(f.subject.clone())
+                    .or_default()
+                    .push(k.clone());
+            }
+        }
+        for v in by_subject.values_mut() {
+            v.sort_by_key(|k| (severity_rank(&m[k].severity), k.0.clone()));
+        }
+        by_subject
     };
-    let mut fchanges: Vec<(u8, Change)> = Vec::new();
-    // A subject whose finding only changed kind (a refused connection whose verdict changed,
-    // an undocumented service now a role-mismatch) still needs a look: it is not resolved.
-    // Baseline-only and current-only findings of one subject pair up, most severe first.
-    let mut changed_to: BTreeMap<(String, String), &FindingRow> = BTreeMap::new();
-    {
-        let only = |m: &BTreeMap<(String, String), &FindingRow>,
-                    other: &BTreeMap<(String, String), &FindingRow>| {
-            let mut by_subject: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();
-            for (k, f) in m {
-                if !other.contains_key(k) {
-                    by_subject
-                        .entry(f.subject.clone())
-                        .or_default()
-                        .push(k.clone());
-                }
-            }
-            for v in by_subject.values_mut() {
-                v.sort_by_key(|k| (severity_rank(&m[k].severity), k.0.clone()));
-            }
-            by_subject
-        };
-        let (gone, came) = (only(&bfk, &cfk), only(&cfk, &bfk));
-        for (subject, olds) in &gone {
-            if let Some(news) = came.get(subject) {
-                for (o, n) in olds.iter().zip(news) {
-                    changed_to.insert(o.clone(), cfk[n]);
-                }
+    let (gone, came) = (
+        only(&base.findings, &cur.findings),
+        only(&cur.findings, &base.findings),
+    );
+    let mut changed_to = BTreeMap::new();
+    for (subject, olds) in &gone {
+        if let Some(news) = came.get(subject) {
+            for (o, n) in olds.iter().zip(news) {
+                changed_to.insert(o.clone(), cur.findings[n]);
             }
         }
     }
-    let changed_from: std::collections::BTreeSet<(String, String)> =
+    changed_to
+}
+
+fn finding_changes(base: &Side, cur: &Side) -> Vec<Change> {
+    let (brules, crules) = (rules_of(base.report), rules_of(cur.report));
+    let changed_to = kind_changes(base, cur);
+    let changed_from: std::collections::BTreeSet<FindingKey> =
         changed_to.values().map(|f| fkey(f)).collect();
-    for (k, f) in &cfk {
+    let mut fchanges: Vec<(u8, Change)> = Vec::new();
+    for (k, f) in &cur.findings {
         let rank = severity_rank(&f.severity);
-        match bfk.get(k) {
+        match base.findings.get(k) {
             None if changed_from.contains(k) => {}
             None => fchanges.push((
                 rank,
                 Change {
                     current: f.state().into(),
-                    ..finding_change(ChangeKind::FindingNew, f, true)
+                    ..finding_change(ChangeKind::FindingNew, f, &crules)
                 },
             )),
             Some(b) if b.counts() != f.counts() => {
@@ -1077,82 +1129,71 @@ pub fn diff(base: &Report, cur: &Report, opts: &Options) -> Diff {
                     Change {
                         baseline: b.state().into(),
                         current: f.state().into(),
-                        ..finding_change(kind, f, true)
+                        ..finding_change(kind, f, &crules)
                     },
                 ))
             }
             Some(_) => {}
         }
     }
-    for (k, b) in &bfk {
+    for (k, b) in &base.findings {
         if let Some(f) = changed_to.get(k) {
             fchanges.push((
                 severity_rank(&f.severity),
                 Change {
                     baseline: format!("{} ({})", b.kind, b.severity),
                     current: format!("{} ({})", f.kind, f.severity),
-                    ..finding_change(ChangeKind::FindingKindChanged, f, true)
+                    ..finding_change(ChangeKind::FindingKindChanged, f, &crules)
                 },
             ));
-        } else if !cfk.contains_key(k) {
+        } else if !cur.findings.contains_key(k) {
             fchanges.push((
                 severity_rank(&b.severity),
                 Change {
                     baseline: b.state().into(),
-                    ..finding_change(ChangeKind::FindingResolved, b, false)
+                    ..finding_change(ChangeKind::FindingResolved, b, &brules)
                 },
             ));
         }
     }
     fchanges.sort_by(|a, b| (a.0, &a.1.kind, &a.1.subject).cmp(&(b.0, &b.1.kind, &b.1.subject)));
-    out.extend(fchanges.into_iter().map(|(_, c)| c));
-    out.extend(crate::firewall::diff::changes(
-        base.firewall.as_deref(),
-        cur.firewall.as_deref(),
-    ));
-    // Stable: keeps the order within each change kind.
-    out.sort_by_key(|c| c.change);
+    fchanges.into_iter().map(|(_, c)| c).collect()
+}
 
-    // Gates.
-    // A host pair counts when it has no waiver in force (its own cell in services.csv).
-    let counts_now = |s: &ServiceRow| s.counts();
-    let gates = opts
-        .gates
-        .iter()
-        .map(|&gate| {
-            let hits: Vec<String> = match gate {
-                Gate::NewUndocumented => cs
-                    .iter()
-                    .filter(|(k, s)| {
-                        s.verdict != Verdict::Documented
-                            && bs.get(*k).is_none_or(|b| b.verdict != s.verdict)
-                            && counts_now(s)
-                    })
-                    .map(|(_, s)| format!("{} ({})", s.label(), s.verdict.as_str()))
-                    .collect(),
-                Gate::NewRefused => cs
-                    .iter()
-                    .filter(|(k, s)| {
-                        s.blocked() && bs.get(*k).is_none_or(|b| !b.blocked()) && counts_now(s)
-                    })
-                    .map(|(_, s)| format!("{} ({})", s.label(), s.outcome.as_str()))
-                    .collect(),
-                Gate::NewFindings => cfk
-                    .iter()
-                    .filter(|(k, f)| f.counts() && bfk.get(*k).is_none_or(|b| !b.counts()))
-                    .map(|(_, f)| format!("{} {}: {}", f.severity, f.kind, f.subject))
-                    .collect(),
-                Gate::AnyChange => out
-                    .iter()
-                    .map(|c| format!("{} {}", c.change.as_str(), c.subject))
-                    .collect(),
-            };
-            GateResult { gate, hits }
-        })
-        .collect();
+/// What trips a gate. A host pair counts when it has no waiver in force (its own cell in
+/// services.csv).
+fn gate_hits(gate: Gate, base: &Side, cur: &Side, out: &[Change]) -> Vec<String> {
+    let (bs, cs) = (&base.services, &cur.services);
+    match gate {
+        Gate::NewUndocumented => cs
+            .iter()
+            .filter(|(k, s)| {
+                s.verdict != Verdict::Documented
+                    && bs.get(*k).is_none_or(|b| b.verdict != s.verdict)
+                    && s.counts()
+            })
+            .map(|(_, s)| format!("{} ({})", s.label(), s.verdict.as_str()))
+            .collect(),
+        Gate::NewRefused => cs
+            .iter()
+            .filter(|(k, s)| s.blocked() && bs.get(*k).is_none_or(|b| !b.blocked()) && s.counts())
+            .map(|(_, s)| format!("{} ({})", s.label(), s.outcome.as_str()))
+            .collect(),
+        Gate::NewFindings => cur
+            .findings
+            .iter()
+            .filter(|(k, f)| f.counts() && base.findings.get(*k).is_none_or(|b| !b.counts()))
+            .map(|(_, f)| format!("{} {}: {}", f.severity, f.kind, f.subject))
+            .collect(),
+        Gate::AnyChange => out
+            .iter()
+            .map(|c| format!("{} {}", c.change.as_str(), c.subject))
+            .collect(),
+    }
+}
 
-    let waived = cur
-        .findings
+fn waived_rows(cur: &Report) -> Vec<[String; 4]> {
+    cur.findings
         .iter()
         .filter(|f| !f.waiver.is_empty())
         .map(|f| {
@@ -1163,29 +1204,21 @@ pub fn diff(base: &Report, cur: &Report, opts: &Options) -> Diff {
                 f.waiver.clone(),
             ]
         })
-        .collect();
-    let waiver_notes = opts.waivers.map(|w| WaiverNotes {
+        .collect()
+}
+
+fn waiver_notes(opts: &Options) -> Option<WaiverNotes> {
+    let describe = |v: Vec<&crate::waiver::Waiver>, w: &Waivers| -> Vec<String> {
+        v.into_iter()
+            .map(|x| waiver::describe(x, &w.file, opts.today))
+            .collect()
+    };
+    opts.waivers.map(|w| WaiverNotes {
         file: w.file.clone(),
         today: opts.today,
-        expiring: w
-            .expiring(opts.today)
-            .into_iter()
-            .map(|x| waiver::describe(x, &w.file, opts.today))
-            .collect(),
-        expired: w
-            .expired(opts.today)
-            .into_iter()
-            .map(|x| waiver::describe(x, &w.file, opts.today))
-            .collect(),
-    });
-    Diff {
-        baseline: base.dir.clone(),
-        current: cur.dir.clone(),
-        changes: out,
-        gates,
-        waived,
-        waiver_notes,
-    }
+        expiring: describe(w.expiring(opts.today), w),
+        expired: describe(w.expired(opts.today), w),
+    })
 }
 
 /// Writes diff.csv (atomically; `-` is stdout).
