@@ -19,9 +19,10 @@ use crate::report::{safe_cell, SCHEMA_VERSION};
 use crate::waiver::{self, Date, ServiceRef, Waivers};
 
 /// Report schema versions a diff reads. Schema 3 writes times as ISO 8601 where schema 2 wrote
-/// epoch seconds; the diff compares no times, so a schema 2 baseline diffs against a schema 3
-/// audit. Schema 1 (per-pair findings) is refused.
-const READS_SCHEMAS: [u64; 2] = [2, 3];
+/// epoch seconds, and schema 4 gives services a duration instead of a last time; the diff
+/// compares no times, so baselines of schema 2 and 3 diff against a schema 4 audit. Schema 1
+/// (per-pair findings) is refused.
+const READS_SCHEMAS: [u64; 3] = [2, 3, 4];
 
 /// diff.csv's columns, in order.
 pub const DIFF_COLUMNS: &[&str] = &[
@@ -433,56 +434,6 @@ fn fmt_span((lo, hi): (u16, u16)) -> String {
     }
 }
 
-fn check_manifest(dir: &Path) -> Result<(), String> {
-    let shown = dir.display();
-    if !dir.exists() {
-        return Err(format!("{shown}: no such directory"));
-    }
-    if !dir.is_dir() {
-        return Err(format!(
-            "{shown}: not a directory (give the audit's report directory)"
-        ));
-    }
-    let m = dir.join("manifest.json");
-    let text = match std::fs::read_to_string(&m) {
-        Ok(t) => t,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            return Err(format!(
-                "{shown}: not an audit report directory: it has no manifest.json (`flowaudit audit ... -o DIR` writes one)"
-            ))
-        }
-        Err(e) => return Err(format!("{}: cannot read: {e}", m.display())),
-    };
-    let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
-        format!(
-            "{}: not valid JSON ({e}): not an audit report directory",
-            m.display()
-        )
-    })?;
-    let tool = v.get("tool").and_then(|x| x.as_str());
-    let kind = v.get("kind").and_then(|x| x.as_str());
-    if tool != Some("flowaudit") || kind != Some("audit") {
-        return Err(format!(
-            "{}: not the manifest of a flowaudit audit (tool {}, kind {})",
-            m.display(),
-            tool.unwrap_or("missing"),
-            kind.unwrap_or("missing")
-        ));
-    }
-    match v.get("schema_version").and_then(|x| x.as_u64()) {
-        Some(n) if READS_SCHEMAS.contains(&n) => Ok(()),
-        Some(n) => Err(format!(
-            "{shown}: reports of schema version {n}, but this flowaudit reads schema versions {}: \
-re-run the audit of that capture with this flowaudit",
-            READS_SCHEMAS.map(|v| v.to_string()).join(" and ")
-        )),
-        None => Err(format!(
-            "{}: no schema_version: not an audit this flowaudit can read",
-            m.display()
-        )),
-    }
-}
-
 const SERVICE_NEED: &[&str] = &[
     "client_addr",
     "client_group",
@@ -520,7 +471,7 @@ impl Report {
     /// Reads an audit report directory; anything that is not a readable audit of this build's
     /// schema version is an error naming the directory or file (and line).
     pub fn load(dir: &Path) -> Result<Report, String> {
-        check_manifest(dir)?;
+        crate::report::manifest::check_audit_dir(dir, &READS_SCHEMAS)?;
         let t = read_table(dir, "groups.csv", GROUP_NEED, &[])?;
         let group_roles: BTreeMap<String, Vec<String>> = t
             .rows

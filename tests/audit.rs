@@ -603,6 +603,17 @@ fn iso_ms(tcpdump_time: &str) -> String {
     format!("{}Z", &tcpdump_time[..23].replacen(' ', "T", 1))
 }
 
+/// The seconds between two tcpdump times of one day, each cut to the millisecond first (as
+/// the reports print them): `14.306`.
+fn duration_ms(first: &str, last: &str) -> String {
+    let ms = |t: &str| -> i64 {
+        let n = |r: std::ops::Range<usize>| t[r].parse::<i64>().unwrap();
+        ((n(11..13) * 60 + n(14..16)) * 60 + n(17..19)) * 1000 + n(20..23)
+    };
+    let d = ms(last) - ms(first);
+    format!("{}.{:03}", d / 1000, d % 1000)
+}
+
 #[test]
 fn demo_times_are_the_packets_times_in_iso_8601_utc() {
     let Some(packets) = tcpdump_packets() else {
@@ -627,8 +638,8 @@ fn demo_times_are_the_packets_times_in_iso_8601_utc() {
         // Fixed-width times: the smallest text is the earliest.
         let (first, last) = (times.iter().min().unwrap(), times.iter().max().unwrap());
         assert_eq!(
-            (&s["first_seen"], &s["last_seen"]),
-            (&iso_ms(first), &iso_ms(last)),
+            (&s["first_seen"], &s["duration"]),
+            (&iso_ms(first), &duration_ms(first, last)),
             "{c} -> {server_end}"
         );
     }
@@ -705,6 +716,7 @@ fn jsonl_lines_are_the_csv_rows_typed() {
                 "unanswered",
                 "packets",
                 "bytes",
+                "duration",
             ],
         ),
         ("rules", 49, &["host_pairs", "flows", "bytes"]),
@@ -734,8 +746,10 @@ fn jsonl_lines_are_the_csv_rows_typed() {
                 let want = if numbers.contains(&col.as_str()) {
                     if cell.is_empty() {
                         serde_json::Value::Null
+                    } else if let Ok(n) = cell.parse::<u64>() {
+                        serde_json::Value::from(n)
                     } else {
-                        serde_json::Value::from(cell.parse::<u64>().unwrap())
+                        serde_json::Value::from(cell.parse::<f64>().unwrap())
                     }
                 } else {
                     serde_json::Value::from(cell)
@@ -750,6 +764,7 @@ fn jsonl_lines_are_the_csv_rows_typed() {
     assert_eq!(first["server_port"], 9392);
     assert_eq!(first["bytes"], 1668);
     assert_eq!(first["first_seen"], "2026-01-01T00:00:03.048Z");
+    assert_eq!(first["duration"], 0.007);
     let manifest = std::fs::read_to_string(dir.path().join("manifest.json")).unwrap();
     assert!(manifest.contains("\"groups.jsonl\""), "{manifest}");
     // Without --format jsonl the files of the earlier run go.

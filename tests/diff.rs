@@ -671,12 +671,12 @@ fn not_an_audit_or_another_schema_is_an_error() {
     let m = std::fs::read_to_string(v1.join("manifest.json")).unwrap();
     std::fs::write(
         v1.join("manifest.json"),
-        m.replace("\"schema_version\": 3", "\"schema_version\": 1"),
+        m.replace("\"schema_version\": 4", "\"schema_version\": 1"),
     )
     .unwrap();
     check(
         "v1",
-        "v1: reports of schema version 1, but this flowaudit reads schema versions 2 and 3: \
+        "v1: reports of schema version 1, but this command reads schema versions 2, 3 and 4: \
          re-run the audit of that capture with this flowaudit",
     );
     // Schema 2 wrote the same columns with epoch seconds for times: a baseline of schema 2
@@ -684,9 +684,10 @@ fn not_an_audit_or_another_schema_is_an_error() {
     let v2 = copy("v2");
     std::fs::write(
         v2.join("manifest.json"),
-        m.replace("\"schema_version\": 3", "\"schema_version\": 2"),
+        m.replace("\"schema_version\": 4", "\"schema_version\": 2"),
     )
     .unwrap();
+    common::duration_to_last_seen(&v2.join("services.csv"));
     for f in ["services.csv", "rules.csv", "findings.csv"] {
         common::iso_to_epoch_seconds(&v2.join(f));
     }
@@ -723,7 +724,7 @@ fn not_an_audit_or_another_schema_is_an_error() {
     .unwrap();
     check(
         "cols",
-        "services.csv: no \"verdict\" column: not a flowaudit audit report of schema version 3",
+        "services.csv: no \"verdict\" column: not a flowaudit audit report of schema version 4",
     );
     let val = copy("val");
     let s = std::fs::read_to_string(val.join("services.csv")).unwrap();

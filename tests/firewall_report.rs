@@ -240,13 +240,13 @@ fn firewall_rows_services_findings_and_summary_from_a_report_directory() {
 fn bad_inputs_are_errors_that_name_the_file() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("report");
-    report_dir(&dir, 4);
+    report_dir(&dir, 5);
     let rules = tmp.path().join("rules.v4");
     std::fs::write(&rules, RULES).unwrap();
     let (ok, err) = firewall(&[rules.to_str().unwrap(), dir.to_str().unwrap()]);
     assert!(!ok);
     assert!(
-        err.contains("manifest.json: report schema version 4 is not one this check reads"),
+        err.contains("report: reports of schema version 5, but this command reads schema versions 1, 2, 3 and 4"),
         "{err}"
     );
     report_dir(&dir, 1);

@@ -621,15 +621,33 @@ fn shuffle_columns(path: &Path) {
 }
 
 #[test]
-fn schema_versions_1_and_2_and_columns_in_any_order_read_the_same() {
+fn schema_versions_1_to_3_and_columns_in_any_order_read_the_same() {
     let d = tempfile::tempdir().unwrap();
     let r = demo_audit(d.path());
     let want = policy_ok(&r, &["--format", "nftables", "--include-unused"]);
     let want_csv = policy_ok(&r, &["--format", "csv"]);
+    // The last time comes from schema 4's first_seen (07.620) and duration (0.001).
     assert!(want_csv.contains(",2026-01-01T00:00:07.620Z,2026-01-01T00:00:07.621Z,"));
     let m = r.join("manifest.json");
     let text = std::fs::read_to_string(&m).unwrap();
-    assert!(text.contains("\"schema_version\": 3"));
+    assert!(text.contains("\"schema_version\": 4"));
+    let set_version = |v: u32| {
+        std::fs::write(
+            &m,
+            text.replace("\"schema_version\": 4", &format!("\"schema_version\": {v}")),
+        )
+        .unwrap()
+    };
+    // Schema 3 gave services a last_seen where schema 4 gives a duration.
+    common::duration_to_last_seen(&r.join("services.csv"));
+    assert!(std::fs::read_to_string(r.join("services.csv"))
+        .unwrap()
+        .contains(",2026-01-01T00:00:07.620Z,2026-01-01T00:00:07.621Z,"));
+    set_version(3);
+    assert_eq!(
+        policy_ok(&r, &["--format", "csv"]),
+        want_csv.replacen("(schema version 4)", "(schema version 3)", 1)
+    );
     // Schema 2 wrote times as epoch seconds: the policy reads them and writes ISO 8601 again.
     for f in ["services.csv", "rules.csv"] {
         common::iso_to_epoch_seconds(&r.join(f));
@@ -637,36 +655,26 @@ fn schema_versions_1_and_2_and_columns_in_any_order_read_the_same() {
     assert!(std::fs::read_to_string(r.join("services.csv"))
         .unwrap()
         .contains(",1767225607.620000000,1767225607.621000000,"));
-    std::fs::write(
-        &m,
-        text.replace("\"schema_version\": 3", "\"schema_version\": 2"),
-    )
-    .unwrap();
+    set_version(2);
     assert_eq!(
         policy_ok(&r, &["--format", "csv"]),
-        want_csv.replacen("(schema version 3)", "(schema version 2)", 1)
+        want_csv.replacen("(schema version 4)", "(schema version 2)", 1)
     );
-    std::fs::write(
-        &m,
-        text.replace("\"schema_version\": 3", "\"schema_version\": 1"),
-    )
-    .unwrap();
+    set_version(1);
     for f in ["inventory.csv", "services.csv", "rules.csv"] {
         shuffle_columns(&r.join(f));
     }
     // Only the header's schema version differs.
     assert_eq!(
         policy_ok(&r, &["--format", "nftables", "--include-unused"]),
-        want.replacen("(schema version 3)", "(schema version 1)", 1)
+        want.replacen("(schema version 4)", "(schema version 1)", 1)
     );
-    std::fs::write(
-        &m,
-        text.replace("\"schema_version\": 3", "\"schema_version\": 4"),
-    )
-    .unwrap();
+    set_version(5);
     let o = policy(&r, &["--format", "nftables"]);
     assert_eq!(o.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("schema version 4"));
+    assert!(String::from_utf8_lossy(&o.stderr).contains(
+        "reports of schema version 5, but this command reads schema versions 1, 2, 3 and 4"
+    ));
 }
 
 #[test]
@@ -674,7 +682,7 @@ fn bad_report_directories_are_named_and_bad_rows_skipped_with_their_line() {
     let d = tempfile::tempdir().unwrap();
     let o = policy(&d.path().join("nope"), &["--format", "csv"]);
     assert_eq!(o.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("nope: not a directory"));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("nope: no such directory"));
 
     let r = demo_audit(d.path());
     // A malformed services row: skipped with file and line, everything else kept.

@@ -1,6 +1,6 @@
 //! What the firewall check reads from an audit's report directory: services.csv and
-//! inventory.csv, by column name (unknown columns are ignored, so schema versions 1, 2 and 3
-//! all read).
+//! inventory.csv, by column name (unknown columns are ignored, so schema versions 1 to 4 all
+//! read).
 
 use std::net::IpAddr;
 use std::path::Path;
@@ -9,7 +9,7 @@ use super::model::{addr_key, parse_addr_interval};
 use super::nft::proto_by_name;
 
 /// Report schema versions this check reads.
-pub const SCHEMA_VERSIONS: [u64; 3] = [1, 2, 3];
+pub const SCHEMA_VERSIONS: [u64; 4] = [1, 2, 3, 4];
 
 /// One observed service.
 #[derive(Debug, Clone)]
@@ -51,35 +51,6 @@ pub struct AuditDir {
     pub inventory: Vec<Block>,
     /// Rows that could not be read, each naming the file and line.
     pub skipped: Vec<String>,
-}
-
-fn check_manifest(dir: &Path) -> Result<(), String> {
-    let m = dir.join("manifest.json");
-    let text = std::fs::read_to_string(&m).map_err(|e| {
-        format!(
-            "{}: cannot read ({e}): give the report directory of `flowaudit audit ... -o DIR`",
-            m.display()
-        )
-    })?;
-    let v: serde_json::Value =
-        serde_json::from_str(&text).map_err(|e| format!("{}: not valid JSON: {e}", m.display()))?;
-    if v.get("tool").and_then(|x| x.as_str()) != Some("flowaudit")
-        || v.get("kind").and_then(|x| x.as_str()) != Some("audit")
-    {
-        return Err(format!(
-            "{}: not the manifest of a flowaudit audit",
-            m.display()
-        ));
-    }
-    match v.get("schema_version").and_then(|x| x.as_u64()) {
-        Some(n) if SCHEMA_VERSIONS.contains(&n) => Ok(()),
-        n => Err(format!(
-            "{}: report schema version {} is not one this check reads ({:?}): re-run the audit with this flowaudit",
-            m.display(),
-            n.map(|n| n.to_string()).unwrap_or_else(|| "missing".into()),
-            SCHEMA_VERSIONS
-        )),
-    }
 }
 
 /// A CSV file read by column name.
@@ -154,7 +125,7 @@ const SERVICE_COLUMNS: [&str; 8] = [
 
 impl AuditDir {
     pub fn load(dir: &Path) -> Result<AuditDir, String> {
-        check_manifest(dir)?;
+        crate::report::manifest::check_audit_dir(dir, &SCHEMA_VERSIONS)?;
         let mut out = AuditDir::default();
         let t = Table::read(&dir.join("services.csv"))?;
         let c = t.need(&SERVICE_COLUMNS)?;

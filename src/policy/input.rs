@@ -1,7 +1,7 @@
 //! Reading an audit's report directory into typed rows: manifest.json, inventory.csv,
 //! services.csv and rules.csv. Columns are found by header name and unknown columns are ignored,
-//! so reports of schema versions 1, 2 and 3 all read (times are read as epoch seconds or ISO 8601
-//! and given on as ISO 8601). A malformed row is skipped with a message
+//! so reports of schema versions 1 to 4 all read (times are read as epoch seconds or ISO 8601
+//! and given on as ISO 8601; schema 4's `duration` gives the last time). A malformed row is skipped with a message
 //! naming its file and line; the rest is kept.
 
 use std::collections::BTreeMap;
@@ -12,7 +12,7 @@ use super::net::Net;
 use crate::catalog::{parse_ports, PortRange};
 
 /// Report schema versions this reader understands.
-pub const SCHEMA_VERSIONS: [u64; 3] = [1, 2, 3];
+pub const SCHEMA_VERSIONS: [u64; 4] = [1, 2, 3, 4];
 
 /// One inventory row: an address block, the roles the user gave it, a name (may be empty).
 #[derive(Debug, Clone)]
@@ -155,49 +155,13 @@ fn count(s: &str) -> Result<u64, String> {
     }
 }
 
-fn check_manifest(dir: &Path) -> Result<u64, String> {
-    let shown = dir.display();
-    if !dir.is_dir() {
-        return Err(format!(
-            "{shown}: not a directory (give the report directory of `flowaudit audit -o DIR`)"
-        ));
-    }
-    let m = dir.join("manifest.json");
-    let text = std::fs::read_to_string(&m).map_err(|e| {
-        format!(
-            "{}: cannot read ({e}): not an audit report directory",
-            m.display()
-        )
-    })?;
-    let v: serde_json::Value = serde_json::from_str(&text)
-        .map_err(|e| format!("{}: not valid JSON ({e})", m.display()))?;
-    let tool = v.get("tool").and_then(|x| x.as_str());
-    let kind = v.get("kind").and_then(|x| x.as_str());
-    if tool != Some("flowaudit") || kind != Some("audit") {
-        return Err(format!(
-            "{}: not the manifest of a flowaudit audit (tool {}, kind {})",
-            m.display(),
-            tool.unwrap_or("missing"),
-            kind.unwrap_or("missing")
-        ));
-    }
-    match v.get("schema_version").and_then(|x| x.as_u64()) {
-        Some(n) if SCHEMA_VERSIONS.contains(&n) => Ok(n),
-        Some(n) => Err(format!(
-            "{}: schema version {n}; this flowaudit reads versions {SCHEMA_VERSIONS:?}: re-run the audit with this flowaudit",
-            m.display()
-        )),
-        None => Err(format!("{}: no schema_version", m.display())),
-    }
-}
-
 impl Report {
     /// Reads the report directory. Missing files or columns are errors; bad rows are skipped
     /// and listed in `skipped`.
     pub fn load(dir: &Path) -> Result<Report, String> {
         let mut r = Report {
             dir: dir.display().to_string(),
-            schema_version: check_manifest(dir)?,
+            schema_version: crate::report::manifest::check_audit_dir(dir, &SCHEMA_VERSIONS)?,
             ..Report::default()
         };
         r.read_inventory(dir)?;
@@ -318,8 +282,18 @@ fn service(t: &Table, rec: &csv::StringRecord) -> Result<Service, String> {
         flows: count(t.get(rec, "flows")).map_err(|e| format!("flows: {e}"))?,
         bytes: count(t.get(rec, "bytes")).map_err(|e| format!("bytes: {e}"))?,
         first_seen: iso_time(t.get(rec, "first_seen")),
-        last_seen: iso_time(t.get(rec, "last_seen")),
+        last_seen: last_seen(t, rec),
     })
+}
+
+/// Schema 4 gives a service's `first_seen` and `duration`; earlier schemas its `last_seen`.
+fn last_seen(t: &Table, rec: &csv::StringRecord) -> String {
+    use crate::report::time::{parse_duration, parse_time};
+    let first = parse_time(t.get(rec, "first_seen"));
+    match (first, parse_duration(t.get(rec, "duration"))) {
+        (Some(f), Some(d)) => crate::report::format_iso(f.saturating_add(d)),
+        _ => iso_time(t.get(rec, "last_seen")),
+    }
 }
 
 /// A report time as ISO 8601 whichever schema wrote it (schemas 1 and 2 wrote epoch seconds),

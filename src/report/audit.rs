@@ -10,7 +10,9 @@ use std::path::Path;
 use rayon::prelude::*;
 
 use super::flows::{write_flows, Format};
-use super::{format_iso, push_addr, push_int, push_iso, safe_cell, AtomicFile, SCHEMA_VERSION};
+use super::{
+    format_iso, push_addr, push_duration, push_int, push_iso, safe_cell, AtomicFile, SCHEMA_VERSION,
+};
 use crate::audit::hosts::Group;
 use crate::audit::{Audit, Outcome, Service, Severity, Verdict, NO_WAIVER};
 use crate::decode::proto;
@@ -38,7 +40,7 @@ pub const SERVICES_COLUMNS: &[&str] = &[
     "packets",
     "bytes",
     "first_seen",
-    "last_seen",
+    "duration",
     "direction_basis",
     "waiver",
 ];
@@ -158,31 +160,17 @@ pub fn write_audit_with(
     }
     let mut f = AtomicFile::create(&dir.join("services.csv"))?;
     write_services(&mut f, a)?;
-    f.commit()?;
-    write_rules(dir, a)?;
-    write_findings(dir, a)?;
-    write_groups(dir, a)?;
-    csv_file(
-        dir,
-        "inventory.csv",
-        INVENTORY_COLUMNS,
-        a.inventory
-            .iter()
-            .map(|e| vec![e.cidr.to_string(), e.roles.join(";"), e.name.clone()]),
-    )?;
+    // services.csv is most of the bytes: its flush to disk overlaps writing the other reports.
+    let (services, others) =
+        rayon::join(|| f.commit(), || small_reports(dir, a, run, inputs, opts));
+    services?;
+    others?;
+    // Made from the CSV files just written, so the two can never disagree.
     if opts.jsonl {
         super::audit_jsonl::write_all(dir)?;
     } else {
         super::audit_jsonl::remove_stale(dir)?;
     }
-    let mut m = AtomicFile::create(&dir.join("summary.md"))?;
-    let mut text = summary_md(a, run, inputs);
-    if let Some(w) = opts.waivers {
-        text.push_str(&waivers_md(a, w));
-    }
-    m.write_all(text.as_bytes())?;
-    m.commit()?;
-    super::html::write_html(dir, a, run, inputs)?;
     let mut files: Vec<String> = files.into_iter().map(String::from).collect();
     if opts.jsonl {
         files.extend(super::audit_jsonl::file_names());
@@ -200,6 +188,36 @@ pub fn write_audit_with(
     )?;
     j.write_all(b"\n")?;
     j.commit()
+}
+
+/// The reports besides flows.csv, services.csv, the JSON Lines files and manifest.json.
+fn small_reports(
+    dir: &Path,
+    a: &Audit,
+    run: &RunOutput,
+    inputs: &[String],
+    opts: &WriteOptions,
+) -> io::Result<()> {
+    write_rules(dir, a)?;
+    write_findings(dir, a)?;
+    write_groups(dir, a)?;
+    csv_file(
+        dir,
+        "inventory.csv",
+        INVENTORY_COLUMNS,
+        a.inventory
+            .iter()
+            .map(|e| vec![e.cidr.to_string(), e.roles.join(";"), e.name.clone()]),
+    )?;
+    let mut m = AtomicFile::create(&dir.join("summary.md"))?;
+    let mut text = summary_md(a, run, inputs);
+    if let Some(w) = opts.waivers {
+        text.push_str(&waivers_md(a, w));
+    }
+    m.write_all(text.as_bytes())?;
+    m.commit()?;
+    super::html::write_html(dir, a, run, inputs)?;
+    Ok(())
 }
 
 /// Appends a CSV cell: made safe for spreadsheets, quoted when it holds a separator or quote.
@@ -327,7 +345,7 @@ fn service_row(buf: &mut Vec<u8>, a: &Audit, groups: &[Vec<u8>], plain: &[bool],
     buf.push(b',');
     push_iso(buf, s.first_ts);
     buf.push(b',');
-    push_iso(buf, s.last_ts);
+    push_duration(buf, s.first_ts, s.last_ts);
     buf.push(b',');
     let mut first = true;
     for (i, n) in s.bases.iter().enumerate() {

@@ -21,6 +21,7 @@ pub const JSONL_FILES: &[(&str, &[&str])] = &[
             "unanswered",
             "packets",
             "bytes",
+            "duration",
         ],
     ),
     ("rules", &["host_pairs", "flows", "bytes"]),
@@ -77,11 +78,12 @@ fn convert(csv_path: &Path, numeric: &[&str], out: &mut dyn Write) -> io::Result
             match (*is_number, cell) {
                 (true, "") => line.extend_from_slice(b"null"),
                 (true, n) => {
-                    // Counts the audit wrote: digits only, valid JSON numbers as they are.
-                    if !n.bytes().all(|b| b.is_ascii_digit()) {
+                    // Counts and durations the audit wrote (`12`, `14.306`): valid JSON numbers
+                    // as they are.
+                    if !is_plain_number(n) {
                         return Err(io::Error::new(
                             io::ErrorKind::InvalidData,
-                            format!("{}: {n:?} is not a count", csv_path.display()),
+                            format!("{}: {n:?} is not a number", csv_path.display()),
                         ));
                     }
                     line.extend_from_slice(n.as_bytes());
@@ -93,6 +95,15 @@ fn convert(csv_path: &Path, numeric: &[&str], out: &mut dyn Write) -> io::Result
         out.write_all(&line)?;
     }
     Ok(())
+}
+
+/// Digits, and at most one `.` with digits on both sides.
+fn is_plain_number(n: &str) -> bool {
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    match n.split_once('.') {
+        Some((whole, frac)) => digits(whole) && digits(frac),
+        None => digits(n),
+    }
 }
 
 fn json_string(s: &str) -> String {

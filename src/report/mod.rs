@@ -6,9 +6,10 @@ pub mod audit_jsonl;
 pub mod flows;
 pub mod flows_jsonl;
 pub mod html;
+pub mod manifest;
 pub mod time;
 
-pub use time::{format_iso, push_iso};
+pub use time::{format_iso, push_duration, push_iso};
 
 use std::borrow::Cow;
 use std::fs::File;
@@ -16,7 +17,7 @@ use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 /// Version of every report schema this build writes. Bump on any incompatible change.
-pub const SCHEMA_VERSION: u32 = 3;
+pub const SCHEMA_VERSION: u32 = 4;
 
 /// Neutralises a cell a spreadsheet would run as a formula (OWASP's CSV-injection advice): cells
 /// starting with `=`, `+`, `-`, `@`, tab or CR get a leading apostrophe. Quoting of commas, quotes

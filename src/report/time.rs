@@ -37,6 +37,25 @@ pub fn push_iso(buf: &mut Vec<u8>, ts_ns: i64) {
     buf.push(b'Z');
 }
 
+/// The time from `first_ns` to `last_ns` in seconds with milliseconds (`14.306`), as the two
+/// ISO times of [`format_iso`] show it: both are cut to the millisecond first, so `first_seen`
+/// plus `duration` gives back exactly the last time a schema 3 report printed. Zeek's conn.log
+/// gives a connection's start and duration the same way.
+pub fn push_duration(buf: &mut Vec<u8>, first_ns: i64, last_ns: i64) {
+    let ms = (last_ns.div_euclid(1_000_000) - first_ns.div_euclid(1_000_000)).max(0);
+    super::push_int(buf, ms / 1000);
+    buf.push(b'.');
+    push_digits(buf, (ms % 1000) as u32, 3);
+}
+
+/// A `duration` cell (seconds, up to nine decimals, not negative) to nanoseconds.
+pub fn parse_duration(s: &str) -> Option<i64> {
+    if s.starts_with('-') || s.starts_with('+') {
+        return None;
+    }
+    parse_epoch(s)
+}
+
 fn push_digits(buf: &mut Vec<u8>, n: u32, width: u32) {
     for i in (0..width).rev() {
         buf.push(b'0' + (n / 10u32.pow(i) % 10) as u8);
@@ -208,5 +227,29 @@ mod tests {
             Some(1_700_000_000_500_000_000)
         );
         assert_eq!(parse_time(""), None);
+    }
+
+    #[test]
+    fn durations_are_the_difference_of_the_printed_times() {
+        let d = |a: i64, b: i64| {
+            let mut buf = Vec::new();
+            push_duration(&mut buf, a, b);
+            String::from_utf8(buf).unwrap()
+        };
+        // 22:13:20.203999 to 22:13:34.509000: the printed times are .203 and .509.
+        let first = 1_700_000_000_203_999_000;
+        assert_eq!(d(first, 1_700_000_014_509_000_000), "14.306");
+        assert_eq!(d(first, first), "0.000");
+        // .2039 and .2041 print as .203 and .204: one millisecond apart.
+        assert_eq!(d(first, first + 200_000), "0.001");
+        assert_eq!(d(0, 3_600 * S), "3600.000");
+        assert_eq!(d(-1, 0), "0.001");
+        let back =
+            parse_iso("2023-11-14T22:13:20.203Z").unwrap() + parse_duration("14.306").unwrap();
+        assert_eq!(format_iso(back), "2023-11-14T22:13:34.509Z");
+        assert_eq!(parse_duration("0.5"), Some(500_000_000));
+        for bad in ["", "-1.000", "+1", "1.0000000001", "x"] {
+            assert_eq!(parse_duration(bad), None, "{bad:?}");
+        }
     }
 }

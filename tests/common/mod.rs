@@ -67,6 +67,36 @@ pub fn iso_to_epoch_seconds(path: &Path) {
     std::fs::write(path, out.join("\n") + "\n").unwrap();
 }
 
+/// Rewrites a schema 4 services.csv as schema 3 wrote it: `last_seen` (ISO 8601) in place of
+/// `duration`, worked out by hand for the demo's times (all on 2026-01-01, CSV without quotes).
+pub fn duration_to_last_seen(path: &Path) {
+    let text = std::fs::read_to_string(path).unwrap();
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let col = |n: &str| header.iter().position(|h| *h == n).unwrap();
+    let (first, dur) = (col("first_seen"), col("duration"));
+    let mut out = vec![header.join(",").replacen(",duration,", ",last_seen,", 1)];
+    for l in lines {
+        let mut cells: Vec<String> = l.split(',').map(String::from).collect();
+        let t = cells[first]
+            .strip_prefix("2026-01-01T")
+            .expect("a demo time");
+        let n = |r: std::ops::Range<usize>| t[r].parse::<i64>().unwrap();
+        let start_ms = ((n(0..2) * 60 + n(3..5)) * 60 + n(6..8)) * 1000 + n(9..12);
+        let (s, ms) = cells[dur].split_once('.').unwrap();
+        let end = start_ms + s.parse::<i64>().unwrap() * 1000 + ms.parse::<i64>().unwrap();
+        cells[dur] = format!(
+            "2026-01-01T{:02}:{:02}:{:02}.{:03}Z",
+            end / 3_600_000,
+            end / 60_000 % 60,
+            end / 1000 % 60,
+            end % 1000
+        );
+        out.push(cells.join(","));
+    }
+    std::fs::write(path, out.join("\n") + "\n").unwrap();
+}
+
 // ---------------------------------------------------------------------------------------------
 // Addresses and TCP flags
 

@@ -1,4 +1,4 @@
-# flowaudit policy (windows) from an audit report directory (schema version 3)
+# flowaudit policy (windows) from an audit report directory (schema version 4)
 # groups by role; only documented traffic the capture showed; ports narrowed to the observed ones; no default drop
 # 12 allow rules, 13 address groups, 5 candidates for review (never allowed)
 #
