@@ -103,3 +103,138 @@ fn role_set_ids(cx: &Ctx) -> Vec<u32> {
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    //! The memo must be invisible: every service gets the verdict that classifying it on its
+    //! own gives, whatever mix of hosts, roles, names and ports the services bring.
+
+    use super::*;
+    use crate::audit::compiled::Compiled;
+    use crate::audit::hosts::{GroupBy, Hosts};
+    use crate::audit::{Outcome, ServiceKey, NO_WAIVER};
+    use crate::catalog::Catalogs;
+    use crate::decode::proto::{ICMP, TCP, UDP};
+    use crate::decode::Addr;
+    use crate::inventory::Inventory;
+    use proptest::prelude::*;
+
+    /// Hosts with one role, two roles, a role family; two private and two public hosts outside
+    /// the inventory.
+    const INVENTORY: &str = "address,roles,name
+10.1.0.0/24,backup-proxy,proxies
+10.1.1.0/24,windows-backup-repository,repos
+10.1.2.10,backup-server;windows-backup-server,vbr01
+10.1.2.20,backup-proxy;windows-server,proxy-win
+10.1.3.0/24,agent-computer-windows,laptops
+";
+
+    /// Every built-in Internet rule names its hosts; a site's own rule without a pattern is
+    /// what makes a public address count (a private one stays an unknown host).
+    const SITE_CATALOG: &str = "# catalog: site
+# product: Site
+id,section,from_role,to_role,protocol,ports,qualifiers,host_pattern,ref,note,decision,source_line
+SITE-1,Updates,backup-server,internet,tcp,443,,,,updates from anywhere,,1
+";
+
+    /// Ports with rules (single ports, ranges, dynamic ranges) and ports without.
+    const PORTS: [u16; 10] = [22, 135, 443, 445, 2500, 3306, 6160, 6162, 9392, 49_200];
+
+    fn addresses() -> Vec<Addr> {
+        let v4 = |a: [u8; 4]| Addr::v4(a);
+        let mut v = vec![
+            v4([10, 1, 0, 5]),
+            v4([10, 1, 0, 6]),
+            v4([10, 1, 1, 7]),
+            v4([10, 1, 1, 8]),
+            v4([10, 1, 2, 10]),
+            v4([10, 1, 2, 20]),
+            v4([10, 1, 3, 33]),
+            v4([10, 9, 9, 9]),
+            v4([10, 9, 9, 10]),
+            v4([192, 0, 2, 1]),
+            v4([8, 8, 8, 8]),
+        ];
+        v.sort();
+        v
+    }
+
+    fn service(client: HostIdx, server: HostIdx, proto: u8, port: u16) -> Service {
+        Service {
+            key: ServiceKey {
+                client,
+                server,
+                proto,
+                port,
+            },
+            flows: 1,
+            established: 1,
+            refused: 0,
+            unanswered: 0,
+            packets: 2,
+            bytes: 120,
+            first_ts: 0,
+            last_ts: 0,
+            bases: [1, 0, 0, 0, 0],
+            verdict: Verdict::Undocumented,
+            outcome: Outcome::Established,
+            unknown: UnknownEnd::None,
+            rules: [0; LISTED_RULES],
+            n_rules: 0,
+            more: 0,
+            waiver: NO_WAIVER,
+        }
+    }
+
+    fn every_service() -> Vec<Service> {
+        let mut v = Vec::new();
+        for c in 0..11 {
+            for s in 0..11 {
+                v.push(service(c, s, ICMP, 0));
+                for port in PORTS {
+                    v.push(service(c, s, TCP, port));
+                    v.push(service(c, s, UDP, port));
+                }
+            }
+        }
+        v
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 16, failure_persistence: None, ..ProptestConfig::default() })]
+
+        #[test]
+        fn memo_gives_every_service_its_own_verdict(
+            // Every (client, server, protocol, port) of these hosts, in a random order: which
+            // service stands for a question depends on the order.
+            services in Just(every_service()).prop_shuffle(),
+            named in proptest::option::of(0u32..11),
+        ) {
+            let mut cat = Catalogs::builtin(&[]).unwrap();
+            assert!(cat.add_file("site.csv", SITE_CATALOG).is_empty());
+            let cc = Compiled::new(&cat).unwrap();
+            let inv = Inventory::parse("inv.csv", INVENTORY, &cat.roles).unwrap();
+            let hosts = Hosts::new(&inv, &cc.roles, GroupBy::Entry, addresses());
+            // A name the capture gave one host (as DNS would): that end is asked directly. An
+            // Internet rule (AGT-045: backup-server -> *.amazonaws.com, tcp/443) may match it.
+            let names: FxHashMap<HostIdx, Vec<String>> = named
+                .map(|h| (h, vec!["bucket.s3.amazonaws.com".to_string()]))
+                .into_iter()
+                .collect();
+            let cx = Ctx { cc: &cc, hosts: &hosts, names: &names };
+            let site = hosts.site_roles();
+            let mut services = services;
+            classify_services(&mut services, &cx, &site);
+            for s in &services {
+                let direct = answer(&cx, &site, s);
+                let mut alone = service(s.key.client, s.key.server, s.key.proto, s.key.port);
+                alone.set_class(&direct);
+                prop_assert_eq!(
+                    (s.verdict, s.unknown, s.listed_rules(), s.more),
+                    (alone.verdict, alone.unknown, alone.listed_rules(), alone.more),
+                    "{:?}", s.key
+                );
+            }
+        }
+    }
+}

@@ -232,6 +232,22 @@ mod tests {
         }
     }
 
+    /// Classifies a service between hosts holding these roles (families closed over).
+    fn between(cc: &Compiled, client: &[&str], server: &[&str], p: u8, port: u16) -> Class {
+        let (c, s) = (roles(cc, client), roles(cc, server));
+        classify(
+            cc,
+            &RoleSet::default(),
+            p,
+            port,
+            &end(Some(&c)),
+            &end(Some(&s)),
+        )
+    }
+
+    const PROXY: &[&str] = &["backup-proxy"];
+    const WIN_REPO: &[&str] = &["windows-backup-repository"];
+
     fn ids(cc: &Compiled, c: &Class) -> Vec<String> {
         c.rules.iter().map(|&r| cc.rule(r).id.clone()).collect()
     }
@@ -243,18 +259,7 @@ mod tests {
         let cc = cc();
         // VBR-058: backup-proxy -> backup-repository tcp 2500-3300 (the only rule between them
         // on 2500).
-        let (p, r) = (
-            roles(&cc, &["backup-proxy"]),
-            roles(&cc, &["windows-backup-repository"]),
-        );
-        let c = classify(
-            &cc,
-            &RoleSet::default(),
-            TCP,
-            2500,
-            &end(Some(&p)),
-            &end(Some(&r)),
-        );
+        let c = between(&cc, PROXY, WIN_REPO, TCP, 2500);
         assert_eq!(c.verdict, Verdict::Documented);
         assert_eq!(ids(&cc, &c), ["VBR-058"]);
         assert_eq!((c.more, c.unknown), (0, UnknownEnd::None));
@@ -264,18 +269,7 @@ mod tests {
     fn reverse_when_only_the_other_direction_is_documented() {
         let cc = cc();
         // VBR-058 again, opened from the repository towards the proxy.
-        let (p, r) = (
-            roles(&cc, &["backup-proxy"]),
-            roles(&cc, &["windows-backup-repository"]),
-        );
-        let c = classify(
-            &cc,
-            &RoleSet::default(),
-            TCP,
-            2500,
-            &end(Some(&r)),
-            &end(Some(&p)),
-        );
+        let c = between(&cc, WIN_REPO, PROXY, TCP, 2500);
         assert_eq!(c.verdict, Verdict::Reverse);
         assert_eq!(ids(&cc, &c), ["VBR-058"]);
     }
@@ -291,18 +285,7 @@ mod tests {
         // windows-backup-repository), then more (VBR-163/VBR-001 tape-server ->
         // backup-repository...). No rule on 445 starts from a backup-proxy, so none fits both
         // ends. The NFS rules' 1-65535 ranges are not specific and do not count.
-        let (p, r) = (
-            roles(&cc, &["backup-proxy"]),
-            roles(&cc, &["windows-backup-repository"]),
-        );
-        let c = classify(
-            &cc,
-            &RoleSet::default(),
-            TCP,
-            445,
-            &end(Some(&p)),
-            &end(Some(&r)),
-        );
+        let c = between(&cc, PROXY, WIN_REPO, TCP, 445);
         assert_eq!(c.verdict, Verdict::RoleMismatch);
         assert_eq!(
             ids(&cc, &c),
@@ -320,19 +303,8 @@ mod tests {
     fn undocumented_when_no_specific_rule_holds_the_port() {
         let cc = cc();
         // tcp/3306 is in no catalog; udp/2500 neither (the 2500-3300 ranges are TCP only).
-        let (p, r) = (
-            roles(&cc, &["backup-proxy"]),
-            roles(&cc, &["windows-backup-repository"]),
-        );
         for (pr, port) in [(TCP, 3306), (UDP, 2500)] {
-            let c = classify(
-                &cc,
-                &RoleSet::default(),
-                pr,
-                port,
-                &end(Some(&p)),
-                &end(Some(&r)),
-            );
+            let c = between(&cc, PROXY, WIN_REPO, pr, port);
             assert_eq!(c.verdict, Verdict::Undocumented, "{pr}/{port}");
             assert!(c.rules.is_empty());
         }
@@ -397,18 +369,7 @@ mod tests {
     fn portless_protocols_match_rules_without_ports() {
         let cc = cc();
         // No built-in rule documents ICMP between a proxy and a repository.
-        let (p, r) = (
-            roles(&cc, &["backup-proxy"]),
-            roles(&cc, &["windows-backup-repository"]),
-        );
-        let c = classify(
-            &cc,
-            &RoleSet::default(),
-            ICMP,
-            0,
-            &end(Some(&p)),
-            &end(Some(&r)),
-        );
+        let c = between(&cc, PROXY, WIN_REPO, ICMP, 0);
         assert_eq!(c.verdict, Verdict::Undocumented);
     }
 }
