@@ -34,6 +34,16 @@ struct Run {
 
 impl Run {
     /// (verdict, rule ids) of the service client -> server:port.
+    /// Asserts the verdict and rule ids of the service client -> server:port.
+    #[track_caller]
+    fn expect(&self, client: &str, server: &str, port: u16, verdict: &str, rules: &str) {
+        assert_eq!(
+            self.verdict(client, server, port),
+            pair(verdict, rules),
+            "{client} -> {server}:{port}"
+        );
+    }
+
     fn verdict(&self, client: &str, server: &str, port: u16) -> (String, String) {
         let s = self
             .services
@@ -350,31 +360,22 @@ fn windows_and_linux_components_get_the_server_ports() {
         &["veeam-vbr"],
     );
     // Was role-mismatch: the repository was not a windows-server.
-    assert_eq!(
-        run.verdict("10.4.0.1", "10.4.0.2", 445),
-        pair("documented", "VBR-001")
-    );
+    run.expect("10.4.0.1", "10.4.0.2", 445, "documented", "VBR-001");
     // VBR-021 is the Hyper-V table's own 135;445 row.
-    assert_eq!(
-        run.verdict("10.4.0.1", "10.4.0.3", 445),
-        pair("documented", "VBR-001;VBR-021")
-    );
+    run.expect("10.4.0.1", "10.4.0.3", 445, "documented", "VBR-001;VBR-021");
     // VBR-160 is the tape server row referring to the Windows server table.
-    assert_eq!(
-        run.verdict("10.4.0.1", "10.4.0.4", 6162),
-        pair("documented", "VBR-007;VBR-160/VBR-007")
+    run.expect(
+        "10.4.0.1",
+        "10.4.0.4",
+        6162,
+        "documented",
+        "VBR-007;VBR-160/VBR-007",
     );
     // A mount server is not made a Windows server: only the mount server row's reference
     // (restore-only) documents 445.
-    assert_eq!(
-        run.verdict("10.4.0.1", "10.4.0.5", 445),
-        pair("documented", "VBR-195/VBR-001")
-    );
+    run.expect("10.4.0.1", "10.4.0.5", 445, "documented", "VBR-195/VBR-001");
     // Was role-mismatch: the Linux repository was not a linux-server.
-    assert_eq!(
-        run.verdict("10.4.0.1", "10.4.0.6", 22),
-        pair("documented", "VBR-015")
-    );
+    run.expect("10.4.0.1", "10.4.0.6", 22, "documented", "VBR-015");
 }
 
 #[test]
@@ -394,18 +395,9 @@ fn the_enterprise_manager_appliance_hosts_the_website() {
         ],
         &["veeam-em"],
     );
-    assert_eq!(
-        run.verdict("10.5.0.1", "10.5.0.2", 443),
-        pair("documented", "EM-023")
-    );
-    assert_eq!(
-        run.verdict("10.5.0.1", "10.5.0.3", 9443),
-        pair("documented", "EM-049")
-    );
-    assert_eq!(
-        run.verdict("10.5.0.1", "10.5.0.4", 9443),
-        pair("role-mismatch", "EM-049")
-    );
+    run.expect("10.5.0.1", "10.5.0.2", 443, "documented", "EM-023");
+    run.expect("10.5.0.1", "10.5.0.3", 9443, "documented", "EM-049");
+    run.expect("10.5.0.1", "10.5.0.4", 9443, "role-mismatch", "EM-049");
 }
 
 #[test]
@@ -422,13 +414,19 @@ fn backup_exec_servers_stay_outside_the_veeam_families() {
         ],
         &["backup-exec"],
     );
-    assert_eq!(
-        run.verdict("10.10.0.1", "10.10.0.2", 10000),
-        pair("documented", "BE-003;BE-001;BE-005")
+    run.expect(
+        "10.10.0.1",
+        "10.10.0.2",
+        10000,
+        "documented",
+        "BE-003;BE-001;BE-005",
     );
-    assert_eq!(
-        run.verdict("10.10.0.2", "10.10.0.1", 6101),
-        pair("documented", "BE-004;BE-002;BE-006")
+    run.expect(
+        "10.10.0.2",
+        "10.10.0.1",
+        6101,
+        "documented",
+        "BE-004;BE-002;BE-006",
     );
 }
 
@@ -448,14 +446,8 @@ fn enterprise_manager_reaches_both_helpers() {
         ],
         &["veeam-em"],
     );
-    assert_eq!(
-        run.verdict("10.5.1.1", "10.5.1.2", 2500),
-        pair("documented", "EM-085")
-    );
-    assert_eq!(
-        run.verdict("10.5.1.1", "10.5.1.3", 2500),
-        pair("documented", "EM-057")
-    );
+    run.expect("10.5.1.1", "10.5.1.2", 2500, "documented", "EM-085");
+    run.expect("10.5.1.1", "10.5.1.3", 2500, "documented", "EM-057");
 }
 
 #[test]
@@ -475,10 +467,7 @@ fn ibm_rule_targets_ibm_object_storage() {
         "VBR-094", "VBR-099", "VBR-108", "VBR-115", "VBR-116", "VBR-121", "VBR-130",
     ];
     let ibm = "VBR-094;VBR-099;VBR-108;VBR-114;VBR-115;VBR-116;VBR-121;VBR-130;AGT-069;AGT-071";
-    assert_eq!(
-        run.verdict("10.8.0.1", "10.8.0.2", 443),
-        pair("documented", ibm)
-    );
+    run.expect("10.8.0.1", "10.8.0.2", 443, "documented", ibm);
     assert_eq!(
         run.verdict("10.8.0.1", "10.8.0.3", 443),
         pair("documented", &format!("{};AGT-071", common.join(";")))
@@ -499,18 +488,9 @@ fn agent_revocation_rule_needs_the_role_not_any_internet_host() {
         ],
         &["veeam-agent"],
     );
-    assert_eq!(
-        run.verdict("10.7.0.1", "198.51.100.30", 80),
-        pair("unknown-host", "")
-    );
-    assert_eq!(
-        run.verdict("10.7.0.1", "10.7.0.2", 80),
-        pair("documented", "AGT-040")
-    );
-    assert_eq!(
-        run.verdict("10.7.0.1", "10.7.0.2", 443),
-        pair("documented", "AGT-040")
-    );
+    run.expect("10.7.0.1", "198.51.100.30", 80, "unknown-host", "");
+    run.expect("10.7.0.1", "10.7.0.2", 80, "documented", "AGT-040");
+    run.expect("10.7.0.1", "10.7.0.2", 443, "documented", "AGT-040");
 }
 
 #[test]
@@ -533,23 +513,11 @@ fn update_repository_is_matched_by_name_in_both_documents() {
         ],
         &["veeam-em", "veeam-proxmox"],
     );
-    assert_eq!(
-        run.verdict("10.6.0.1", "198.51.100.20", 443),
-        pair("documented", "EM-016")
-    );
-    assert_eq!(
-        run.verdict("10.6.0.2", "198.51.100.20", 443),
-        pair("documented", "PVE-009")
-    );
-    assert_eq!(
-        run.verdict("10.6.0.1", "198.51.100.21", 443),
-        pair("documented", "EM-086")
-    );
+    run.expect("10.6.0.1", "198.51.100.20", 443, "documented", "EM-016");
+    run.expect("10.6.0.2", "198.51.100.20", 443, "documented", "PVE-009");
+    run.expect("10.6.0.1", "198.51.100.21", 443, "documented", "EM-086");
     // A public host without a name is not the update repository.
-    assert_eq!(
-        run.verdict("10.6.0.1", "198.51.100.22", 443),
-        pair("unknown-host", "")
-    );
+    run.expect("10.6.0.1", "198.51.100.22", 443, "unknown-host", "");
 }
 
 #[test]
@@ -561,9 +529,12 @@ fn nfs_helper_ports_are_dynamic_and_name_the_port_to_pin() {
         &[("10.9.0.1", 50001, "10.9.0.2", 20048)],
         &["veeam-vbr"],
     );
-    assert_eq!(
-        run.verdict("10.9.0.1", "10.9.0.2", 20048),
-        pair("documented", "VBR-068;VBR-069;VBR-070")
+    run.expect(
+        "10.9.0.1",
+        "10.9.0.2",
+        20048,
+        "documented",
+        "VBR-068;VBR-069;VBR-070",
     );
     let row = run
         .rules

@@ -49,21 +49,21 @@ fn header_line() -> String {
     format!("{}\n", FLOW_COLUMNS.join(","))
 }
 
-/// A small capture: a full TCP connection (8 packets) and a UDP exchange (2 packets).
-fn sample_recs() -> Vec<Rec> {
-    let (c, s) = ("10.0.0.9", "10.0.0.2");
-    vec![
-        rec(at_ms(0), tcp4(c, 50000, s, 443, SYN, 0)),
-        rec(at_ms(1), tcp4(s, 443, c, 50000, SA, 0)),
-        rec(at_ms(2), tcp4(c, 50000, s, 443, ACK, 0)),
-        rec(at_ms(3), tcp4(c, 50000, s, 443, PA, 100)),
-        rec(at_ms(4), udp4(c, 40000, s, 53, 30)),
-        rec(at_ms(5), udp4(s, 53, c, 40000, 50)),
-        rec(at_ms(6), tcp4(s, 443, c, 50000, PA, 200)),
-        rec(at_ms(7), tcp4(c, 50000, s, 443, FA, 0)),
-        rec(at_ms(8), tcp4(s, 443, c, 50000, FA, 0)),
-        rec(at_ms(9), tcp4(c, 50000, s, 443, ACK, 0)),
-    ]
+/// Runs flowaudit with `input` on its standard input, written from another thread so that a
+/// large input cannot fill the pipe while flowaudit's output waits to be read.
+fn run_with_stdin(args: &[&str], input: Vec<u8>) -> Output {
+    let mut child = Command::new(BIN)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let writer = std::thread::spawn(move || stdin.write_all(&input).unwrap());
+    let o = child.wait_with_output().unwrap();
+    writer.join().unwrap();
+    o
 }
 
 /// The CSV the sample gives, row by row (header first).
@@ -224,17 +224,7 @@ fn the_sample_capture_gives_the_expected_csv() {
 fn stdin_input_works() {
     let bytes = pcap_bytes(link::ETHERNET, false, &sample_recs());
     // `-` in, report on stdout (no -o).
-    let mut child = Command::new(BIN)
-        .args(["flows", "-", "-q"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    let writer = std::thread::spawn(move || stdin.write_all(&bytes).unwrap());
-    let o = child.wait_with_output().unwrap();
-    writer.join().unwrap();
+    let o = run_with_stdin(&["flows", "-", "-q"], bytes);
     assert_eq!(code(&o), 0, "stderr: {}", stderr(&o));
     assert_eq!(String::from_utf8(o.stdout).unwrap(), sample_csv());
 }
@@ -246,17 +236,7 @@ fn stdin_pcapng_gz_input_works() {
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
     gz.write_all(&ng).unwrap();
     let gz = gz.finish().unwrap();
-    let mut child = Command::new(BIN)
-        .args(["flows", "-", "-q", "-o", "-"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    let writer = std::thread::spawn(move || stdin.write_all(&gz).unwrap());
-    let o = child.wait_with_output().unwrap();
-    writer.join().unwrap();
+    let o = run_with_stdin(&["flows", "-", "-q", "-o", "-"], gz);
     assert_eq!(code(&o), 0, "stderr: {}", stderr(&o));
     assert_eq!(String::from_utf8(o.stdout).unwrap(), sample_csv());
 }

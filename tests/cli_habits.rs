@@ -38,25 +38,6 @@ fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }
 
-/// tests/cli_errors.rs's sample: a full TCP connection (8 packets: 54, 54, 54, 154 bytes from
-/// the client side, the server's 254-byte answer, FINs and the last ACK) and a UDP exchange
-/// (72 bytes out, 92 back), in this order in time.
-fn sample_recs() -> Vec<Rec> {
-    let (c, s) = ("10.0.0.9", "10.0.0.2");
-    vec![
-        rec(at_ms(0), tcp4(c, 50000, s, 443, SYN, 0)),
-        rec(at_ms(1), tcp4(s, 443, c, 50000, SA, 0)),
-        rec(at_ms(2), tcp4(c, 50000, s, 443, ACK, 0)),
-        rec(at_ms(3), tcp4(c, 50000, s, 443, PA, 100)),
-        rec(at_ms(4), udp4(c, 40000, s, 53, 30)),
-        rec(at_ms(5), udp4(s, 53, c, 40000, 50)),
-        rec(at_ms(6), tcp4(s, 443, c, 50000, PA, 200)),
-        rec(at_ms(7), tcp4(c, 50000, s, 443, FA, 0)),
-        rec(at_ms(8), tcp4(s, 443, c, 50000, FA, 0)),
-        rec(at_ms(9), tcp4(c, 50000, s, 443, ACK, 0)),
-    ]
-}
-
 /// A flows.csv row of [`sample_recs`]: first and last packet `first_ms` and `last_ms` after
 /// 1700000000 s, which `date -u -d @1700000000` shows as 2023-11-14T22:13:20 (UTC); the
 /// `*_epoch` columns keep the nanoseconds.

@@ -67,6 +67,25 @@ pub fn iso_to_epoch_seconds(path: &Path) {
     std::fs::write(path, out.join("\n") + "\n").unwrap();
 }
 
+/// A small capture: a full TCP connection (8 packets: 54, 54, 54, 154 bytes from the client
+/// side, the server's 254-byte answer, FINs and the last ACK) and a UDP exchange (72 bytes out,
+/// 92 back), in this order in time.
+pub fn sample_recs() -> Vec<Rec> {
+    let (c, s) = ("10.0.0.9", "10.0.0.2");
+    vec![
+        rec(at_ms(0), tcp4(c, 50000, s, 443, SYN, 0)),
+        rec(at_ms(1), tcp4(s, 443, c, 50000, SA, 0)),
+        rec(at_ms(2), tcp4(c, 50000, s, 443, ACK, 0)),
+        rec(at_ms(3), tcp4(c, 50000, s, 443, PA, 100)),
+        rec(at_ms(4), udp4(c, 40000, s, 53, 30)),
+        rec(at_ms(5), udp4(s, 53, c, 40000, 50)),
+        rec(at_ms(6), tcp4(s, 443, c, 50000, PA, 200)),
+        rec(at_ms(7), tcp4(c, 50000, s, 443, FA, 0)),
+        rec(at_ms(8), tcp4(s, 443, c, 50000, FA, 0)),
+        rec(at_ms(9), tcp4(c, 50000, s, 443, ACK, 0)),
+    ]
+}
+
 /// Rewrites a schema 4 services.csv as schema 3 wrote it: `last_seen` (ISO 8601) in place of
 /// `duration`, worked out by hand for the demo's times (all on 2026-01-01, CSV without quotes).
 pub fn duration_to_last_seen(path: &Path) {
