@@ -7,11 +7,12 @@
 #
 # Runs the same commands with both binaries in scratch directories and compares every output
 # file (cmp), every exit code and every stderr (with the scratch directory name replaced):
-#   flows CAPTURE (and with --decap) for each capture and the demo capture;
+#   flows CAPTURE (also with --decap, --no-mmap and gzipped) for each capture and the demo;
 #   audit CAPTURE -I fixtures/demo/hosts.csv for each capture (all report files);
 #   the demo audit with --waivers (a waivers file written here) and --format jsonl;
 #   flows --flows and audit --flows for each Zeek conn.log and NetFlow/IPFIX file;
-#   policy for every --format from the demo report, and firewall on its iptables ruleset;
+#   policy for every --format from the demo report; firewall (and audit --firewall) with an
+#   iptables-save ruleset and an ipset file written here, with and without --firewall-iface;
 #   catalog list, roles, lint and show for every built-in rule id.
 # No report file holds the tool version or run time, so no output file is excluded; on stderr the
 # run time of the packet summary line ("in 0.012 s (...)") is masked.
@@ -24,14 +25,45 @@ pcaps=${3:-$root/../shared/pcaps}
 flowlogs=${4:-$root/../shared/flowlogs}
 demo=$root/fixtures/demo
 scratch=$(mktemp -d)
-trap 'rm -rf "$scratch"' EXIT
+# KEEP=1 keeps the outputs (and says where) to look at them.
+if [ -n "${KEEP:-}" ]; then echo "outputs in $scratch"; else trap 'rm -rf "$scratch"' EXIT; fi
 
 cat >"$scratch/waivers.csv" <<'W'
 client,server,proto,ports,reason,owner,expires
 role:backup-proxy,role:backup-repository,tcp,3306,catalog replica,alice,2026-02-01
 10.1.0.10,10.1.0.20/32,tcp,6160-6161,installer port closed,bob,2099-01-10
-role:backup-server,any,tcp,445,push installs,carol,2099-12-31
+role:backup-server,*,tcp,445,push installs,carol,2099-12-31
 W
+
+# An iptables-save ruleset and ipset save file using most of the syntax the firewall check reads.
+cat >"$scratch/rules.v4" <<'R'
+*filter
+:INPUT ACCEPT [0:0]
+:FORWARD DROP [0:0]
+:OUTPUT ACCEPT [0:0]
+:BACKUP - [0:0]
+-A FORWARD -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT
+-A FORWARD -i eth+ -j BACKUP
+-A BACKUP -s 10.1.0.10/32 -d 10.1.0.0/24 -p tcp -m multiport --dports 445,6160:6162,2500:3300 -m comment --comment "veeam" -j ACCEPT
+-A BACKUP -m set --match-set repos dst -p tcp --dport 10006 -j ACCEPT
+-A BACKUP -m iprange --src-range 10.1.0.1-10.1.0.50 -p udp --dport 53 -j ACCEPT
+-A BACKUP -p tcp --syn -m limit --limit 5/s -j LOG --log-prefix "x "
+-A BACKUP ! -s 10.1.0.0/16 -p icmp -j DROP
+-A BACKUP -m set --match-set pairs src,dst -j DROP
+-A BACKUP -p tcp -m tcp --sport 1024:65535 --dport 3306 -c 10 2000 -j REJECT --reject-with tcp-reset
+-A BACKUP -p tcp -d 10.1.0.20,10.1.0.30 -g ALLOWED
+-A BACKUP -p tcp -j ACCEPT
+COMMIT
+R
+cat >"$scratch/ipsets.save" <<'R'
+create repos hash:ip family inet hashsize 1024 maxelem 65536
+add repos 10.1.0.30
+R
+
+mkdir "$scratch/gz"
+for c in "$pcaps"/*.pcap "$pcaps"/*.pcapng "$demo/backup-window.pcap"; do
+    [ -f "$c" ] && gzip -c "$c" >"$scratch/gz/$(basename "$c").gz"
+done
 
 # run NAME ARGS...: run the binary ($bin) with ARGS (OUT in them is the case's output path),
 # keeping the exit code and the stderr beside the output.
@@ -58,6 +90,9 @@ cases() {
         b=$(basename "$c")
         run "flows-$b" flows "$c" -o OUT/flows.csv -q
         run "flows-decap-$b" flows "$c" --decap -o OUT/flows.csv -q
+        # the streaming readers (read calls, gzip) rather than the mapped ones
+        run "flows-nommap-$b" flows "$c" --no-mmap -o OUT/flows.csv -q
+        run "flows-gz-$b" flows "$scratch/gz/$b.gz" -o OUT/flows.csv -q
         run "audit-$b" audit "$c" -I "$demo/hosts.csv" -o OUT/report -q
     done
     run demo-waivers audit "$demo/backup-window.pcap" -I "$demo/hosts.csv" \
@@ -77,9 +112,15 @@ cases() {
         run "policy-drop-$fmt" policy "$rep" --format "$fmt" --default-drop --include-unused \
             -o OUT/policy
     done
-    # firewall writes into the report directory: check a copy
+    # firewall writes into the report directory: check copies
     cp -r "$rep" "$dir/fw-report"
-    run firewall firewall "$dir/policy-iptables/policy" "$dir/fw-report"
+    run firewall firewall "$scratch/rules.v4" "$scratch/ipsets.save" "$dir/fw-report"
+    cp -r "$rep" "$dir/fw-report-iface"
+    run firewall-iface firewall "$scratch/rules.v4" "$scratch/ipsets.save" "$dir/fw-report-iface" \
+        --firewall-iface eth0=10.0.0.0/8
+    run audit-firewall audit "$demo/backup-window.pcap" -I "$demo/hosts.csv" \
+        --firewall "$scratch/rules.v4" --firewall "$scratch/ipsets.save" \
+        --firewall-iface eth0=10.0.0.0/8 -o OUT/report -q
     run catalog-list catalog list
     run catalog-roles catalog roles
     run catalog-lint catalog lint
