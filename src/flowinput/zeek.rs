@@ -318,11 +318,7 @@ fn conn_row(
     );
     let p = conn_proto(row, o)?;
     let ts = conn_ts(row, st);
-    let dur = row
-        .field("duration")
-        .and_then(|d| d.parse::<f64>().ok())
-        .map(|d| (d * 1e9).round() as i64)
-        .unwrap_or(0);
+    let dur = duration_ns(row);
     let vlan = row
         .field("vlan")
         .and_then(|v| v.parse::<u16>().ok())
@@ -338,14 +334,8 @@ fn conn_row(
         count_field(row, "resp_ip_bytes")?,
     ];
     let (orig_is_client, basis) = orientation(h, &history, p, (op, rp), ports);
-    if let Some(svc) = row.field("service") {
-        let (srv, srv_port) = if orig_is_client { (r, rp) } else { (o, op) };
-        let port = if proto::has_ports(p) { srv_port } else { 0 };
-        st.services
-            .entry((srv, p, port))
-            .or_default()
-            .extend(svc.split('\u{1}').map(String::from));
-    }
+    let server = if orig_is_client { (r, rp) } else { (o, op) };
+    note_services(row, p, server, st);
     let (key, orig_is_a) = FlowKey::of(vlan, p, o, op, r, rp);
     let ab = |v: [u64; 2]| if orig_is_a { v } else { [v[1], v[0]] };
     let ab8 = |v: [u8; 2]| if orig_is_a { v } else { [v[1], v[0]] };
@@ -367,6 +357,25 @@ fn conn_row(
         icmp_unreachable: false,
         source,
     })
+}
+
+/// The row's duration in ns (0 when unset).
+fn duration_ns(row: &Row) -> i64 {
+    row.field("duration")
+        .and_then(|d| d.parse::<f64>().ok())
+        .map(|d| (d * 1e9).round() as i64)
+        .unwrap_or(0)
+}
+
+/// The services Zeek named (`service`) for the row's server (address, port) and protocol `p`.
+fn note_services(row: &Row, p: u8, (srv, srv_port): (Addr, u16), st: &mut FlowInputStats) {
+    if let Some(svc) = row.field("service") {
+        let port = if proto::has_ports(p) { srv_port } else { 0 };
+        st.services
+            .entry((srv, p, port))
+            .or_default()
+            .extend(svc.split('\u{1}').map(String::from));
+    }
 }
 
 fn need(row: &Row, k: &str) -> Result<String, String> {
