@@ -764,6 +764,71 @@ fn parse_protocols(s: &str) -> Result<Vec<u8>, String> {
     Ok(v)
 }
 
+/// The id of a rule row with the right number of columns, new in this file; None (with the
+/// problem added) otherwise.
+fn row_id(
+    file: &str,
+    line: u64,
+    rec: &csv::StringRecord,
+    ids_here: &mut BTreeMap<String, u64>,
+    problems: &mut Vec<Problem>,
+) -> Option<String> {
+    if rec.len() != COLUMNS.len() {
+        problems.push(prob(
+            file,
+            line,
+            format!("expected {} columns, found {}", COLUMNS.len(), rec.len()),
+        ));
+        return None;
+    }
+    let id = rec.get(0).unwrap_or("").trim().to_string();
+    if id.is_empty() {
+        problems.push(prob(file, line, "rule with an empty id"));
+        return None;
+    }
+    if let Some(first) = ids_here.insert(id.clone(), line) {
+        problems.push(prob(
+            file,
+            line,
+            format!("duplicate rule id {id} (first on line {first})"),
+        ));
+        return None;
+    }
+    Some(id)
+}
+
+/// The `;`-separated qualifiers cell; an unknown qualifier is a problem (`bad`).
+fn qualifiers(text: &str, bad: &mut impl FnMut(String)) -> Vec<Qualifier> {
+    let mut qualifiers = Vec::new();
+    for q in text.split(';').map(str::trim).filter(|q| !q.is_empty()) {
+        match Qualifier::parse(q) {
+            Some(q) => qualifiers.push(q),
+            None => bad(format!("unknown qualifier {q:?}")),
+        }
+    }
+    qualifiers
+}
+
+/// A plain rule names a protocol (and ports, for one that has them); a reference row (with a
+/// `target`) names neither. What is wrong goes to `bad`.
+fn check_rule_shape(
+    target: &str,
+    protocols: &[u8],
+    ports: &[PortRange],
+    bad: &mut impl FnMut(String),
+) {
+    if target.is_empty() {
+        if protocols.is_empty() {
+            bad("no protocol".into());
+        }
+        if ports.is_empty() && protocols.iter().any(|p| proto::has_ports(*p)) {
+            bad("tcp/udp rule without ports".into());
+        }
+    } else if !protocols.is_empty() || !ports.is_empty() {
+        bad("a reference row must leave protocol and ports empty".into());
+    }
+}
+
 impl Catalogs {
     /// The built-in catalogs (all products, or those whose catalog id is in `only`).
     pub fn builtin(only: &[String]) -> Result<Catalogs, Vec<Problem>> {
@@ -887,58 +952,15 @@ impl Catalogs {
         problems: &mut Vec<Problem>,
     ) -> Option<(Rule, String)> {
         let get = |i: usize| rec.get(i).unwrap_or("").trim().to_string();
-        if rec.len() != COLUMNS.len() {
-            problems.push(prob(
-                file,
-                line,
-                format!("expected {} columns, found {}", COLUMNS.len(), rec.len()),
-            ));
-            return None;
-        }
-        let id = get(0);
-        if id.is_empty() {
-            problems.push(prob(file, line, "rule with an empty id"));
-            return None;
-        }
-        if let Some(first) = ids_here.insert(id.clone(), line) {
-            problems.push(prob(
-                file,
-                line,
-                format!("duplicate rule id {id} (first on line {first})"),
-            ));
-            return None;
-        }
+        let id = row_id(file, line, rec, ids_here, problems)?;
         let mut bad = |m: String| problems.push(prob(file, line, format!("{id}: {m}")));
-        // An old role id still works (lint says to write the new one).
-        let mut role = |r: String| match self.roles.canonical(&r) {
-            Some((id, _)) => id.to_string(),
-            None => {
-                bad(format!("unknown role {r:?} (see docs/roles.md)"));
-                r
-            }
-        };
-        let from_role = role(get(2));
-        let to_role = role(get(3));
+        let from_role = self.role_id(get(2), &mut bad);
+        let to_role = self.role_id(get(3), &mut bad);
         let protocols = parse_protocols(&get(4)).map_err(&mut bad).ok()?;
         let ports = parse_ports(&get(5)).map_err(&mut bad).ok()?;
-        let mut qualifiers = Vec::new();
-        for q in get(6).split(';').map(str::trim).filter(|q| !q.is_empty()) {
-            match Qualifier::parse(q) {
-                Some(q) => qualifiers.push(q),
-                None => bad(format!("unknown qualifier {q:?}")),
-            }
-        }
+        let qualifiers = qualifiers(&get(6), &mut bad);
         let target = get(8);
-        if target.is_empty() {
-            if protocols.is_empty() {
-                bad("no protocol".into());
-            }
-            if ports.is_empty() && protocols.iter().any(|p| proto::has_ports(*p)) {
-                bad("tcp/udp rule without ports".into());
-            }
-        } else if !protocols.is_empty() || !ports.is_empty() {
-            bad("a reference row must leave protocol and ports empty".into());
-        }
+        check_rule_shape(&target, &protocols, &ports, &mut bad);
         let host_pattern = Some(get(7)).filter(|h| !h.is_empty());
         if get(9).is_empty() {
             bad("empty note".into());
@@ -964,6 +986,18 @@ impl Catalogs {
             via: None,
         };
         Some((rule, target))
+    }
+
+    /// A role cell as its current id: an old role id still works (lint says to write the new
+    /// one); an unknown one is a problem (`bad`) and stays as written.
+    fn role_id(&self, r: String, bad: &mut impl FnMut(String)) -> String {
+        match self.roles.canonical(&r) {
+            Some((id, _)) => id.to_string(),
+            None => {
+                bad(format!("unknown role {r:?} (see docs/roles.md)"));
+                r
+            }
+        }
     }
 
     /// Expands reference rows into copies of the referenced sections' rules (recursively).

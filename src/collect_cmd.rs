@@ -96,30 +96,11 @@ pub fn cmd_collect(a: CollectArgs) -> CmdResult {
         .map_err(|e| CliError::input(format!("cannot create {}: {e}", a.output.display())))?;
     let mut cfg = a.engine.config();
     setup.add_catalog_ports(&mut cfg);
-    let stop = Arc::new(AtomicBool::new(false));
-    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register(sig, Arc::clone(&stop))
-            .map_err(|e| CliError::input(format!("cannot install signal handler: {e}")))?;
-    }
+    let stop = stop_on_signals()?;
     let (tx, rx) = mpsc::channel();
-    let mut receivers = Vec::new();
-    let mut inputs = Vec::new();
-    for addr in &a.listen {
-        let sock = UdpSocket::bind(addr).map_err(|e| {
-            CliError::input(format!(
-                "cannot listen on udp {addr}: {e} (in use, or a port below 1024 without root?)"
-            ))
-        })?;
-        let bound = sock.local_addr().unwrap_or(*addr);
-        // Like sniff: tells the user (and scripts) the collector is running, and where.
-        eprintln!("flowaudit: listening on udp {bound} for NetFlow v5/v9 and IPFIX");
-        inputs.push(format!("NetFlow/IPFIX collector on udp {bound}"));
-        receivers.push(spawn_receiver(sock, Arc::clone(&stop), tx.clone()));
-    }
-    drop(tx);
+    let (receivers, inputs) = listen(&a.listen, &stop, tx)?;
     let started = Instant::now();
     let mut state = Collected::default();
-    let mut last_report = Instant::now();
     let write = |c: &Collected, last: bool| {
         let out = make_output(
             c.recs.to_vec(),
@@ -131,25 +112,7 @@ pub fn cmd_collect(a: CollectArgs) -> CmdResult {
         );
         write_reports(&a.output, &out, &c.counters, last, &setup, &inputs)
     };
-    loop {
-        if a.duration.is_some_and(|d| started.elapsed() >= d) {
-            stop.store(true, Ordering::Relaxed);
-        }
-        match rx.recv_timeout(Duration::from_millis(100)) {
-            Ok((from, data)) => state.decode(from, &data),
-            // Every receiver has ended (only after stop): everything received is decoded.
-            Err(mpsc::RecvTimeoutError::Disconnected) => break,
-            Err(mpsc::RecvTimeoutError::Timeout) => {}
-        }
-        if let Some(every) = a.report_every {
-            if last_report.elapsed() >= every && !stop.load(Ordering::Relaxed) {
-                if let Err(e) = write(&state, false) {
-                    eprintln!("flowaudit: cannot write interim reports: {e}");
-                }
-                last_report = Instant::now();
-            }
-        }
-    }
+    receive(&a, &rx, &stop, started, &mut state, &write);
     for r in receivers {
         r.join()
             .map_err(|_| CliError::input("a receiving thread panicked"))?;
@@ -174,6 +137,74 @@ pub fn cmd_collect(a: CollectArgs) -> CmdResult {
     match failing {
         Some(why) => Err(CliError::with_code(EXIT_FAIL_ON, why)),
         None => Ok(0),
+    }
+}
+
+/// A flag SIGINT and SIGTERM set: the collector stops receiving and writes its reports.
+fn stop_on_signals() -> Result<Arc<AtomicBool>, CliError> {
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, Arc::clone(&stop))
+            .map_err(|e| CliError::input(format!("cannot install signal handler: {e}")))?;
+    }
+    Ok(stop)
+}
+
+type Receivers = Vec<std::thread::JoinHandle<()>>;
+
+/// Binds every listen address and starts a receiving thread for each, sending to `tx`; with
+/// the inputs as the reports name them.
+fn listen(
+    addrs: &[SocketAddr],
+    stop: &Arc<AtomicBool>,
+    tx: mpsc::Sender<(SocketAddr, Vec<u8>)>,
+) -> Result<(Receivers, Vec<String>), CliError> {
+    let mut receivers = Vec::new();
+    let mut inputs = Vec::new();
+    for addr in addrs {
+        let sock = UdpSocket::bind(addr).map_err(|e| {
+            CliError::input(format!(
+                "cannot listen on udp {addr}: {e} (in use, or a port below 1024 without root?)"
+            ))
+        })?;
+        let bound = sock.local_addr().unwrap_or(*addr);
+        // Like sniff: tells the user (and scripts) the collector is running, and where.
+        eprintln!("flowaudit: listening on udp {bound} for NetFlow v5/v9 and IPFIX");
+        inputs.push(format!("NetFlow/IPFIX collector on udp {bound}"));
+        receivers.push(spawn_receiver(sock, Arc::clone(stop), tx.clone()));
+    }
+    Ok((receivers, inputs))
+}
+
+/// Decodes datagrams until every receiver has ended (after a signal or `--duration`), writing
+/// interim reports every `--report-every`.
+fn receive(
+    a: &CollectArgs,
+    rx: &mpsc::Receiver<(SocketAddr, Vec<u8>)>,
+    stop: &AtomicBool,
+    started: Instant,
+    state: &mut Collected,
+    write: &dyn Fn(&Collected, bool) -> std::io::Result<Option<String>>,
+) {
+    let mut last_report = Instant::now();
+    loop {
+        if a.duration.is_some_and(|d| started.elapsed() >= d) {
+            stop.store(true, Ordering::Relaxed);
+        }
+        match rx.recv_timeout(Duration::from_millis(100)) {
+            Ok((from, data)) => state.decode(from, &data),
+            // Every receiver has ended (only after stop): everything received is decoded.
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+        }
+        if let Some(every) = a.report_every {
+            if last_report.elapsed() >= every && !stop.load(Ordering::Relaxed) {
+                if let Err(e) = write(state, false) {
+                    eprintln!("flowaudit: cannot write interim reports: {e}");
+                }
+                last_report = Instant::now();
+            }
+        }
     }
 }
 

@@ -182,7 +182,31 @@ struct Inner {
     vlan: u16,
 }
 
+impl DatagramId {
+    /// The datagram fragment `p` (with IP id `id`) belongs to.
+    fn of(p: &Packet, id: u32) -> DatagramId {
+        DatagramId {
+            src: p.src,
+            dst: p.dst,
+            proto: p.proto,
+            id,
+        }
+    }
+}
+
 impl Reassembly {
+    /// The state a first fragment `p` carrying `len` datagram bytes starts.
+    fn first(p: &Packet, len: u32) -> Reassembly {
+        Reassembly {
+            sport: p.sport,
+            dport: p.dport,
+            ts: p.ts_ns,
+            received: len,
+            total: None,
+            inner: None,
+        }
+    }
+
     /// Gives a later fragment its first fragment's ports (and inner flow, for a tunnel).
     fn apply(&self, p: &mut Packet) {
         p.sport = self.sport;
@@ -355,6 +379,91 @@ struct Work {
 const PREFETCH_SLOT_AHEAD: usize = 8;
 const PREFETCH_ENTRY_AHEAD: usize = 4;
 
+/// Where [`Engine::dispatch`] sends one decoded packet.
+enum Route {
+    /// Skipped (counted), or a later fragment held until its first fragment arrives.
+    Drop,
+    /// A first fragment: into its flow, and its ports remembered for the later fragments.
+    FirstFragment {
+        p: Packet,
+        hash: u64,
+        d: DatagramId,
+        r: Reassembly,
+    },
+    /// Into the flow its key (`hash`) names.
+    Flow { p: Packet, hash: u64 },
+}
+
+/// The first read of each frame was a cache miss that stalled the decoder (81 % of decode's
+/// time on an IMIX file): ask for a frame a few records ahead of record `i` now.
+#[inline]
+fn prefetch_frame_ahead(batch: &Batch, i: usize) {
+    // A zero-length last record starts at the end of the bytes: hence get.
+    let ahead = batch.records.get(i + DECODE_PREFETCH_AHEAD);
+    if let Some(b) = ahead.and_then(|n| batch.bytes().get(n.start as usize)) {
+        crate::flowmap::prefetch(b);
+    }
+}
+
+/// Decodes one record: its packet, its flow key's hash and its rare parts (names, mirror).
+#[inline]
+fn decode_record(batch: &Batch, r: &crate::capture::RecordMeta, opts: DecodeOptions) -> Decoded {
+    let data = batch.record_bytes(r);
+    let (packet, mirror) = decode_with_mirror(r.link, data, r.ts_ns, wire_len(r), opts);
+    let hash = match &packet {
+        Ok(p) => hash_key(&FlowKey::of_packet(p).0),
+        Err(_) => 0,
+    };
+    let names = names_in(r, &packet, batch.bytes());
+    let extra = (!names.is_empty() || mirror.is_some()).then(|| Box::new(Extra { names, mirror }));
+    Decoded {
+        packet,
+        hash,
+        extra,
+    }
+}
+
+/// Prefetches the index slot and the entry of flows a few work items ahead of item `j`.
+#[inline]
+fn prefetch_flows_ahead(table: &FlowTable, work: &[Work], j: usize) {
+    if let Some(w) = work.get(j + PREFETCH_SLOT_AHEAD) {
+        table.prefetch(w.hash, Prefetch::Slot);
+    }
+    if let Some(w) = work.get(j + PREFETCH_ENTRY_AHEAD) {
+        table.prefetch(w.hash, Prefetch::Entry);
+    }
+}
+
+/// Counts one unit of work into its shard's flow table.
+#[inline]
+fn apply_work(
+    table: &mut FlowTable,
+    w: Work,
+    batch: &Batch,
+    decoded: &[Decoded],
+    released: &[Packet],
+    cfg: &FlowConfig,
+) {
+    let i = w.index as usize;
+    match w.kind {
+        WorkKind::Packet => {
+            if let Ok(p) = &decoded[i].packet {
+                table.update_hashed(p, w.hash, cfg);
+            }
+        }
+        WorkKind::Released => table.update_hashed(&released[i], w.hash, cfg),
+        WorkKind::Unreachable => {
+            let frame = batch.record_bytes(&batch.records[i]);
+            if let Ok(p) = &decoded[i].packet {
+                if let Some(q) = p.unreach(frame) {
+                    let (key, _) = FlowKey::of(p.vlan, q.proto, q.src, q.sport, q.dst, q.dport);
+                    table.notice_unreachable(&key, w.hash);
+                }
+            }
+        }
+    }
+}
+
 pub struct Engine {
     cfg: EngineConfig,
     flow_cfg: FlowConfig,
@@ -404,39 +513,31 @@ impl Engine {
 
     /// Feeds one batch. Call inside the rayon pool that should do the work.
     pub fn process(&mut self, batch: &Batch) {
+        self.decode_batch(batch);
+        self.take_extras();
+        self.dispatch(batch);
+        self.update_shards(batch);
+        self.spill_if_full();
+    }
+
+    /// Everything that depends on one record alone happens here, in parallel: decoding, the
+    /// flow key's hash, and the names in DNS answers and TLS hellos.
+    fn decode_batch(&mut self, batch: &Batch) {
         let opts = self.cfg.decode;
-        // Everything that depends on one record alone happens here, in parallel: decoding, the
-        // flow key's hash, and the names in DNS answers and TLS hellos.
-        let records = &batch.records;
-        records
+        batch
+            .records
             .par_iter()
             .enumerate()
             .with_min_len(512)
             .map(|(i, r)| {
-                // The first read of each frame was a cache miss that stalled the decoder (81 %
-                // of decode's time on an IMIX file): ask for a frame a few records ahead now.
-                // (A zero-length last record starts at the end of the bytes: hence get.)
-                let ahead = records.get(i + DECODE_PREFETCH_AHEAD);
-                if let Some(b) = ahead.and_then(|n| batch.bytes().get(n.start as usize)) {
-                    crate::flowmap::prefetch(b);
-                }
-                let data = batch.record_bytes(r);
-                let wire_len = wire_len(r);
-                let (packet, mirror) = decode_with_mirror(r.link, data, r.ts_ns, wire_len, opts);
-                let hash = match &packet {
-                    Ok(p) => hash_key(&FlowKey::of_packet(p).0),
-                    Err(_) => 0,
-                };
-                let names = names_in(r, &packet, batch.bytes());
-                let extra = (!names.is_empty() || mirror.is_some())
-                    .then(|| Box::new(Extra { names, mirror }));
-                Decoded {
-                    packet,
-                    hash,
-                    extra,
-                }
+                prefetch_frame_ahead(batch, i);
+                decode_record(batch, r, opts)
             })
             .collect_into_vec(&mut self.decoded);
+    }
+
+    /// Moves the rare parts of the decoded records (mirror sources, names) into the counts.
+    fn take_extras(&mut self) {
         let extras: Vec<Box<Extra>> = self
             .decoded
             .iter_mut()
@@ -450,18 +551,26 @@ impl Engine {
             }
         }
         for (addr, name) in names {
-            let known = self.names.len();
-            match self.names.get_mut(&addr) {
-                Some(set) if set.len() < MAX_NAMES_PER_ADDR || set.contains(&name) => {
-                    set.insert(name);
-                }
-                None if known < MAX_NAMED_ADDRS => {
-                    self.names.insert(addr, BTreeSet::from([name]));
-                }
-                _ => self.stats.names_dropped += 1,
-            }
+            self.remember_name(addr, name);
         }
-        self.dispatch(batch);
+    }
+
+    /// Keeps a name an address was given, within the bounds on names.
+    fn remember_name(&mut self, addr: Addr, name: String) {
+        let known = self.names.len();
+        match self.names.get_mut(&addr) {
+            Some(set) if set.len() < MAX_NAMES_PER_ADDR || set.contains(&name) => {
+                set.insert(name);
+            }
+            None if known < MAX_NAMED_ADDRS => {
+                self.names.insert(addr, BTreeSet::from([name]));
+            }
+            _ => self.stats.names_dropped += 1,
+        }
+    }
+
+    /// Each shard counts its queued work into its flows, in capture order; shards in parallel.
+    fn update_shards(&mut self, batch: &Batch) {
         let cfg = &self.flow_cfg;
         let decoded = &self.decoded;
         let released = &self.released;
@@ -470,37 +579,11 @@ impl Engine {
             .zip(self.work.par_iter_mut())
             .for_each(|(table, work)| {
                 for j in 0..work.len() {
-                    if let Some(w) = work.get(j + PREFETCH_SLOT_AHEAD) {
-                        table.prefetch(w.hash, Prefetch::Slot);
-                    }
-                    if let Some(w) = work.get(j + PREFETCH_ENTRY_AHEAD) {
-                        table.prefetch(w.hash, Prefetch::Entry);
-                    }
-                    let w = work[j];
-                    let i = w.index as usize;
-                    match w.kind {
-                        WorkKind::Packet => {
-                            if let Ok(p) = &decoded[i].packet {
-                                table.update_hashed(p, w.hash, cfg);
-                            }
-                        }
-                        WorkKind::Released => table.update_hashed(&released[i], w.hash, cfg),
-                        WorkKind::Unreachable => {
-                            let frame = batch.record_bytes(&batch.records[i]);
-                            if let Ok(p) = &decoded[i].packet {
-                                if let Some(q) = p.unreach(frame) {
-                                    let (key, _) = FlowKey::of(
-                                        p.vlan, q.proto, q.src, q.sport, q.dst, q.dport,
-                                    );
-                                    table.notice_unreachable(&key, w.hash);
-                                }
-                            }
-                        }
-                    }
+                    prefetch_flows_ahead(table, work, j);
+                    apply_work(table, work[j], batch, decoded, released, cfg);
                 }
                 work.clear();
             });
-        self.spill_if_full();
     }
 
     fn count_mirror(&mut self, m: MirrorSource) {
@@ -539,99 +622,125 @@ impl Engine {
     fn dispatch(&mut self, batch: &Batch) {
         self.released.clear();
         for i in 0..self.decoded.len() {
-            self.ops += 1;
-            let rec = &batch.records[i];
-            self.stats.packets += 1;
-            self.stats.wire_bytes += wire_len(rec) as u64;
-            if wire_len(rec) < rec.orig_len {
-                self.stats.capped_wire_len += 1;
-            }
-            self.clock = self.clock.max(rec.ts_ns);
-            let mut hash = self.decoded[i].hash;
-            let mut tunnel_first = false;
-            if let Ok(p) = &self.decoded[i].packet {
-                match p.note {
-                    Note::None => {}
-                    Note::Kept(why) => *self.stats.decap_kept.entry(why).or_default() += 1,
-                    Note::TunnelFirstFragment => tunnel_first = true,
+            self.dispatch_one(batch, i);
+        }
+    }
+
+    /// Counts record `i`, resolves its fragment state and queues it (and the flow an ICMP
+    /// unreachable refuses) for its shard.
+    #[inline]
+    fn dispatch_one(&mut self, batch: &Batch, i: usize) {
+        self.ops += 1;
+        let rec = &batch.records[i];
+        self.count_record(rec);
+        let tunnel_first = self.count_note(i);
+        match self.route(i) {
+            Route::Drop => {}
+            Route::FirstFragment { p, hash, d, r } => {
+                self.assign(WorkKind::Packet, i as u32, hash);
+                if tunnel_first {
+                    self.remember_tunnel_fragment(&p, rec.link, batch.record_bytes(rec));
                 }
+                self.first_fragment(d, r);
+                self.frags.forget_old(p.ts_ns, self.ops);
             }
-            let p = match &mut self.decoded[i].packet {
-                Err(skip) => {
-                    *self.stats.skipped.entry(*skip).or_default() += 1;
-                    continue;
+            Route::Flow { p, hash } => {
+                self.assign(WorkKind::Packet, i as u32, hash);
+                if tunnel_first {
+                    self.remember_tunnel_fragment(&p, rec.link, batch.record_bytes(rec));
                 }
-                Ok(p) => p,
-            };
-            p.clock = self.clock;
-            self.stats.first_ts = Some(self.stats.first_ts.map_or(p.ts_ns, |t| t.min(p.ts_ns)));
-            self.stats.last_ts = Some(self.stats.last_ts.map_or(p.ts_ns, |t| t.max(p.ts_ns)));
-            match p.frag {
-                Frag::Whole => {}
-                Frag::First { id, len } => {
-                    let d = DatagramId {
-                        src: p.src,
-                        dst: p.dst,
-                        proto: p.proto,
-                        id,
-                    };
-                    let r = Reassembly {
-                        sport: p.sport,
-                        dport: p.dport,
-                        ts: p.ts_ns,
-                        received: len,
-                        total: None,
-                        inner: None,
-                    };
-                    let p = *p;
-                    self.assign(WorkKind::Packet, i as u32, hash);
-                    if tunnel_first {
-                        self.remember_tunnel_fragment(&p, rec.link, batch.record_bytes(rec));
-                    }
-                    self.first_fragment(d, r);
-                    self.frags.forget_old(p.ts_ns, self.ops);
-                    continue;
+                self.queue_unreachable(&p, i, batch.record_bytes(rec));
+            }
+        }
+    }
+
+    /// Counts a record's packet and bytes and advances the capture clock.
+    #[inline]
+    fn count_record(&mut self, rec: &crate::capture::RecordMeta) {
+        self.stats.packets += 1;
+        self.stats.wire_bytes += wire_len(rec) as u64;
+        if wire_len(rec) < rec.orig_len {
+            self.stats.capped_wire_len += 1;
+        }
+        self.clock = self.clock.max(rec.ts_ns);
+    }
+
+    /// Counts what the decoder noted on packet `i`; true if it is a tunnel's first fragment.
+    #[inline]
+    fn count_note(&mut self, i: usize) -> bool {
+        let Ok(p) = &self.decoded[i].packet else {
+            return false;
+        };
+        match p.note {
+            Note::None => false,
+            Note::Kept(why) => {
+                *self.stats.decap_kept.entry(why).or_default() += 1;
+                false
+            }
+            Note::TunnelFirstFragment => true,
+        }
+    }
+
+    /// Where packet `i` goes: counted as skipped, held as a fragment, or into a flow (a later
+    /// fragment with its first fragment's ports, hence a new hash).
+    #[inline]
+    fn route(&mut self, i: usize) -> Route {
+        let hash = self.decoded[i].hash;
+        let p = match &mut self.decoded[i].packet {
+            Err(skip) => {
+                *self.stats.skipped.entry(*skip).or_default() += 1;
+                return Route::Drop;
+            }
+            Ok(p) => p,
+        };
+        p.clock = self.clock;
+        self.stats.first_ts = Some(self.stats.first_ts.map_or(p.ts_ns, |t| t.min(p.ts_ns)));
+        self.stats.last_ts = Some(self.stats.last_ts.map_or(p.ts_ns, |t| t.max(p.ts_ns)));
+        match p.frag {
+            Frag::Whole => Route::Flow { p: *p, hash },
+            Frag::First { id, len } => Route::FirstFragment {
+                p: *p,
+                hash,
+                d: DatagramId::of(p, id),
+                r: Reassembly::first(p, len),
+            },
+            Frag::Later {
+                id,
+                offset,
+                len,
+                last,
+            } => match self
+                .frags
+                .later(DatagramId::of(p, id), p, offset, len, last)
+            {
+                Later::Resolved => Route::Flow {
+                    p: *p,
+                    hash: hash_key(&FlowKey::of_packet(p).0),
+                },
+                Later::Held => Route::Drop,
+                Later::Full => {
+                    *self
+                        .stats
+                        .skipped
+                        .entry(Skip::FragmentTableFull)
+                        .or_default() += 1;
+                    Route::Drop
                 }
-                Frag::Later {
-                    id,
-                    offset,
-                    len,
-                    last,
-                } => {
-                    let d = DatagramId {
-                        src: p.src,
-                        dst: p.dst,
-                        proto: p.proto,
-                        id,
-                    };
-                    match self.frags.later(d, p, offset, len, last) {
-                        Later::Resolved => hash = hash_key(&FlowKey::of_packet(p).0),
-                        Later::Held => continue,
-                        Later::Full => {
-                            *self
-                                .stats
-                                .skipped
-                                .entry(Skip::FragmentTableFull)
-                                .or_default() += 1;
-                            continue;
-                        }
-                    }
-                }
-            }
-            let p = *p;
-            self.assign(WorkKind::Packet, i as u32, hash);
-            if tunnel_first {
-                self.remember_tunnel_fragment(&p, rec.link, batch.record_bytes(rec));
-            }
-            if let Some(q) = p.unreach(batch.record_bytes(rec)) {
-                let (key, _) = FlowKey::of(p.vlan, q.proto, q.src, q.sport, q.dst, q.dport);
-                let (shard, hash) = shard_of(hash_key(&key));
-                self.work[shard].push(Work {
-                    kind: WorkKind::Unreachable,
-                    index: i as u32,
-                    hash,
-                });
-            }
+            },
+        }
+    }
+
+    /// An ICMP unreachable refuses the flow it quotes: queue that for the flow's shard.
+    #[inline]
+    fn queue_unreachable(&mut self, p: &Packet, i: usize, frame: &[u8]) {
+        if let Some(q) = p.unreach(frame) {
+            let (key, _) = FlowKey::of(p.vlan, q.proto, q.src, q.sport, q.dst, q.dport);
+            let (shard, hash) = shard_of(hash_key(&key));
+            self.work[shard].push(Work {
+                kind: WorkKind::Unreachable,
+                index: i as u32,
+                hash,
+            });
         }
     }
 

@@ -141,6 +141,51 @@ pub struct HostInfo {
     pub roles: Vec<String>,
 }
 
+/// The roles cell (`;`-separated) as current role ids, with a warning per old id used and a
+/// problem per unknown role.
+fn row_roles(text: &str, roles: &Roles) -> (Vec<String>, Vec<String>, Vec<String>) {
+    let (mut ids, mut old, mut unknown) = (Vec::new(), Vec::new(), Vec::new());
+    for r in text.split(';').map(str::trim).filter(|r| !r.is_empty()) {
+        if let Some((id, deprecated)) = roles.canonical(r) {
+            if deprecated {
+                old.push(format!(
+                    "role {r:?} is an old id of {id:?}; write {id} (the old id still works)"
+                ));
+            }
+            ids.push(id.to_string());
+        } else {
+            unknown.push(format!(
+                "unknown role {r:?} (run `flowaudit catalog roles` for the list)"
+            ));
+        }
+    }
+    (ids, old, unknown)
+}
+
+impl Entry {
+    /// Adds another line for this block: its name (Err when it names the block differently)
+    /// and its roles, each once.
+    fn add_line(&mut self, name: &str, roles: Vec<String>) -> Result<(), String> {
+        let mut result = Ok(());
+        if !name.is_empty() {
+            if !self.name.is_empty() && self.name != name {
+                result = Err(format!(
+                    "{} is named {:?} here but {:?} on line {}",
+                    self.cidr, name, self.name, self.line
+                ));
+            } else {
+                self.name = name.to_string();
+            }
+        }
+        for r in roles {
+            if !self.roles.contains(&r) {
+                self.roles.push(r);
+            }
+        }
+        result
+    }
+}
+
 impl Inventory {
     pub fn parse(file: &str, text: &str, roles: &Roles) -> Result<Inventory, Vec<Problem>> {
         let mut problems = Vec::new();
@@ -173,47 +218,20 @@ impl Inventory {
                     continue;
                 }
             };
-            let mut row_roles = Vec::new();
-            for r in cell(1).split(';').map(str::trim).filter(|r| !r.is_empty()) {
-                if let Some((id, deprecated)) = roles.canonical(r) {
-                    if deprecated {
-                        warnings.push(prob(line, format!("role {r:?} is an old id of {id:?}; write {id} (the old id still works)")));
-                    }
-                    row_roles.push(id.to_string());
-                } else {
-                    problems.push(prob(
-                        line,
-                        format!("unknown role {r:?} (run `flowaudit catalog roles` for the list)"),
-                    ));
-                }
-            }
+            let (row_roles, old_ids, unknown) = row_roles(cell(1), roles);
+            warnings.extend(old_ids.into_iter().map(|m| prob(line, m)));
+            problems.extend(unknown.into_iter().map(|m| prob(line, m)));
             if row_roles.is_empty() && cell(1).is_empty() {
                 problems.push(prob(line, "no roles given".into()));
             }
-            let name = cell(2).to_string();
             let e = by_block.entry(cidr).or_insert_with(|| Entry {
                 cidr,
                 roles: Vec::new(),
                 name: String::new(),
                 line,
             });
-            if !name.is_empty() {
-                if !e.name.is_empty() && e.name != name {
-                    problems.push(prob(
-                        line,
-                        format!(
-                            "{} is named {:?} here but {:?} on line {}",
-                            cidr, name, e.name, e.line
-                        ),
-                    ));
-                } else {
-                    e.name = name;
-                }
-            }
-            for r in row_roles {
-                if !e.roles.contains(&r) {
-                    e.roles.push(r);
-                }
+            if let Err(m) = e.add_line(cell(2), row_roles) {
+                problems.push(prob(line, m));
             }
         }
         if problems.is_empty() {
@@ -285,12 +303,6 @@ pub fn host_key(e: &Entry) -> String {
 /// a decision, not an accident. At most [`MAX_OVERLAP_NOTES`] hosts are named, in line order;
 /// one more note counts the rest.
 pub fn overlap_notes(file: &str, entries: &[Entry], roles: &Roles) -> Vec<Problem> {
-    let closed = |rs: &[String]| -> Vec<String> {
-        let mut v: Vec<String> = rs.iter().flat_map(|r| roles.with_ancestors(r)).collect();
-        v.sort();
-        v.dedup();
-        v
-    };
     // Each host's own roles (every line of it) and its entries, in line order.
     let mut hosts: BTreeMap<String, (Vec<String>, Vec<&Entry>)> = BTreeMap::new();
     for e in entries {
@@ -298,60 +310,11 @@ pub fn overlap_notes(file: &str, entries: &[Entry], roles: &Roles) -> Vec<Proble
         h.0.extend(e.roles.iter().cloned());
         h.1.push(e);
     }
-    // The entries around one: probed by prefix length, as the audit looks addresses up.
-    let by_cidr: BTreeMap<Cidr, &Entry> = entries.iter().map(|e| (e.cidr, e)).collect();
-    let mut lens: Vec<u8> = entries.iter().map(|e| e.cidr.prefix).collect();
-    lens.sort_unstable();
-    lens.dedup();
-    let around_of = |e: &Entry| -> Vec<&Entry> {
-        lens.iter()
-            .take_while(|&&l| l < e.cidr.prefix)
-            .filter_map(|&l| {
-                by_cidr
-                    .get(&Cidr {
-                        addr: Cidr::network_of(e.cidr.addr, l),
-                        prefix: l,
-                    })
-                    .copied()
-            })
-            .collect()
-    };
-    let mut notes: Vec<(u64, String)> = Vec::new();
-    for (key, (own, mine)) in &hosts {
-        let own = closed(own);
-        let mut parts = Vec::new();
-        let mut first_line = u64::MAX;
-        for e in mine {
-            first_line = first_line.min(e.line);
-            let around: Vec<String> = around_of(e)
-                .into_iter()
-                .filter(|o| closed(&o.roles).iter().any(|r| !own.contains(r)))
-                .map(|o| format!("{} (line {}: {})", o.cidr, o.line, o.roles.join(";")))
-                .collect();
-            if !around.is_empty() {
-                parts.push(format!(
-                    "{} (line {}) is inside {}",
-                    e.cidr,
-                    e.line,
-                    around.join(" and ")
-                ));
-            }
-        }
-        if !parts.is_empty() {
-            // A named block is called by its name; an unnamed entry by its address.
-            let label = mine
-                .iter()
-                .find(|e| !e.name.is_empty())
-                .map_or(key, |e| &e.name);
-            notes.push((
-                first_line,
-                format!(
-                    "{label} gets roles from several inventory lines: {}; it holds the union of their roles",
-                    parts.join("; ")
-                ),
-            ));
-        }
-    }
+    let around = Around::new(entries);
+    let mut notes: Vec<(u64, String)> = hosts
+        .iter()
+        .filter_map(|(key, (own, mine))| host_overlap_note(key, own, mine, &around, roles))
+        .collect();
     notes.sort();
     let total = notes.len();
     let mut out: Vec<Problem> = notes
@@ -374,4 +337,95 @@ pub fn overlap_notes(file: &str, entries: &[Entry], roles: &Roles) -> Vec<Proble
         });
     }
     out
+}
+
+/// Roles with their families, sorted, each once.
+fn closed_roles(rs: &[String], roles: &Roles) -> Vec<String> {
+    let mut v: Vec<String> = rs.iter().flat_map(|r| roles.with_ancestors(r)).collect();
+    v.sort();
+    v.dedup();
+    v
+}
+
+/// The entries around one: probed by prefix length, as the audit looks addresses up.
+struct Around<'a> {
+    by_cidr: BTreeMap<Cidr, &'a Entry>,
+    /// The prefix lengths entries have, ascending.
+    lens: Vec<u8>,
+}
+
+impl<'a> Around<'a> {
+    fn new(entries: &'a [Entry]) -> Around<'a> {
+        let by_cidr = entries.iter().map(|e| (e.cidr, e)).collect();
+        let mut lens: Vec<u8> = entries.iter().map(|e| e.cidr.prefix).collect();
+        lens.sort_unstable();
+        lens.dedup();
+        Around { by_cidr, lens }
+    }
+
+    /// The entries whose blocks hold `e`'s, widest first.
+    fn of(&self, e: &Entry) -> Vec<&'a Entry> {
+        self.lens
+            .iter()
+            .take_while(|&&l| l < e.cidr.prefix)
+            .filter_map(|&l| {
+                self.by_cidr
+                    .get(&Cidr {
+                        addr: Cidr::network_of(e.cidr.addr, l),
+                        prefix: l,
+                    })
+                    .copied()
+            })
+            .collect()
+    }
+}
+
+/// The note for host `key` (its own roles `own`, its entries `mine`) when entries around it
+/// give it roles its own lines do not: (its first line, the note).
+fn host_overlap_note(
+    key: &str,
+    own: &[String],
+    mine: &[&Entry],
+    around: &Around,
+    roles: &Roles,
+) -> Option<(u64, String)> {
+    let own = closed_roles(own, roles);
+    let mut parts = Vec::new();
+    let mut first_line = u64::MAX;
+    for e in mine {
+        first_line = first_line.min(e.line);
+        let wider: Vec<String> = around
+            .of(e)
+            .into_iter()
+            .filter(|o| {
+                closed_roles(&o.roles, roles)
+                    .iter()
+                    .any(|r| !own.contains(r))
+            })
+            .map(|o| format!("{} (line {}: {})", o.cidr, o.line, o.roles.join(";")))
+            .collect();
+        if !wider.is_empty() {
+            parts.push(format!(
+                "{} (line {}) is inside {}",
+                e.cidr,
+                e.line,
+                wider.join(" and ")
+            ));
+        }
+    }
+    if parts.is_empty() {
+        return None;
+    }
+    // A named block is called by its name; an unnamed entry by its address.
+    let label = mine
+        .iter()
+        .find(|e| !e.name.is_empty())
+        .map_or(key, |e| &e.name);
+    Some((
+        first_line,
+        format!(
+            "{label} gets roles from several inventory lines: {}; it holds the union of their roles",
+            parts.join("; ")
+        ),
+    ))
 }

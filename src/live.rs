@@ -90,7 +90,7 @@ pub fn sniff(
 ) -> Result<(RunOutput, Counters), String> {
     let (cap, link, nanos) = open(cfg)?;
     // Opened before capturing, so that a -w path that does not work fails at once.
-    let mut saver = match &cfg.write {
+    let saver = match &cfg.write {
         Some(p) => Some(Saver::new(p.clone(), cfg.rotate, link, cfg.snaplen as u32)?),
         None => None,
     };
@@ -106,64 +106,104 @@ pub fn sniff(
     }
     let source = capture_loop(cap, link, nanos, cfg, stop);
     let mut driver = Driver::new(engine_cfg, cfg.threads)?;
-    let mut counters = Counters::default();
-    let mut warned_drops = false;
-    let mut last_report = Instant::now();
-    let mut last_expire = Instant::now();
-    let mut failure = None;
+    let mut run = LiveRun::new(saver);
     driver.run(
         64,
         source,
-        |d, event| {
-            match event {
-                Event::Batch(b) => {
-                    // A full disk stops the saving, not the capture: the flows and reports go on.
-                    if let Some(Err(e)) = saver.as_mut().map(|s| s.write(b)) {
-                        let e = format!("cannot write the capture file (saving stopped): {e}");
-                        notice(Notice::SavingStopped(e.clone()));
-                        saver = None;
-                        failure.get_or_insert(e);
-                    }
-                }
-                Event::Note(Note::Counters(c)) => {
-                    counters = c;
-                    if (c.dropped > 0 || c.if_dropped > 0) && !warned_drops {
-                        warned_drops = true;
-                        notice(Notice::Dropping(c));
-                    }
-                }
-                Event::Note(Note::Failed(e)) => failure = Some(e),
-                Event::Tick => {
-                    if last_expire.elapsed() >= Duration::from_secs(1) {
-                        // Flows idle past their timeout end now, so memory stays bounded over days.
-                        d.expire_idle(wall_clock_ns());
-                        last_expire = Instant::now();
-                    }
-                    if cfg
-                        .report_every
-                        .is_some_and(|every| last_report.elapsed() >= every)
-                    {
-                        report(&d.snapshot(), &counters, false)
-                            .map_err(|e| format!("cannot write reports: {e}"))?;
-                        last_report = Instant::now();
-                    }
-                }
-            }
-            Ok(())
-        },
+        |d, event| run.on(d, event, cfg, &mut notice, &mut report),
         || "the capture thread panicked".to_string(),
     )?;
-    if let Some(s) = saver {
+    if let Some(s) = run.saver {
         s.finish()
             .map_err(|e| format!("cannot write the capture file: {e}"))?;
     }
     // A live capture has no input damage and no file size: only flows, counts and time.
     let out = driver.finish(Vec::new(), 0);
-    report(&out, &counters, true).map_err(|e| format!("cannot write reports: {e}"))?;
-    if let Some(f) = failure {
+    report(&out, &run.counters, true).map_err(|e| format!("cannot write reports: {e}"))?;
+    if let Some(f) = run.failure {
         return Err(f);
     }
-    Ok((out, counters))
+    Ok((out, run.counters))
+}
+
+/// The state of a live capture between the capture thread's messages.
+struct LiveRun {
+    /// The -w file, until saving fails.
+    saver: Option<Saver>,
+    counters: Counters,
+    warned_drops: bool,
+    last_report: Instant,
+    last_expire: Instant,
+    /// The first failure: the run ends with it after writing its reports.
+    failure: Option<String>,
+}
+
+impl LiveRun {
+    fn new(saver: Option<Saver>) -> LiveRun {
+        LiveRun {
+            saver,
+            counters: Counters::default(),
+            warned_drops: false,
+            last_report: Instant::now(),
+            last_expire: Instant::now(),
+            failure: None,
+        }
+    }
+
+    /// One message of the capture thread: a batch is saved, counters kept (drops said once),
+    /// and on each tick idle flows end and interim reports are written when due.
+    fn on(
+        &mut self,
+        d: &mut Driver,
+        event: Event<'_, Note>,
+        cfg: &SniffConfig,
+        notice: &mut impl FnMut(Notice),
+        report: &mut impl FnMut(&RunOutput, &Counters, bool) -> std::io::Result<()>,
+    ) -> Result<(), String> {
+        match event {
+            Event::Batch(b) => {
+                // A full disk stops the saving, not the capture: the flows and reports go on.
+                if let Some(Err(e)) = self.saver.as_mut().map(|s| s.write(b)) {
+                    let e = format!("cannot write the capture file (saving stopped): {e}");
+                    notice(Notice::SavingStopped(e.clone()));
+                    self.saver = None;
+                    self.failure.get_or_insert(e);
+                }
+            }
+            Event::Note(Note::Counters(c)) => {
+                self.counters = c;
+                if (c.dropped > 0 || c.if_dropped > 0) && !self.warned_drops {
+                    self.warned_drops = true;
+                    notice(Notice::Dropping(c));
+                }
+            }
+            Event::Note(Note::Failed(e)) => self.failure = Some(e),
+            Event::Tick => self.tick(d, cfg, report)?,
+        }
+        Ok(())
+    }
+
+    fn tick(
+        &mut self,
+        d: &mut Driver,
+        cfg: &SniffConfig,
+        report: &mut impl FnMut(&RunOutput, &Counters, bool) -> std::io::Result<()>,
+    ) -> Result<(), String> {
+        if self.last_expire.elapsed() >= Duration::from_secs(1) {
+            // Flows idle past their timeout end now, so memory stays bounded over days.
+            d.expire_idle(wall_clock_ns());
+            self.last_expire = Instant::now();
+        }
+        if cfg
+            .report_every
+            .is_some_and(|every| self.last_report.elapsed() >= every)
+        {
+            report(&d.snapshot(), &self.counters, false)
+                .map_err(|e| format!("cannot write reports: {e}"))?;
+            self.last_report = Instant::now();
+        }
+        Ok(())
+    }
 }
 
 /// Opens the interface (nanosecond timestamps when it can), applies the filter, and drops to

@@ -285,6 +285,96 @@ fn parse_proto(s: &str) -> Result<Option<String>, String> {
     }
 }
 
+/// A line with no text, or the header line (`client,server,...`).
+fn is_blank_or_header(rec: &csv::StringRecord) -> bool {
+    let cell = |i: usize| rec.get(i).unwrap_or("").trim();
+    rec.iter().all(|c| c.trim().is_empty()) || (cell(0) == "client" && cell(1) == "server")
+}
+
+/// One waiver line of the right width at `line`; Err lists every cell that is wrong. Notes on
+/// the host patterns go to `notes`.
+fn waiver_row(
+    rec: &csv::StringRecord,
+    line: u64,
+    roles: &Roles,
+    notes: &mut Vec<String>,
+) -> Result<Waiver, Vec<String>> {
+    let cell = |i: usize| rec.get(i).unwrap_or("").trim();
+    let mut errs = Vec::new();
+    let client = HostPattern::parse(cell(0), roles, notes)
+        .map_err(|e| errs.push(format!("client: {e}")))
+        .ok();
+    let server = HostPattern::parse(cell(1), roles, notes)
+        .map_err(|e| errs.push(format!("server: {e}")))
+        .ok();
+    let proto_p = parse_proto(cell(2))
+        .map_err(|e| errs.push(format!("proto: {e}")))
+        .ok();
+    let ports = waiver_ports(cell(3), &proto_p, &mut errs);
+    if cell(4).is_empty() {
+        errs.push("no reason given".into());
+    }
+    if cell(5).is_empty() {
+        errs.push("no owner given".into());
+    }
+    let expires = Date::parse(cell(6))
+        .map_err(|e| errs.push(format!("expires: {e}")))
+        .ok();
+    let (Some(client), Some(server), Some(proto), Some(ports), Some(expires), true) =
+        (client, server, proto_p, ports, expires, errs.is_empty())
+    else {
+        return Err(errs);
+    };
+    let ports_text = if cell(3).is_empty() { "*" } else { cell(3) };
+    Ok(Waiver {
+        line,
+        client,
+        server,
+        proto,
+        ports,
+        reason: cell(4).to_string(),
+        owner: cell(5).to_string(),
+        expires,
+        pattern: format!(
+            "{} -> {} {}/{}",
+            cell(0),
+            cell(1),
+            cell(2).to_ascii_lowercase(),
+            ports_text
+        ),
+    })
+}
+
+/// The ports cell: `*` or empty for any port (Some(None)), else ranges for a protocol that has
+/// ports. None, with the reason in `errs`, when it is wrong.
+fn waiver_ports(
+    p: &str,
+    proto_p: &Option<Option<String>>,
+    errs: &mut Vec<String>,
+) -> Option<Option<Vec<PortRange>>> {
+    match p {
+        "*" | "" => Some(None),
+        p => match parse_ports(p) {
+            Ok(r) if r.is_empty() => {
+                errs.push(format!("ports: {p:?} names no port; use * for any"));
+                None
+            }
+            Ok(r) => {
+                if let Some(Some(pr)) = proto_p {
+                    if !matches!(pr.as_str(), "tcp" | "udp" | "sctp") {
+                        errs.push(format!("ports: {pr} has no ports; use *"));
+                    }
+                }
+                Some(Some(r))
+            }
+            Err(e) => {
+                errs.push(format!("ports: {e}"));
+                None
+            }
+        },
+    }
+}
+
 impl Waivers {
     /// Parses a waiver file; every bad line is a problem naming it. A header line
     /// (`client,server,...`) and `#` comments are allowed.
@@ -312,12 +402,8 @@ impl Waivers {
                 }
             };
             let line = rec.position().map(|p| p.line()).unwrap_or(0);
-            if rec.iter().all(|c| c.trim().is_empty()) {
+            if is_blank_or_header(&rec) {
                 continue;
-            }
-            let cell = |i: usize| rec.get(i).unwrap_or("").trim();
-            if cell(0) == "client" && cell(1) == "server" {
-                continue; // header
             }
             if rec.len() != WAIVER_COLUMNS.len() {
                 problems.push(prob(
@@ -331,72 +417,13 @@ impl Waivers {
                 ));
                 continue;
             }
-            let mut errs = Vec::new();
             let mut notes = Vec::new();
-            let client = HostPattern::parse(cell(0), roles, &mut notes)
-                .map_err(|e| errs.push(format!("client: {e}")))
-                .ok();
-            let server = HostPattern::parse(cell(1), roles, &mut notes)
-                .map_err(|e| errs.push(format!("server: {e}")))
-                .ok();
+            let parsed = waiver_row(&rec, line, roles, &mut notes);
             warnings.extend(notes.into_iter().map(|n| prob(line, n)));
-            let proto_p = parse_proto(cell(2))
-                .map_err(|e| errs.push(format!("proto: {e}")))
-                .ok();
-            let ports = match cell(3) {
-                "*" | "" => Some(None),
-                p => match parse_ports(p) {
-                    Ok(r) if r.is_empty() => {
-                        errs.push(format!("ports: {p:?} names no port; use * for any"));
-                        None
-                    }
-                    Ok(r) => {
-                        if let Some(Some(pr)) = &proto_p {
-                            if !matches!(pr.as_str(), "tcp" | "udp" | "sctp") {
-                                errs.push(format!("ports: {pr} has no ports; use *"));
-                            }
-                        }
-                        Some(Some(r))
-                    }
-                    Err(e) => {
-                        errs.push(format!("ports: {e}"));
-                        None
-                    }
-                },
-            };
-            if cell(4).is_empty() {
-                errs.push("no reason given".into());
+            match parsed {
+                Ok(w) => list.push(w),
+                Err(errs) => problems.extend(errs.into_iter().map(|e| prob(line, e))),
             }
-            if cell(5).is_empty() {
-                errs.push("no owner given".into());
-            }
-            let expires = Date::parse(cell(6))
-                .map_err(|e| errs.push(format!("expires: {e}")))
-                .ok();
-            if !errs.is_empty() {
-                for e in errs {
-                    problems.push(prob(line, e));
-                }
-                continue;
-            }
-            let ports_text = if cell(3).is_empty() { "*" } else { cell(3) };
-            list.push(Waiver {
-                line,
-                client: client.unwrap(),
-                server: server.unwrap(),
-                proto: proto_p.unwrap(),
-                ports: ports.unwrap(),
-                reason: cell(4).to_string(),
-                owner: cell(5).to_string(),
-                expires: expires.unwrap(),
-                pattern: format!(
-                    "{} -> {} {}/{}",
-                    cell(0),
-                    cell(1),
-                    cell(2).to_ascii_lowercase(),
-                    ports_text
-                ),
-            });
         }
         if problems.is_empty() {
             Ok(Waivers {

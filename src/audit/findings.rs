@@ -246,6 +246,52 @@ struct Agg {
     expired_mark: Option<u32>,
 }
 
+impl Agg {
+    /// Empty totals for the finding whose first service is number `first`.
+    fn new(first: usize) -> Agg {
+        Agg {
+            first,
+            host_pairs: 0,
+            flows: 0,
+            established: 0,
+            refused: 0,
+            unanswered: 0,
+            bytes: 0,
+            first_ts: i64::MAX,
+            last_ts: i64::MIN,
+            examples: Vec::new(),
+            waived: 0,
+            expired: 0,
+            mark: None,
+            expired_mark: None,
+        }
+    }
+
+    /// Adds service number `n`: its counts, as an example while few, and its waiver.
+    fn add(&mut self, n: usize, s: &Service, marks: &[Mark]) {
+        self.host_pairs += 1;
+        self.flows += s.flows as u64;
+        self.established += s.established as u64;
+        self.refused += s.refused as u64;
+        self.unanswered += s.unanswered as u64;
+        self.bytes += s.bytes;
+        self.first_ts = self.first_ts.min(s.first_ts);
+        self.last_ts = self.last_ts.max(s.last_ts);
+        if self.examples.len() < EXAMPLES {
+            self.examples.push(n);
+        }
+        if s.waiver != NO_WAIVER {
+            if marks[s.waiver as usize].expired {
+                self.expired += 1;
+                self.expired_mark.get_or_insert(s.waiver);
+            } else {
+                self.waived += 1;
+                self.mark.get_or_insert(s.waiver);
+            }
+        }
+    }
+}
+
 const EXAMPLES: usize = 3;
 
 type FindingKey = (FindingKind, GroupIdx, GroupIdx, u8, u16);
@@ -273,62 +319,13 @@ pub fn build(
         let Some(kind) = FindingKind::of_service(s.verdict, s.outcome) else {
             continue;
         };
-        let a = aggs
-            .entry((kind, ch.group, sh.group, s.key.proto, s.key.port))
-            .or_insert_with(|| Agg {
-                first: n,
-                host_pairs: 0,
-                flows: 0,
-                established: 0,
-                refused: 0,
-                unanswered: 0,
-                bytes: 0,
-                first_ts: i64::MAX,
-                last_ts: i64::MIN,
-                examples: Vec::new(),
-                waived: 0,
-                expired: 0,
-                mark: None,
-                expired_mark: None,
-            });
-        a.host_pairs += 1;
-        a.flows += s.flows as u64;
-        a.established += s.established as u64;
-        a.refused += s.refused as u64;
-        a.unanswered += s.unanswered as u64;
-        a.bytes += s.bytes;
-        a.first_ts = a.first_ts.min(s.first_ts);
-        a.last_ts = a.last_ts.max(s.last_ts);
-        if a.examples.len() < EXAMPLES {
-            a.examples.push(n);
-        }
-        if s.waiver != NO_WAIVER {
-            if marks[s.waiver as usize].expired {
-                a.expired += 1;
-                a.expired_mark.get_or_insert(s.waiver);
-            } else {
-                a.waived += 1;
-                a.mark.get_or_insert(s.waiver);
-            }
-        }
+        aggs.entry((kind, ch.group, sh.group, s.key.proto, s.key.port))
+            .or_insert_with(|| Agg::new(n))
+            .add(n, s, marks);
     }
     instantiate_unused(&mut uses, cc, hosts);
-    let mut rules: Vec<RuleUse> = uses.into_values().collect();
-    let label = |g: GroupIdx| hosts.groups[g as usize].label.as_str();
-    rules.sort_by(|a, b| {
-        (&cc.rule(a.rule).id, label(a.client), label(a.server)).cmp(&(
-            &cc.rule(b.rule).id,
-            label(b.client),
-            label(b.server),
-        ))
-    });
-    let weak = if cav.sampled {
-        " (weak evidence: the flow records are sampled or incomplete, so connections and answers may simply be missing from them)"
-    } else if cav.one_sided() {
-        " (weak evidence: the capture looks one-sided, so answers may simply not have been captured)"
-    } else {
-        ""
-    };
+    let rules = sorted_rule_uses(uses, cc, hosts);
+    let weak = weak_evidence(cav);
     let mut out: Vec<Finding> = aggs
         .iter()
         .map(|(k, a)| service_finding(k, a, services, cc, hosts, names, marks, weak))
@@ -345,6 +342,35 @@ pub fn build(
             .then(a.subject.cmp(&b.subject))
     });
     (rules, out)
+}
+
+/// Rule uses in report order: rule id, then client and server group labels.
+fn sorted_rule_uses(
+    uses: FxHashMap<(RuleIdx, GroupIdx, GroupIdx), RuleUse>,
+    cc: &Compiled,
+    hosts: &Hosts,
+) -> Vec<RuleUse> {
+    let mut rules: Vec<RuleUse> = uses.into_values().collect();
+    let label = |g: GroupIdx| hosts.groups[g as usize].label.as_str();
+    rules.sort_by(|a, b| {
+        (&cc.rule(a.rule).id, label(a.client), label(a.server)).cmp(&(
+            &cc.rule(b.rule).id,
+            label(b.client),
+            label(b.server),
+        ))
+    });
+    rules
+}
+
+/// What a finding's reason adds when missing answers or connections may be missing evidence.
+fn weak_evidence(cav: &Caveats) -> &'static str {
+    if cav.sampled {
+        " (weak evidence: the flow records are sampled or incomplete, so connections and answers may simply be missing from them)"
+    } else if cav.one_sided() {
+        " (weak evidence: the capture looks one-sided, so answers may simply not have been captured)"
+    } else {
+        ""
+    }
 }
 
 /// The group a documented service's rule use is counted under on the server side: outside the
@@ -482,68 +508,11 @@ fn service_finding(
     let pname = proto::name(p).into_owned();
     let port = proto::has_ports(p).then_some(port);
     let first = &services[a.first];
-    let rules_text = |s: &Service| {
-        let ids: Vec<&str> = s
-            .listed_rules()
-            .iter()
-            .map(|&r| cc.rule(r).id.as_str())
-            .collect();
-        let more = if s.more > 0 {
-            format!(" (+{} more)", s.more)
-        } else {
-            String::new()
-        };
-        format!("{}{more}", ids.join(";"))
-    };
-    let counts = format!(
-        "{} flows ({} established, {} refused, {} unanswered)",
-        a.flows, a.established, a.refused, a.unanswered
-    );
-    let server_names = names.get(&first.key.server).cloned().unwrap_or_default();
-    let (reason, evidence) = match kind {
-        FindingKind::DocumentedRefused | FindingKind::DocumentedUnanswered => (
-            format!(
-                "a documented backup connection was {}: a firewall may be blocking what a job needs{weak}",
-                first.outcome.as_str()
-            ),
-            format!("rules {}; {counts}", rules_text(first)),
-        ),
-        FindingKind::Undocumented if a.established == 0 && a.refused > 0 => (
-            "no vendor rule covers this traffic, and it was refused: already closed; find what keeps trying it".into(),
-            format!("client roles {}; server roles {}; {counts}", roles_text(cc, &cgrp.roles), roles_text(cc, &sgrp.roles)),
-        ),
-        FindingKind::Undocumented => (
-            "no vendor rule covers this traffic between these hosts: confirm it is needed or close it".into(),
-            format!("client roles {}; server roles {}; {counts}", roles_text(cc, &cgrp.roles), roles_text(cc, &sgrp.roles)),
-        ),
-        FindingKind::RoleMismatch => {
-            let mut pairs: Vec<String> = Vec::new();
-            for &r in first.listed_rules() {
-                let rule = cc.rule(r);
-                let pair = format!("{} -> {}", rule.from_role, rule.to_role);
-                if !pairs.contains(&pair) {
-                    pairs.push(pair);
-                }
-            }
-            (
-                format!(
-                    "the port is documented, but only between other roles ({}); fix the inventory or the traffic",
-                    pairs.join(", ")
-                ),
-                format!(
-                    "closest rules {}; client roles {}; server roles {}; {counts}",
-                    rules_text(first),
-                    roles_text(cc, &cgrp.roles),
-                    roles_text(cc, &sgrp.roles)
-                ),
-            )
-        }
-        FindingKind::Reverse => (
-            "only the opposite direction is documented: check which side opens the connection".into(),
-            format!("rules {}; {counts}", rules_text(first)),
-        ),
-        _ => unknown_host_text(first, &server_names, &counts),
-    };
+    let server_names = names
+        .get(&first.key.server)
+        .map_or(&[][..], |v| v.as_slice());
+    let roles = [&cgrp.roles, &sgrp.roles];
+    let (reason, evidence) = finding_text(kind, a, first, cc, roles, server_names, weak);
     let (waiver, counts_for_gate) = waiver_cell(a, marks);
     Finding {
         severity: kind.severity(),
@@ -558,23 +527,112 @@ fn service_finding(
         bytes: a.bytes,
         first_ts: Some(a.first_ts),
         last_ts: Some(a.last_ts),
-        examples: a
-            .examples
-            .iter()
-            .map(|&n| {
-                let s = &services[n];
-                format!(
-                    "{} -> {}",
-                    hosts.get(s.key.client).addr,
-                    hosts.get(s.key.server).addr
-                )
-            })
-            .collect(),
+        examples: example_pairs(a, services, hosts),
         reason,
         evidence,
         waiver,
         counts: counts_for_gate,
     }
+}
+
+/// A service finding's reason (what to do) and evidence (rules, roles, counts), by kind;
+/// `first` is its first service and `roles` the client's and the server's group roles.
+fn finding_text(
+    kind: FindingKind,
+    a: &Agg,
+    first: &Service,
+    cc: &Compiled,
+    roles: [&RoleSet; 2],
+    server_names: &[String],
+    weak: &str,
+) -> (String, String) {
+    let counts = format!(
+        "{} flows ({} established, {} refused, {} unanswered)",
+        a.flows, a.established, a.refused, a.unanswered
+    );
+    let both_roles = || {
+        format!(
+            "client roles {}; server roles {}",
+            roles_text(cc, roles[0]),
+            roles_text(cc, roles[1])
+        )
+    };
+    match kind {
+        FindingKind::DocumentedRefused | FindingKind::DocumentedUnanswered => (
+            format!(
+                "a documented backup connection was {}: a firewall may be blocking what a job needs{weak}",
+                first.outcome.as_str()
+            ),
+            format!("rules {}; {counts}", rules_text(cc, first)),
+        ),
+        FindingKind::Undocumented if a.established == 0 && a.refused > 0 => (
+            "no vendor rule covers this traffic, and it was refused: already closed; find what keeps trying it".into(),
+            format!("{}; {counts}", both_roles()),
+        ),
+        FindingKind::Undocumented => (
+            "no vendor rule covers this traffic between these hosts: confirm it is needed or close it".into(),
+            format!("{}; {counts}", both_roles()),
+        ),
+        FindingKind::RoleMismatch => (
+            format!(
+                "the port is documented, but only between other roles ({}); fix the inventory or the traffic",
+                role_pairs(first, cc).join(", ")
+            ),
+            format!(
+                "closest rules {}; {}; {counts}",
+                rules_text(cc, first),
+                both_roles()
+            ),
+        ),
+        FindingKind::Reverse => (
+            "only the opposite direction is documented: check which side opens the connection".into(),
+            format!("rules {}; {counts}", rules_text(cc, first)),
+        ),
+        _ => unknown_host_text(first, server_names, &counts),
+    }
+}
+
+/// The ids of the rules a service lists, with how many more there were.
+fn rules_text(cc: &Compiled, s: &Service) -> String {
+    let ids: Vec<&str> = s
+        .listed_rules()
+        .iter()
+        .map(|&r| cc.rule(r).id.as_str())
+        .collect();
+    let more = if s.more > 0 {
+        format!(" (+{} more)", s.more)
+    } else {
+        String::new()
+    };
+    format!("{}{more}", ids.join(";"))
+}
+
+/// The distinct role pairs ("from -> to") of the rules a service lists, in their order.
+fn role_pairs(s: &Service, cc: &Compiled) -> Vec<String> {
+    let mut pairs: Vec<String> = Vec::new();
+    for &r in s.listed_rules() {
+        let rule = cc.rule(r);
+        let pair = format!("{} -> {}", rule.from_role, rule.to_role);
+        if !pairs.contains(&pair) {
+            pairs.push(pair);
+        }
+    }
+    pairs
+}
+
+/// The example host pairs of a finding, "client -> server".
+fn example_pairs(a: &Agg, services: &[Service], hosts: &Hosts) -> Vec<String> {
+    a.examples
+        .iter()
+        .map(|&n| {
+            let s = &services[n];
+            format!(
+                "{} -> {}",
+                hosts.get(s.key.client).addr,
+                hosts.get(s.key.server).addr
+            )
+        })
+        .collect()
 }
 
 fn unknown_host_text(s: &Service, server_names: &[String], counts: &str) -> (String, String) {

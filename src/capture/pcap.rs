@@ -274,26 +274,34 @@ impl PcapReader {
     }
 }
 
-impl RecordReader for PcapReader {
-    fn fill(
+impl PcapReader {
+    /// Fills the batch from the file mapped into memory: in place when the batch is empty,
+    /// else copied into it.
+    fn fill_from_map(
         &mut self,
         batch: &mut Batch,
         max_records: usize,
         max_bytes: usize,
     ) -> Result<bool, ReadError> {
-        if self.file.is_some() {
-            if batch.is_empty() && batch.stored_len() == 0 {
-                return self.fill_mapped(batch, max_records, max_bytes);
-            }
-            // Records for a batch that already holds others are copied into it.
-            let mut own = Batch::default();
-            let result =
-                self.fill_mapped(&mut own, max_records.saturating_sub(batch.len()), max_bytes);
-            for (i, r) in own.records.iter().enumerate() {
-                batch.push(r.ts_ns, r.link, r.orig_len, own.packet(i));
-            }
-            return result;
+        if batch.is_empty() && batch.stored_len() == 0 {
+            return self.fill_mapped(batch, max_records, max_bytes);
         }
+        // Records for a batch that already holds others are copied into it.
+        let mut own = Batch::default();
+        let result = self.fill_mapped(&mut own, max_records.saturating_sub(batch.len()), max_bytes);
+        for (i, r) in own.records.iter().enumerate() {
+            batch.push(r.ts_ns, r.link, r.orig_len, own.packet(i));
+        }
+        result
+    }
+
+    /// Fills the batch from a stream (stdin, gzip), copying the records' bytes into it.
+    fn fill_streamed(
+        &mut self,
+        batch: &mut Batch,
+        max_records: usize,
+        max_bytes: usize,
+    ) -> Result<bool, ReadError> {
         let hdr_len = if self.magic.modified { 24 } else { 16 };
         // Bytes read last time past the last whole record start this batch.
         let first = batch.data.len();
@@ -305,56 +313,79 @@ impl RecordReader for PcapReader {
             if batch.len() >= max_records || cur - first >= max_bytes {
                 break Ok(());
             }
-            let at = self.consumed;
-            let avail = batch.data.len() - cur;
-            if avail < hdr_len {
-                match self.read_more(&mut batch.data, hdr_len - avail) {
-                    Ok(0) if avail == 0 => {
-                        more = false;
-                        break Ok(());
-                    }
-                    Ok(0) => {
-                        break Err(ReadError::corrupt(
-                            &self.src.path,
-                            at,
-                            format!(
-                                "the file ends inside a record header ({avail} of {hdr_len} bytes)"
-                            ),
-                        ))
-                    }
-                    Ok(_) => continue,
-                    Err(e) => break Err(e),
+            match self.read_record(batch, cur, hdr_len) {
+                Ok(Some(need)) => cur += need,
+                Ok(None) => {
+                    more = false;
+                    break Ok(());
                 }
+                Err(e) => break Err(e),
             }
-            let (ts_ns, caplen, orig_len) = self.header(&batch.data[cur..cur + hdr_len]);
-            if let Err(e) = self.check_caplen(at, hdr_len, caplen) {
-                break Err(e);
-            }
-            let need = hdr_len + caplen as usize;
-            if avail < need {
-                match self.read_more(&mut batch.data, need - avail) {
-                    Ok(n) if n < need - avail => {
-                        let have = avail + n - hdr_len;
-                        break Err(ReadError::corrupt(
-                            &self.src.path,
-                            at,
-                            format!(
-                                "record claims caplen {caplen} but the file ends after {have} bytes of it"
-                            ),
-                        ));
-                    }
-                    Ok(_) => {}
-                    Err(e) => break Err(e),
-                }
-            }
-            batch.record_at(cur + hdr_len, caplen, ts_ns, self.link, orig_len);
-            cur += need;
-            self.consumed += need as u64;
         };
         // What was read past the last whole record waits for the next batch.
         self.carry.extend_from_slice(&batch.data[cur..]);
         batch.data.truncate(cur);
         result.map(|()| more)
+    }
+
+    /// Reads the record starting at `cur` in the batch's bytes (reading more of the stream as
+    /// needed) and records it; returns its length, or None at a clean end of file.
+    fn read_record(
+        &mut self,
+        batch: &mut Batch,
+        cur: usize,
+        hdr_len: usize,
+    ) -> Result<Option<usize>, ReadError> {
+        let at = self.consumed;
+        let mut avail = batch.data.len() - cur;
+        while avail < hdr_len {
+            match self.read_more(&mut batch.data, hdr_len - avail)? {
+                0 if avail == 0 => return Ok(None),
+                0 => {
+                    return Err(ReadError::corrupt(
+                        &self.src.path,
+                        at,
+                        format!(
+                            "the file ends inside a record header ({avail} of {hdr_len} bytes)"
+                        ),
+                    ))
+                }
+                _ => avail = batch.data.len() - cur,
+            }
+        }
+        let (ts_ns, caplen, orig_len) = self.header(&batch.data[cur..cur + hdr_len]);
+        self.check_caplen(at, hdr_len, caplen)?;
+        let need = hdr_len + caplen as usize;
+        if avail < need {
+            let n = self.read_more(&mut batch.data, need - avail)?;
+            if n < need - avail {
+                let have = avail + n - hdr_len;
+                return Err(ReadError::corrupt(
+                    &self.src.path,
+                    at,
+                    format!(
+                        "record claims caplen {caplen} but the file ends after {have} bytes of it"
+                    ),
+                ));
+            }
+        }
+        batch.record_at(cur + hdr_len, caplen, ts_ns, self.link, orig_len);
+        self.consumed += need as u64;
+        Ok(Some(need))
+    }
+}
+
+impl RecordReader for PcapReader {
+    fn fill(
+        &mut self,
+        batch: &mut Batch,
+        max_records: usize,
+        max_bytes: usize,
+    ) -> Result<bool, ReadError> {
+        if self.file.is_some() {
+            return self.fill_from_map(batch, max_records, max_bytes);
+        }
+        self.fill_streamed(batch, max_records, max_bytes)
     }
 
     fn position(&self) -> u64 {

@@ -129,68 +129,76 @@ impl PcapngReader {
     /// Reads the next block into `self.block` (the body, without type and lengths).
     /// Returns the block type, or None at a clean end of file.
     fn next_block(&mut self) -> Result<Option<(u32, u64)>, ReadError> {
-        let path = self.src.path.clone();
-        let (at, btype) = if self.first_block_pending {
-            self.first_block_pending = false;
-            (0, SHB)
-        } else {
-            let at = self.src.position();
-            let mut t = [0u8; 4];
-            match self.src.read_up_to(&mut t)? {
-                0 => return Ok(None),
-                4 => {}
-                n => {
-                    return Err(ReadError::corrupt(
-                        &path,
-                        at,
-                        format!("the file ends inside a block header ({n} of 8 bytes)"),
-                    ))
-                }
-            }
-            // The SHB type is a palindrome, so it reads the same before we know the byte order.
-            let raw = u32::from_le_bytes(t);
-            (at, if raw == SHB { SHB } else { self.u32(&t) })
+        let Some((at, btype)) = self.block_type()? else {
+            return Ok(None);
         };
         let mut len_bytes = [0u8; 4];
         if self.src.read_up_to(&mut len_bytes)? < 4 {
-            return Err(ReadError::corrupt(
-                &path,
-                at,
-                "the file ends inside a block header",
-            ));
+            return Err(self.corrupt(at, "the file ends inside a block header"));
         }
         self.block.clear();
         if btype == SHB {
-            let mut bom = [0u8; 4];
-            if self.src.read_up_to(&mut bom)? < 4 {
-                return Err(ReadError::corrupt(
-                    &path,
-                    at,
-                    "the file ends inside a section header block",
-                ));
-            }
-            self.big_endian = match u32::from_le_bytes(bom) {
-                BYTE_ORDER_MAGIC => false,
-                m if m.swap_bytes() == BYTE_ORDER_MAGIC => true,
-                m => {
-                    return Err(ReadError::corrupt(
-                        &path,
-                        at + 8,
-                        format!("section header has byte-order magic {m:08x}, expected 1a2b3c4d"),
-                    ))
-                }
-            };
-            self.ifaces.clear();
-            self.block.extend_from_slice(&bom);
+            self.start_section(at)?;
         }
+        // Read only now: a section header's byte-order magic decides how its length reads.
         let total = self.u32(&len_bytes);
-        check_block_len(&path, at, btype, total)?;
+        check_block_len(&self.src.path, at, btype, total)?;
+        self.read_block_body(at, btype, total)?;
+        Ok(Some((btype, at)))
+    }
+
+    /// The next block's offset and type, or None at a clean end of file.
+    fn block_type(&mut self) -> Result<Option<(u64, u32)>, ReadError> {
+        if self.first_block_pending {
+            self.first_block_pending = false;
+            return Ok(Some((0, SHB)));
+        }
+        let at = self.src.position();
+        let mut t = [0u8; 4];
+        match self.src.read_up_to(&mut t)? {
+            0 => return Ok(None),
+            4 => {}
+            n => {
+                return Err(self.corrupt(
+                    at,
+                    format!("the file ends inside a block header ({n} of 8 bytes)"),
+                ))
+            }
+        }
+        // The SHB type is a palindrome, so it reads the same before we know the byte order.
+        let raw = u32::from_le_bytes(t);
+        Ok(Some((at, if raw == SHB { SHB } else { self.u32(&t) })))
+    }
+
+    /// A section header block at `at`: its byte-order magic sets the byte order of the section,
+    /// whose interfaces start anew. The magic stays at the start of `self.block`.
+    fn start_section(&mut self, at: u64) -> Result<(), ReadError> {
+        let mut bom = [0u8; 4];
+        if self.src.read_up_to(&mut bom)? < 4 {
+            return Err(self.corrupt(at, "the file ends inside a section header block"));
+        }
+        self.big_endian = match u32::from_le_bytes(bom) {
+            BYTE_ORDER_MAGIC => false,
+            m if m.swap_bytes() == BYTE_ORDER_MAGIC => true,
+            m => {
+                return Err(self.corrupt(
+                    at + 8,
+                    format!("section header has byte-order magic {m:08x}, expected 1a2b3c4d"),
+                ))
+            }
+        };
+        self.ifaces.clear();
+        self.block.extend_from_slice(&bom);
+        Ok(())
+    }
+
+    /// Reads the rest of a block of `total` bytes into `self.block`, and its trailing length.
+    fn read_block_body(&mut self, at: u64, btype: u32, total: u32) -> Result<(), ReadError> {
         let already = self.block.len() as u64; // the SHB's byte-order magic
         let body_len = total as u64 - 12;
         if let Some(left) = self.src.remaining() {
             if body_len + 4 - already > left {
-                return Err(ReadError::corrupt(
-                    &path,
+                return Err(self.corrupt(
                     at,
                     format!("block of type 0x{btype:08x} claims {total} bytes but only {} remain in the file", left + 8 + already),
                 ));
@@ -202,24 +210,32 @@ impl PcapngReader {
         self.block = body;
         let mut trailer = [0u8; 4];
         if got < want || self.src.read_up_to(&mut trailer)? < 4 {
-            return Err(ReadError::corrupt(
-                &path,
+            return Err(self.corrupt(
                 at,
                 format!(
                     "the file ends inside a block of type 0x{btype:08x} ({total} bytes claimed)"
                 ),
             ));
         }
-        if self.u32(&trailer) != total {
-            // The leading length framed the block; if it was wrong, the next block header will
-            // not parse and we stop there. A bad trailer alone loses nothing.
+        self.check_trailer(at, btype, total, self.u32(&trailer));
+        Ok(())
+    }
+
+    /// The leading length framed the block; if it was wrong, the next block header will not
+    /// parse and we stop there. A bad trailer alone loses nothing: warn.
+    #[inline]
+    fn check_trailer(&mut self, at: u64, btype: u32, total: u32, trailer: u32) {
+        if trailer != total {
             let detail = format!(
-                "block of type 0x{btype:08x} has length {total} at its start but {} at its end; trusted the start",
-                self.u32(&trailer)
+                "block of type 0x{btype:08x} has length {total} at its start but {trailer} at its end; trusted the start"
             );
             self.warn(at, detail);
         }
-        Ok(Some((btype, at)))
+    }
+
+    /// Damage at byte `at` of this file.
+    fn corrupt(&self, at: u64, detail: impl Into<String>) -> ReadError {
+        ReadError::corrupt(&self.src.path, at, detail)
     }
 
     /// Walks an options list; returns (code, value) pairs, or an error text when it runs off the block.
@@ -433,11 +449,7 @@ impl PcapngReader {
         loop {
             let at = self.consumed;
             let rel = (at - base) as usize;
-            let ahead = (rel + PREFETCH_AHEAD).min(len);
-            while fetched < ahead {
-                crate::flowmap::prefetch(&batch.bytes()[fetched]);
-                fetched += 64;
-            }
+            prefetch_window(batch, &mut fetched, (rel + PREFETCH_AHEAD).min(len));
             if batch.len() >= max_records || rel - first >= max_bytes {
                 return Ok(true);
             }
@@ -447,53 +459,76 @@ impl PcapngReader {
             // A block header (with an SHB's byte-order magic) crossing the window's end: the
             // next window starts with it, or this one grows when it is the first block.
             let hdr_want = ((total - at) as usize).min(12);
-            if rel + hdr_want > len {
-                if !batch.is_empty() {
-                    return Ok(true);
-                }
-                len = rel + hdr_want;
-                batch.clear();
-                batch.set_window(self.map(base, len)?);
+            if !self.reach(batch, base, &mut len, rel + hdr_want)? {
+                return Ok(true);
             }
             let (btype, block_len) = self.mapped_header(at, &batch.bytes()[rel..rel + hdr_want])?;
             let need = block_len as usize;
-            if rel + need > len {
-                if !batch.is_empty() {
-                    return Ok(true);
-                }
-                len = rel + need; // bounded: the header check compared it to the file's size
-                batch.clear();
-                batch.set_window(self.map(base, len)?);
+            // bounded: the header check compared the block's length to the file's size
+            if !self.reach(batch, base, &mut len, rel + need)? {
+                return Ok(true);
             }
-            let bytes = batch.bytes();
-            let trailer = self.u32(&bytes[rel + need - 4..rel + need]);
-            if trailer != block_len {
-                let detail = format!(
-                    "block of type 0x{btype:08x} has length {block_len} at its start but {trailer} at its end; trusted the start"
-                );
-                self.warn(at, detail);
-            }
-            let body = &batch.bytes()[rel + 8..rel + need - 4];
-            match btype {
-                SHB | IDB => {
-                    self.block.clear();
-                    self.block.extend_from_slice(body);
-                    if btype == SHB {
-                        self.on_shb(at);
-                    } else {
-                        self.on_idb(at);
-                    }
-                }
-                EPB | PB | SPB => {
-                    if let Some((ts, link, orig_len, data_at, caplen)) =
-                        self.packet_fields(btype, at, body)
-                    {
-                        batch.record_at(rel + 8 + data_at, caplen, ts, link, orig_len);
-                    }
-                }
-                _ => {}
-            }
+            self.take_mapped_block(batch, btype, at, rel, block_len);
             self.consumed += need as u64;
+        }
+    }
+
+    /// Makes the window (`len` bytes from `base`) reach `end`. False when it does not and the
+    /// batch already holds packets: the batch ends there and the next window starts with the
+    /// block. Only a window's first block grows it.
+    #[inline]
+    fn reach(
+        &self,
+        batch: &mut Batch,
+        base: u64,
+        len: &mut usize,
+        end: usize,
+    ) -> Result<bool, ReadError> {
+        if end <= *len {
+            return Ok(true);
+        }
+        if !batch.is_empty() {
+            return Ok(false);
+        }
+        *len = end;
+        batch.clear();
+        batch.set_window(self.map(base, end)?);
+        Ok(true)
+    }
+
+    /// The block of `block_len` bytes at `rel` in the window (`at` in the file): its trailer
+    /// checked, a section or interface header remembered, a packet recorded in the batch.
+    #[inline]
+    fn take_mapped_block(
+        &mut self,
+        batch: &mut Batch,
+        btype: u32,
+        at: u64,
+        rel: usize,
+        block_len: u32,
+    ) {
+        let end = rel + block_len as usize;
+        let trailer = self.u32(&batch.bytes()[end - 4..end]);
+        self.check_trailer(at, btype, block_len, trailer);
+        let body = &batch.bytes()[rel + 8..end - 4];
+        match btype {
+            SHB | IDB => {
+                self.block.clear();
+                self.block.extend_from_slice(body);
+                if btype == SHB {
+                    self.on_shb(at);
+                } else {
+                    self.on_idb(at);
+                }
+            }
+            EPB | PB | SPB => {
+                if let Some((ts, link, orig_len, data_at, caplen)) =
+                    self.packet_fields(btype, at, body)
+                {
+                    batch.record_at(rel + 8 + data_at, caplen, ts, link, orig_len);
+                }
+            }
+            _ => {}
         }
     }
 
@@ -565,6 +600,15 @@ impl PcapngReader {
             ));
         }
         Ok((btype, total))
+    }
+}
+
+/// Prefetches the window's bytes from `*fetched` up to `ahead`, a cache line at a time.
+#[inline]
+fn prefetch_window(batch: &Batch, fetched: &mut usize, ahead: usize) {
+    while *fetched < ahead {
+        crate::flowmap::prefetch(&batch.bytes()[*fetched]);
+        *fetched += 64;
     }
 }
 

@@ -717,62 +717,56 @@ impl Ctx {
             note: Note::None,
         };
         if let Frag::Later { offset, .. } = frag {
-            // RFC 1858: after a tiny first fragment (8 bytes of TCP header), the fragment at
-            // offset 8 holds the flags (TCP header byte 13).
-            if proto_num == proto::TCP && offset == 8 && d.len() >= 6 {
-                p.tcp_flags = d[5];
-            }
+            p.tcp_flags = later_fragment_tcp_flags(proto_num, offset, d);
             return Ok(p);
         }
         // A first fragment may be an RFC 1858 tiny fragment: the ports (first 4 bytes) are
         // there even when the rest of the header is in the next fragment.
         let first_frag = matches!(frag, Frag::First { .. });
         match proto_num {
-            proto::TCP => {
-                if d.len() < 14 {
-                    if !first_frag || d.len() < 4 {
-                        return Err(Skip::TruncatedTransportHeader);
-                    }
-                    p.sport = be16(d, 0);
-                    p.dport = be16(d, 2);
-                    return Ok(p);
-                }
-                // Ports and flags sit in the first 14 bytes; options may be cut by snaplen.
-                p.sport = be16(d, 0);
-                p.dport = be16(d, 2);
-                p.tcp_flags = d[13];
-                let hdr = ((d[12] >> 4) as u32 * 4).max(20);
-                p.payload_len = ip_payload_len.saturating_sub(hdr);
-                p.payload_at = self.payload_at(d, hdr as usize);
-            }
-            proto::UDP | proto::SCTP => {
-                if d.len() < 8 {
-                    if !first_frag || d.len() < 4 {
-                        return Err(Skip::TruncatedTransportHeader);
-                    }
-                    p.sport = be16(d, 0);
-                    p.dport = be16(d, 2);
-                    return Ok(p);
-                }
-                p.sport = be16(d, 0);
-                p.dport = be16(d, 2);
-                p.payload_len = ip_payload_len.saturating_sub(8);
-                p.payload_at = self.payload_at(d, 8);
-                if proto_num == proto::UDP {
-                    return self.udp_tunnel(p, &d[8..]);
-                }
-            }
+            proto::TCP => self.tcp(p, d, first_frag),
+            proto::UDP | proto::SCTP => self.udp_or_sctp(p, d, first_frag),
             // An error quoting the packet it answers; other ICMP keeps no quote.
             proto::ICMP | proto::ICMPV6
                 if d.len() >= 8 && icmp::is_error(proto_num, d[0]) && quoted(&d[8..]).is_some() =>
             {
                 p.quote_at = (d[8..].as_ptr() as usize - self.base) as u32;
+                Ok(p)
             }
-            proto::IPIP | proto::IPV6 if self.opts.decap => {
-                return self.decap(p, false, |cx| cx.ip(d));
-            }
-            proto::GRE => return self.gre(p, d),
-            _ => {}
+            proto::IPIP | proto::IPV6 if self.opts.decap => self.decap(p, false, |cx| cx.ip(d)),
+            proto::GRE => self.gre(p, d),
+            _ => Ok(p),
+        }
+    }
+
+    /// The TCP header `d` of packet `p` (not a later fragment): ports, flags, payload.
+    #[inline]
+    fn tcp(&mut self, mut p: Packet, d: &[u8], first_frag: bool) -> Result<Packet, Skip> {
+        if d.len() < 14 {
+            return tiny_first_fragment(p, d, first_frag);
+        }
+        // Ports and flags sit in the first 14 bytes; options may be cut by snaplen.
+        p.sport = be16(d, 0);
+        p.dport = be16(d, 2);
+        p.tcp_flags = d[13];
+        let hdr = ((d[12] >> 4) as u32 * 4).max(20);
+        p.payload_len = p.payload_len.saturating_sub(hdr);
+        p.payload_at = self.payload_at(d, hdr as usize);
+        Ok(p)
+    }
+
+    /// The UDP or SCTP header `d` of packet `p` (not a later fragment); UDP may carry a tunnel.
+    #[inline]
+    fn udp_or_sctp(&mut self, mut p: Packet, d: &[u8], first_frag: bool) -> Result<Packet, Skip> {
+        if d.len() < 8 {
+            return tiny_first_fragment(p, d, first_frag);
+        }
+        p.sport = be16(d, 0);
+        p.dport = be16(d, 2);
+        p.payload_len = p.payload_len.saturating_sub(8);
+        p.payload_at = self.payload_at(d, 8);
+        if p.proto == proto::UDP {
+            return self.udp_tunnel(p, &d[8..]);
         }
         Ok(p)
     }
@@ -831,6 +825,29 @@ impl Ctx {
         let r = f(self);
         self.depth = depth;
         r
+    }
+}
+
+/// A transport header cut short: a first fragment keeps the ports if it has them (RFC 1858's
+/// tiny fragments put the rest of the header in the next fragment); anything else is skipped.
+#[inline]
+fn tiny_first_fragment(mut p: Packet, d: &[u8], first_frag: bool) -> Result<Packet, Skip> {
+    if !first_frag || d.len() < 4 {
+        return Err(Skip::TruncatedTransportHeader);
+    }
+    p.sport = be16(d, 0);
+    p.dport = be16(d, 2);
+    Ok(p)
+}
+
+/// The TCP flags a later fragment `d` at `offset` carries: RFC 1858's fragment at offset 8,
+/// after a tiny first fragment of 8 TCP header bytes, holds them (TCP header byte 13); any other
+/// later fragment carries none (0).
+fn later_fragment_tcp_flags(proto_num: u8, offset: u32, d: &[u8]) -> u8 {
+    if proto_num == proto::TCP && offset == 8 && d.len() >= 6 {
+        d[5]
+    } else {
+        0
     }
 }
 
@@ -926,5 +943,49 @@ mod tests {
         );
         assert!("256".parse::<IpProto>().is_err());
         assert!("".parse::<IpProto>().is_err());
+    }
+
+    /// RFC 1858: after a first fragment of 8 TCP header bytes, the fragment at offset 8 starts
+    /// with TCP header byte 8, so byte 5 of it is header byte 13, the flags (here 0x12 SYN+ACK).
+    #[test]
+    fn a_later_fragment_at_offset_8_carries_the_tcp_flags() {
+        let d = [0, 0, 0, 1, 0x50, 0x12, 0xff, 0xff];
+        assert_eq!(later_fragment_tcp_flags(proto::TCP, 8, &d), 0x12);
+        assert_eq!(later_fragment_tcp_flags(proto::TCP, 16, &d), 0);
+        assert_eq!(later_fragment_tcp_flags(proto::UDP, 8, &d), 0);
+        assert_eq!(later_fragment_tcp_flags(proto::TCP, 8, &d[..5]), 0);
+    }
+
+    /// A transport header cut after the ports keeps them only on a first fragment.
+    #[test]
+    fn a_tiny_first_fragment_keeps_its_ports() {
+        let p = Packet {
+            ts_ns: 0,
+            clock: 0,
+            wire_len: 0,
+            payload_len: 4,
+            vlan: NO_VLAN,
+            proto: proto::TCP,
+            tcp_flags: 0,
+            src: Addr::v4([10, 0, 0, 1]),
+            dst: Addr::v4([10, 0, 0, 2]),
+            sport: 0,
+            dport: 0,
+            frag: Frag::First { id: 7, len: 4 },
+            quote_at: 0,
+            payload_at: 0,
+            note: Note::None,
+        };
+        // 0x1f90 = 8080, 0x0035 = 53
+        let q = tiny_first_fragment(p, &[0x1f, 0x90, 0x00, 0x35], true).unwrap();
+        assert_eq!((q.sport, q.dport), (8080, 53));
+        assert_eq!(
+            tiny_first_fragment(p, &[0x1f, 0x90, 0x00, 0x35], false).err(),
+            Some(Skip::TruncatedTransportHeader)
+        );
+        assert_eq!(
+            tiny_first_fragment(p, &[0x1f, 0x90, 0x00], true).err(),
+            Some(Skip::TruncatedTransportHeader)
+        );
     }
 }

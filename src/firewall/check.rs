@@ -273,8 +273,52 @@ fn row(rs: &Ruleset, audit: &AuditDir, results: &[ServiceResult], at: At, h: &Hi
     let c = &rs.chains[at.chain];
     let rule = at.rule.map(|i| &c.rules[i]);
     let all: BTreeSet<usize> = h.new.union(&h.established).copied().collect();
+    let mut r = base_row(rs, audit, at, h, &all);
+    let mut reasons = rule.map(|r| r.unknown_reasons()).unwrap_or_default();
+    reasons.extend(h.unknown.values().cloned());
+    reasons.sort();
+    reasons.dedup();
+    if !reasons.is_empty() {
+        r.verdict = RuleVerdict::NotEvaluated;
+        r.reason = reasons.join("; ");
+        return r;
+    }
+    if all.is_empty() {
+        r.reason = match rule {
+            Some(_) => {
+                "no observed traffic reached it in this capture window: a candidate to close"
+            }
+            None => "no observed traffic reached the policy in this capture window",
+        }
+        .into();
+        return r;
+    }
+    let drops = match rule {
+        Some(x) => x.action.drops(),
+        None => c.hook.as_ref().is_some_and(|h| h.policy == Policy::Drop),
+    };
+    // The new connections this rule (or policy) decided.
+    let decided: Vec<usize> = h
+        .new
+        .iter()
+        .copied()
+        .filter(|i| results[*i].new.by == Some(at))
+        .collect();
+    if drops {
+        judge_drop(audit, &decided, &mut r);
+    } else {
+        judge_accept(rs, audit, results, at, h, &decided, &mut r);
+    }
+    r
+}
+
+/// A rule's row before it is judged: where it is, what it says, what reached it (`all`: the
+/// services whose new or established packets it saw).
+fn base_row(rs: &Ruleset, audit: &AuditDir, at: At, h: &Hits, all: &BTreeSet<usize>) -> RuleRow {
+    let c = &rs.chains[at.chain];
+    let rule = at.rule.map(|i| &c.rules[i]);
     let svc = |i: &usize| &audit.services[*i];
-    let mut r = RuleRow {
+    RuleRow {
         at,
         position: position(rs, at),
         chain: c.label(),
@@ -303,61 +347,46 @@ fn row(rs: &Ruleset, audit: &AuditDir, results: &[ServiceResult], at: At, h: &Hi
         reason: String::new(),
         counter: rule.and_then(|r| r.counter),
         origin: rule.map(|r| r.origin.clone()).unwrap_or_default(),
-    };
-    let mut reasons = rule.map(|r| r.unknown_reasons()).unwrap_or_default();
-    reasons.extend(h.unknown.values().cloned());
-    reasons.sort();
-    reasons.dedup();
-    if !reasons.is_empty() {
-        r.verdict = RuleVerdict::NotEvaluated;
-        r.reason = reasons.join("; ");
-        return r;
     }
-    if all.is_empty() {
-        r.reason = match rule {
-            Some(_) => {
-                "no observed traffic reached it in this capture window: a candidate to close"
-            }
-            None => "no observed traffic reached the policy in this capture window",
-        }
-        .into();
-        return r;
-    }
-    let drops = match rule {
-        Some(x) => x.action.drops(),
-        None => c.hook.as_ref().is_some_and(|h| h.policy == Policy::Drop),
-    };
-    let decided: Vec<usize> = h
-        .new
+}
+
+/// A dropping rule is needed while it drops only undocumented services (`decided`).
+fn judge_drop(audit: &AuditDir, decided: &[usize], r: &mut RuleRow) {
+    let doc: Vec<usize> = decided
         .iter()
         .copied()
-        .filter(|i| results[*i].new.by == Some(at))
+        .filter(|i| audit.services[*i].documented())
         .collect();
+    if doc.is_empty() {
+        r.verdict = RuleVerdict::Needed;
+        r.reason = format!("drops {} undocumented services", decided.len());
+    } else {
+        r.verdict = RuleVerdict::DropsDocumented;
+        r.reason = format!("drops documented services: {}", labels(audit, &doc));
+    }
+}
+
+/// An accepting rule lets undocumented services through, or is needed (and may be too wide
+/// for the documented services it accepted itself).
+fn judge_accept(
+    rs: &Ruleset,
+    audit: &AuditDir,
+    results: &[ServiceResult],
+    at: At,
+    h: &Hits,
+    decided: &[usize],
+    r: &mut RuleRow,
+) {
     let accepted: Vec<usize> = h
         .new
         .iter()
         .copied()
         .filter(|i| results[*i].new.verdict == Verdict::Accept)
         .collect();
-    if drops {
-        let doc: Vec<usize> = decided
-            .iter()
-            .copied()
-            .filter(|i| svc(i).documented())
-            .collect();
-        if doc.is_empty() {
-            r.verdict = RuleVerdict::Needed;
-            r.reason = format!("drops {} undocumented services", decided.len());
-        } else {
-            r.verdict = RuleVerdict::DropsDocumented;
-            r.reason = format!("drops documented services: {}", labels(audit, &doc));
-        }
-        return r;
-    }
     let undoc: Vec<usize> = accepted
         .iter()
         .copied()
-        .filter(|i| !svc(i).documented())
+        .filter(|i| !audit.services[*i].documented())
         .collect();
     if !undoc.is_empty() {
         r.verdict = RuleVerdict::AllowsUndocumented;
@@ -365,7 +394,7 @@ fn row(rs: &Ruleset, audit: &AuditDir, results: &[ServiceResult], at: At, h: &Hi
             "lets undocumented services through: {}",
             labels(audit, &undoc)
         );
-        return r;
+        return;
     }
     r.verdict = RuleVerdict::Needed;
     let by_here: Vec<usize> = decided
@@ -382,10 +411,9 @@ fn row(rs: &Ruleset, audit: &AuditDir, results: &[ServiceResult], at: At, h: &Hi
         } else {
             format!("on the path of {} documented services", accepted.len())
         };
-        return r;
+        return;
     }
-    width(rs, audit, at, &by_here, &mut r);
-    r
+    width(rs, audit, at, &by_here, r);
 }
 
 /// Too wide when the rule admits ports or addresses beyond what the documented services it

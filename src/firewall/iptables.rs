@@ -262,79 +262,17 @@ impl RuleParser<'_> {
 
     fn option(&mut self, opt: &str, neg: bool, module: &mut String) -> Result<(), String> {
         match opt {
-            "-s" | "--source" | "-d" | "--destination" => {
-                let v = self.next(opt)?;
-                let mut iv = Vec::new();
-                for a in v.split(',') {
-                    iv.push(addr(a, self.v6)?);
-                }
-                let f = if opt.starts_with("-s") || opt == "--source" {
-                    Field::Saddr
-                } else {
-                    Field::Daddr
-                };
-                self.push(f, self.addr_need(), neg, Values::Ints(iv));
-            }
-            "-p" | "--protocol" => {
-                let v = self.next(opt)?;
-                if v == "all" || v == "0" {
-                    return Ok(());
-                }
-                let p = proto_by_name(&v).ok_or_else(|| format!("unknown protocol {v:?}"))?;
-                if !neg {
-                    self.proto = Some(p);
-                }
-                self.push(
-                    Field::L4Proto,
-                    Need::Nothing,
-                    neg,
-                    Values::Ints(vec![(p as u128, p as u128)]),
-                );
-            }
-            "-i" | "--in-interface" | "-o" | "--out-interface" => {
-                let v = self.next(opt)?;
-                let f = if opt.starts_with("-i") || opt == "--in-interface" {
-                    Field::IifName
-                } else {
-                    Field::OifName
-                };
-                let name = match v.strip_suffix('+') {
-                    Some(pre) => format!("{pre}*"),
-                    None => v,
-                };
-                self.push(f, Need::Nothing, neg, Values::Names(vec![name]));
-            }
+            "-s" | "--source" | "-d" | "--destination" => self.addresses(opt, neg)?,
+            "-p" | "--protocol" => self.protocol(opt, neg)?,
+            "-i" | "--in-interface" | "-o" | "--out-interface" => self.interface(opt, neg)?,
             "-m" | "--match" => *module = self.next(opt)?,
             "--dport" | "--destination-port" | "--sport" | "--source-port" => {
-                let need = self.port_need(opt)?;
-                let v = self.next(opt)?;
-                let f = if matches!(opt, "--dport" | "--destination-port") {
-                    Field::Dport
-                } else {
-                    Field::Sport
-                };
-                self.push(f, need, neg, Values::Ints(vec![port_range(&v)?]));
+                self.port(opt, neg)?
             }
             "--dports" | "--destination-ports" | "--sports" | "--source-ports" => {
-                let need = self.port_need(opt)?;
-                let v = self.next(opt)?;
-                let f = if opt.starts_with("--d") {
-                    Field::Dport
-                } else {
-                    Field::Sport
-                };
-                let iv = v.split(',').map(port_range).collect::<Result<_, _>>()?;
-                self.push(f, need, neg, Values::Ints(iv));
+                self.ports(opt, neg)?
             }
-            "--ctstate" | "--state" => {
-                let v = self.next(opt)?;
-                let mut iv = Vec::new();
-                for s in v.split(',') {
-                    let b = ct::parse(s).ok_or_else(|| format!("unknown state {s:?}"))?;
-                    iv.push((b, b));
-                }
-                self.push(Field::CtState, Need::Nothing, neg, Values::Ints(iv));
-            }
+            "--ctstate" | "--state" => self.ctstate(opt, neg)?,
             "--syn" => {
                 // Our packets: the new connection's first packet is the SYN, later ones are not.
                 let need = self.port_need(opt)?;
@@ -345,33 +283,8 @@ impl RuleParser<'_> {
                     Values::Ints(vec![(ct::NEW, ct::NEW)]),
                 );
             }
-            "--match-set" => {
-                let name = self.next(opt)?;
-                let dirs = self.next(opt)?;
-                let f = match dirs.as_str() {
-                    "src" => Field::Saddr,
-                    "dst" => Field::Daddr,
-                    d => {
-                        self.parts.push(Part::Unknown(format!(
-                            "--match-set {name} {d}: sets of more than one dimension are not evaluated"
-                        )));
-                        return Ok(());
-                    }
-                };
-                self.push(f, self.addr_need(), neg, Values::SetRef(name));
-            }
-            "--src-range" | "--dst-range" => {
-                let v = self.next(opt)?;
-                let iv = parse_addr_interval(&v)
-                    .filter(|_| v.contains('-'))
-                    .ok_or_else(|| format!("{opt} {v:?} is not an address range a-b"))?;
-                let f = if opt == "--src-range" {
-                    Field::Saddr
-                } else {
-                    Field::Daddr
-                };
-                self.push(f, self.addr_need(), neg, Values::Ints(vec![iv]));
-            }
+            "--match-set" => self.match_set(opt, neg)?,
+            "--src-range" | "--dst-range" => self.addr_range(opt, neg)?,
             "--comment" => {
                 self.next(opt)?;
             }
@@ -386,19 +299,145 @@ impl RuleParser<'_> {
                 // The target's own options (--reject-with, --log-prefix, ...) do not filter.
                 self.skip_values();
             }
-            o => {
-                let what = if module.is_empty() {
-                    o.to_string()
-                } else {
-                    format!("-m {module} {o}")
-                };
-                self.skip_values();
-                self.parts.push(Part::Unknown(format!(
-                    "{what} is not evaluated from a capture"
-                )));
-            }
+            o => self.unknown(o, module),
         }
         Ok(())
+    }
+
+    /// `-s`/`-d` with a comma-separated list of addresses or networks.
+    fn addresses(&mut self, opt: &str, neg: bool) -> Result<(), String> {
+        let v = self.next(opt)?;
+        let mut iv = Vec::new();
+        for a in v.split(',') {
+            iv.push(addr(a, self.v6)?);
+        }
+        let f = if opt.starts_with("-s") || opt == "--source" {
+            Field::Saddr
+        } else {
+            Field::Daddr
+        };
+        self.push(f, self.addr_need(), neg, Values::Ints(iv));
+        Ok(())
+    }
+
+    /// `-p`: a protocol (`all` or 0 matches any); a positive one enables port options.
+    fn protocol(&mut self, opt: &str, neg: bool) -> Result<(), String> {
+        let v = self.next(opt)?;
+        if v == "all" || v == "0" {
+            return Ok(());
+        }
+        let p = proto_by_name(&v).ok_or_else(|| format!("unknown protocol {v:?}"))?;
+        if !neg {
+            self.proto = Some(p);
+        }
+        self.push(
+            Field::L4Proto,
+            Need::Nothing,
+            neg,
+            Values::Ints(vec![(p as u128, p as u128)]),
+        );
+        Ok(())
+    }
+
+    /// `-i`/`-o`: an interface name; iptables' `eth+` prefix becomes `eth*`.
+    fn interface(&mut self, opt: &str, neg: bool) -> Result<(), String> {
+        let v = self.next(opt)?;
+        let f = if opt.starts_with("-i") || opt == "--in-interface" {
+            Field::IifName
+        } else {
+            Field::OifName
+        };
+        let name = match v.strip_suffix('+') {
+            Some(pre) => format!("{pre}*"),
+            None => v,
+        };
+        self.push(f, Need::Nothing, neg, Values::Names(vec![name]));
+        Ok(())
+    }
+
+    /// `--dport`/`--sport`: one port or range.
+    fn port(&mut self, opt: &str, neg: bool) -> Result<(), String> {
+        let need = self.port_need(opt)?;
+        let v = self.next(opt)?;
+        let f = if matches!(opt, "--dport" | "--destination-port") {
+            Field::Dport
+        } else {
+            Field::Sport
+        };
+        self.push(f, need, neg, Values::Ints(vec![port_range(&v)?]));
+        Ok(())
+    }
+
+    /// `--dports`/`--sports` (multiport): a comma-separated list of ports and ranges.
+    fn ports(&mut self, opt: &str, neg: bool) -> Result<(), String> {
+        let need = self.port_need(opt)?;
+        let v = self.next(opt)?;
+        let f = if opt.starts_with("--d") {
+            Field::Dport
+        } else {
+            Field::Sport
+        };
+        let iv = v.split(',').map(port_range).collect::<Result<_, _>>()?;
+        self.push(f, need, neg, Values::Ints(iv));
+        Ok(())
+    }
+
+    /// `--ctstate`/`--state`: a comma-separated list of connection states.
+    fn ctstate(&mut self, opt: &str, neg: bool) -> Result<(), String> {
+        let v = self.next(opt)?;
+        let mut iv = Vec::new();
+        for s in v.split(',') {
+            let b = ct::parse(s).ok_or_else(|| format!("unknown state {s:?}"))?;
+            iv.push((b, b));
+        }
+        self.push(Field::CtState, Need::Nothing, neg, Values::Ints(iv));
+        Ok(())
+    }
+
+    /// `--match-set NAME src|dst`: an ipset of one dimension; more are not evaluated.
+    fn match_set(&mut self, opt: &str, neg: bool) -> Result<(), String> {
+        let name = self.next(opt)?;
+        let dirs = self.next(opt)?;
+        let f = match dirs.as_str() {
+            "src" => Field::Saddr,
+            "dst" => Field::Daddr,
+            d => {
+                self.parts.push(Part::Unknown(format!(
+                    "--match-set {name} {d}: sets of more than one dimension are not evaluated"
+                )));
+                return Ok(());
+            }
+        };
+        self.push(f, self.addr_need(), neg, Values::SetRef(name));
+        Ok(())
+    }
+
+    /// `--src-range`/`--dst-range` (iprange): an address range a-b.
+    fn addr_range(&mut self, opt: &str, neg: bool) -> Result<(), String> {
+        let v = self.next(opt)?;
+        let iv = parse_addr_interval(&v)
+            .filter(|_| v.contains('-'))
+            .ok_or_else(|| format!("{opt} {v:?} is not an address range a-b"))?;
+        let f = if opt == "--src-range" {
+            Field::Saddr
+        } else {
+            Field::Daddr
+        };
+        self.push(f, self.addr_need(), neg, Values::Ints(vec![iv]));
+        Ok(())
+    }
+
+    /// An option the capture cannot evaluate: skipped with its values, and said so.
+    fn unknown(&mut self, o: &str, module: &str) {
+        let what = if module.is_empty() {
+            o.to_string()
+        } else {
+            format!("-m {module} {o}")
+        };
+        self.skip_values();
+        self.parts.push(Part::Unknown(format!(
+            "{what} is not evaluated from a capture"
+        )));
     }
 
     /// Skips an unknown option's values (words up to the next option).

@@ -331,6 +331,26 @@ pub fn merge_findings(dir: &Path, new: &[FindingRow]) -> Result<(), String> {
 pub fn summary_section(rs: &Ruleset, audit: &AuditDir, check: &Check) -> String {
     let mut t = String::new();
     let _ = writeln!(t, "\n{SUMMARY_HEADING}\n");
+    what_was_evaluated(&mut t, rs, check);
+    count_tables(&mut t, audit, check);
+    dropped_documented(&mut t, rs, audit, check);
+    rules_to_look_at(&mut t, check);
+    let skipped: Vec<&String> = rs.skipped.iter().chain(&audit.skipped).collect();
+    if !skipped.is_empty() {
+        let _ = writeln!(t, "\nSkipped input ({}):\n", skipped.len());
+        for s in skipped.iter().take(20) {
+            let _ = writeln!(t, "- {}", md(s));
+        }
+    }
+    let _ = writeln!(
+        t,
+        "\nAn unused rule may still be needed by jobs that did not run in this window (restores, monthly jobs)."
+    );
+    t
+}
+
+/// The files read, the chains evaluated and not, and how services were evaluated.
+fn what_was_evaluated(t: &mut String, rs: &Ruleset, check: &Check) {
     for s in &rs.sources {
         let _ = writeln!(t, "- Read {}", md(s));
     }
@@ -354,6 +374,10 @@ pub fn summary_section(rs: &Ruleset, audit: &AuditDir, check: &Check) -> String 
         t,
         "- Each service's first packet is evaluated as ct state new; when it was answered, its later packets both ways as ct state established.\n"
     );
+}
+
+/// Rules per verdict, and services (documented among them) per decision.
+fn count_tables(t: &mut String, audit: &AuditDir, check: &Check) {
     let _ = writeln!(t, "| rule verdict | rules |\n|---|---|");
     for v in RuleVerdict::ALL {
         let n = check.rows.iter().filter(|r| r.verdict == v).count();
@@ -374,6 +398,10 @@ pub fn summary_section(rs: &Ruleset, audit: &AuditDir, check: &Check) -> String 
         let doc = of.iter().filter(|s| s.documented()).count();
         let _ = writeln!(t, "| {d} | {} | {doc} |", of.len());
     }
+}
+
+/// The first 20 documented services the ruleset drops, with the rule that drops each.
+fn dropped_documented(t: &mut String, rs: &Ruleset, audit: &AuditDir, check: &Check) {
     let dropped: Vec<(&Service, &Trace)> = audit
         .services
         .iter()
@@ -381,20 +409,26 @@ pub fn summary_section(rs: &Ruleset, audit: &AuditDir, check: &Check) -> String 
         .filter(|(s, r)| s.documented() && r.new.verdict == Verdict::Drop)
         .map(|(s, r)| (s, &r.new))
         .collect();
-    if !dropped.is_empty() {
-        let _ = writeln!(t, "\nDocumented services the ruleset drops:\n");
-        for (s, tr) in dropped.iter().take(20) {
-            let at = tr.by.map(|a| position(rs, a)).unwrap_or_default();
-            let _ = writeln!(t, "- {} ({}) at {}", md(&s.label), s.outcome, md(&at));
-        }
-        if dropped.len() > 20 {
-            let _ = writeln!(
-                t,
-                "- ... and {} more (firewall_services.csv)",
-                dropped.len() - 20
-            );
-        }
+    if dropped.is_empty() {
+        return;
     }
+    let _ = writeln!(t, "\nDocumented services the ruleset drops:\n");
+    for (s, tr) in dropped.iter().take(20) {
+        let at = tr.by.map(|a| position(rs, a)).unwrap_or_default();
+        let _ = writeln!(t, "- {} ({}) at {}", md(&s.label), s.outcome, md(&at));
+    }
+    if dropped.len() > 20 {
+        let _ = writeln!(
+            t,
+            "- ... and {} more (firewall_services.csv)",
+            dropped.len() - 20
+        );
+    }
+}
+
+/// The first 20 rules that let undocumented traffic through, are too wide or were not
+/// evaluated.
+fn rules_to_look_at(t: &mut String, check: &Check) {
     let listed: Vec<_> = check
         .rows
         .iter()
@@ -405,34 +439,23 @@ pub fn summary_section(rs: &Ruleset, audit: &AuditDir, check: &Check) -> String 
             )
         })
         .collect();
-    if !listed.is_empty() {
-        let _ = writeln!(t, "\nRules to look at:\n");
-        for r in listed.iter().take(20) {
-            let _ = writeln!(
-                t,
-                "- **{}** {}: `{}` — {}",
-                r.verdict.as_str(),
-                md(&r.position),
-                r.text.replace('`', "'"),
-                md(&r.reason)
-            );
-        }
-        if listed.len() > 20 {
-            let _ = writeln!(t, "- ... and {} more (firewall.csv)", listed.len() - 20);
-        }
+    if listed.is_empty() {
+        return;
     }
-    let skipped: Vec<&String> = rs.skipped.iter().chain(&audit.skipped).collect();
-    if !skipped.is_empty() {
-        let _ = writeln!(t, "\nSkipped input ({}):\n", skipped.len());
-        for s in skipped.iter().take(20) {
-            let _ = writeln!(t, "- {}", md(s));
-        }
+    let _ = writeln!(t, "\nRules to look at:\n");
+    for r in listed.iter().take(20) {
+        let _ = writeln!(
+            t,
+            "- **{}** {}: `{}` — {}",
+            r.verdict.as_str(),
+            md(&r.position),
+            r.text.replace('`', "'"),
+            md(&r.reason)
+        );
     }
-    let _ = writeln!(
-        t,
-        "\nAn unused rule may still be needed by jobs that did not run in this window (restores, monthly jobs)."
-    );
-    t
+    if listed.len() > 20 {
+        let _ = writeln!(t, "- ... and {} more (firewall.csv)", listed.len() - 20);
+    }
 }
 
 /// Appends the section to summary.md, replacing the one an earlier run appended.

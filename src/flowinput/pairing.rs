@@ -88,6 +88,45 @@ struct Part {
 fn finish(group: &[Rec], ports: &ServerPorts, st: &mut FlowInputStats) -> FlowRecord {
     let key = group[0].key;
     // 1. Counts: per source, then sources that overlap in time are the same packets.
+    let (acc, dup_sources) = merge_sources(per_source(group));
+    let (flags, mut h, unreachable) = ored_bits(group);
+    // 2. Client and server.
+    let (client_is_a, basis) = orientation(group, &flags, ports);
+    let (c, s) = if client_is_a { (A, B) } else { (B, A) };
+    // NetFlow's ORed flags: the client's SYN is a SYN, the server's SYN+ACK a SYN-ACK.
+    if group.iter().any(|r| r.orient.is_none()) && key.proto == proto::TCP {
+        if flags[c] & F::SYN != 0 {
+            h[c] |= hist::SYN;
+        }
+        if flags[s] & (F::SYN | F::ACK) == F::SYN | F::ACK {
+            h[s] |= hist::SYNACK;
+        }
+    }
+    if dup_sources.len() > 1 {
+        note_duplicate(st, group, &dup_sources);
+    }
+    let mut flow = Flow {
+        first_ts: acc.first,
+        last_ts: acc.last,
+        packets: [acc.packets[c], acc.packets[s]],
+        bytes: [acc.bytes[c], acc.bytes[s]],
+        flags: [flags[c], flags[s]],
+        hist: [h[c], h[s]],
+        client_is_a,
+        basis,
+        icmp_unreachable: unreachable,
+        evicted: false,
+    };
+    for side in [CLIENT, SERVER] {
+        if flow.packets[side] > 0 {
+            flow.hist[side] |= hist::ANY;
+        }
+    }
+    FlowRecord { key, flow }
+}
+
+/// The group's records summed per source (time span, packets, bytes), in order of appearance.
+fn per_source(group: &[Rec]) -> Vec<Part> {
     let mut parts: Vec<Part> = Vec::new();
     for r in group {
         match parts.iter_mut().find(|p| p.source == r.source) {
@@ -108,6 +147,13 @@ fn finish(group: &[Rec], ports: &ServerPorts, st: &mut FlowInputStats) -> FlowRe
             }),
         }
     }
+    parts
+}
+
+/// One total from the per-source sums, in time order: a source overlapping the total so far
+/// saw the same packets (the larger count is kept), one that does not saw others (added).
+/// Also the sources counted as duplicates (the first included).
+fn merge_sources(mut parts: Vec<Part>) -> (Part, Vec<u32>) {
     parts.sort_by_key(|p| (p.first, p.last, p.source));
     let mut acc = parts[0];
     let mut dup_sources = vec![acc.source];
@@ -127,6 +173,12 @@ fn finish(group: &[Rec], ports: &ServerPorts, st: &mut FlowInputStats) -> FlowRe
         acc.first = acc.first.min(p.first);
         acc.last = acc.last.max(p.last);
     }
+    (acc, dup_sources)
+}
+
+/// The TCP flags and history bits of every record ORed per endpoint, and whether any record
+/// saw an ICMP unreachable.
+fn ored_bits(group: &[Rec]) -> ([u8; 2], [u8; 2], bool) {
     let mut flags = [0u8; 2];
     let mut h = [0u8; 2];
     let mut unreachable = false;
@@ -137,60 +189,40 @@ fn finish(group: &[Rec], ports: &ServerPorts, st: &mut FlowInputStats) -> FlowRe
         }
         unreachable |= r.icmp_unreachable;
     }
-    // 2. Client and server.
+    (flags, h, unreachable)
+}
+
+/// Whether endpoint A is the client, and why: a source that saw the handshake wins, then any
+/// source's decision, then the rules for unidirectional records.
+fn orientation(group: &[Rec], flags: &[u8; 2], ports: &ServerPorts) -> (bool, Basis) {
     let strong = group
         .iter()
         .filter_map(|r| r.orient)
         .find(|(_, b)| matches!(b, Basis::Syn | Basis::SynAck));
-    let (client_is_a, basis) = strong
+    strong
         .or_else(|| group.iter().find_map(|r| r.orient))
-        .unwrap_or_else(|| orient_unidirectional(group, &flags, ports));
-    let (c, s) = if client_is_a { (A, B) } else { (B, A) };
-    // NetFlow's ORed flags: the client's SYN is a SYN, the server's SYN+ACK a SYN-ACK.
-    if group.iter().any(|r| r.orient.is_none()) && key.proto == proto::TCP {
-        if flags[c] & F::SYN != 0 {
-            h[c] |= hist::SYN;
-        }
-        if flags[s] & (F::SYN | F::ACK) == F::SYN | F::ACK {
-            h[s] |= hist::SYNACK;
-        }
+        .unwrap_or_else(|| orient_unidirectional(group, flags, ports))
+}
+
+/// Counts a flow several sources saw, keeping the first few as examples for the report.
+fn note_duplicate(st: &mut FlowInputStats, group: &[Rec], dup_sources: &[u32]) {
+    let key = group[0].key;
+    st.duplicate_flows += 1;
+    if st.duplicate_examples.len() < MAX_DUP_EXAMPLES {
+        let label = format!(
+            "{} {}:{} <-> {}:{}",
+            proto::name(key.proto),
+            key.a,
+            key.a_port,
+            key.b,
+            key.b_port
+        );
+        let names = dup_sources
+            .iter()
+            .map(|&i| st.sources[i as usize].name.clone())
+            .collect();
+        st.duplicate_examples.push((label, names));
     }
-    if dup_sources.len() > 1 {
-        st.duplicate_flows += 1;
-        if st.duplicate_examples.len() < MAX_DUP_EXAMPLES {
-            let label = format!(
-                "{} {}:{} <-> {}:{}",
-                proto::name(key.proto),
-                key.a,
-                key.a_port,
-                key.b,
-                key.b_port
-            );
-            let names = dup_sources
-                .iter()
-                .map(|&i| st.sources[i as usize].name.clone())
-                .collect();
-            st.duplicate_examples.push((label, names));
-        }
-    }
-    let mut flow = Flow {
-        first_ts: acc.first,
-        last_ts: acc.last,
-        packets: [acc.packets[c], acc.packets[s]],
-        bytes: [acc.bytes[c], acc.bytes[s]],
-        flags: [flags[c], flags[s]],
-        hist: [h[c], h[s]],
-        client_is_a,
-        basis,
-        icmp_unreachable: unreachable,
-        evicted: false,
-    };
-    for side in [CLIENT, SERVER] {
-        if flow.packets[side] > 0 {
-            flow.hist[side] |= hist::ANY;
-        }
-    }
-    FlowRecord { key, flow }
 }
 
 /// Client and server of unidirectional records: TCP flags first, then ports, then who sent
@@ -229,5 +261,36 @@ fn orient_unidirectional(group: &[Rec], flags: &[u8; 2], ports: &ServerPorts) ->
         (first != A, Basis::Port)
     } else {
         (first == A, Basis::FirstPacket)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn part(source: u32, first: i64, last: i64, packets: [u64; 2], bytes: [u64; 2]) -> Part {
+        Part {
+            source,
+            first,
+            last,
+            packets,
+            bytes,
+        }
+    }
+
+    /// Sources 0 (t 0..10) and 1 (t 5..12) overlap: the same packets, the larger counts kept
+    /// (packets max(5,6)=6 and max(3,2)=3). Source 2 (t 20..30) comes after: added (6+1, 3+1).
+    #[test]
+    fn overlapping_sources_count_once_and_later_ones_add() {
+        let parts = vec![
+            part(2, 20, 30, [1, 1], [100, 100]),
+            part(0, 0, 10, [5, 3], [500, 300]),
+            part(1, 5, 12, [6, 2], [600, 200]),
+        ];
+        let (acc, dups) = merge_sources(parts);
+        assert_eq!((acc.first, acc.last), (0, 30));
+        assert_eq!(acc.packets, [7, 4]);
+        assert_eq!(acc.bytes, [700, 400]);
+        assert_eq!(dups, vec![0, 1]);
     }
 }

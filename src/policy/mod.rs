@@ -533,100 +533,11 @@ impl Builder<'_> {
     }
 
     fn finish(mut self, merged: Merged, mut candidates: Vec<Candidate>) -> Policy {
-        let mut used_groups = BTreeSet::new();
-        let mut pending = Vec::new();
-        for (
-            k,
-            Parts {
-                rules,
-                services,
-                vendor,
-            },
-        ) in merged
-        {
-            let evidence = (!k.unused).then(|| {
-                let mut e = Evidence::default();
-                for &i in &services {
-                    e.add(&self.report.services[i]);
-                }
-                e
-            });
-            pending.push((k, rules.into_iter().collect::<Vec<_>>(), vendor, evidence));
-        }
         let groups: Vec<Group> = self.groups.values().cloned().collect();
-        let index: BTreeMap<&str, usize> = groups
-            .iter()
-            .enumerate()
-            .map(|(i, g)| (g.key.as_str(), i))
-            .collect();
-        let mut allows = Vec::new();
-        for (k, rules, vendor_ports, evidence) in pending {
-            let a = Allow {
-                client: index[k.client.as_str()],
-                server: index[k.server.as_str()],
-                proto: k.proto,
-                ports: k.ports,
-                vendor_ports,
-                rules,
-                evidence,
-            };
-            if proto_number(&a.proto).is_none() {
-                self.notes.push(format!(
-                    "{}: unknown protocol {:?}: not emitted",
-                    a.summary(&groups),
-                    a.proto
-                ));
-                continue;
-            }
-            if a.families(&groups).is_empty() {
-                self.notes.push(format!(
-                    "{}: the groups share no address family (IPv4/IPv6): not emitted",
-                    a.summary(&groups)
-                ));
-                continue;
-            }
-            used_groups.insert(a.client);
-            used_groups.insert(a.server);
-            allows.push(a);
-        }
-        // Keep only groups a rule uses, and renumber.
-        let keep: Vec<usize> = used_groups.into_iter().collect();
-        let renum: BTreeMap<usize, usize> = keep.iter().enumerate().map(|(n, &o)| (o, n)).collect();
-        for a in &mut allows {
-            a.client = renum[&a.client];
-            a.server = renum[&a.server];
-        }
-        let groups: Vec<Group> = keep.iter().map(|&i| groups[i].clone()).collect();
-        allows.sort_by(|a, b| {
-            (
-                a.unused(),
-                &a.rules,
-                &groups[a.client].key,
-                &groups[a.server].key,
-                &a.proto,
-                &a.ports,
-            )
-                .cmp(&(
-                    b.unused(),
-                    &b.rules,
-                    &groups[b.client].key,
-                    &groups[b.server].key,
-                    &b.proto,
-                    &b.ports,
-                ))
-        });
-        candidates.sort_by(|a, b| {
-            let k = |c: &Candidate| {
-                (
-                    verdict_rank(&c.service.verdict),
-                    c.service.client,
-                    c.service.server,
-                    c.service.proto.clone(),
-                    c.service.port,
-                )
-            };
-            k(a).cmp(&k(b))
-        });
+        let allows = self.emittable_allows(merged, &groups);
+        let (groups, mut allows) = keep_used_groups(groups, allows);
+        sort_allows(&mut allows, &groups);
+        sort_candidates(&mut candidates);
         Policy {
             schema_version: self.report.schema_version,
             options: self.opts,
@@ -637,6 +548,121 @@ impl Builder<'_> {
             inventory: self.report.inventory.clone(),
         }
     }
+
+    /// One allow per merged key, with the evidence of its services (none for a rule the capture
+    /// never showed). One no ruleset can express becomes a note instead.
+    fn emittable_allows(&mut self, merged: Merged, groups: &[Group]) -> Vec<Allow> {
+        let index: BTreeMap<&str, usize> = groups
+            .iter()
+            .enumerate()
+            .map(|(i, g)| (g.key.as_str(), i))
+            .collect();
+        let mut allows = Vec::new();
+        for (
+            k,
+            Parts {
+                rules,
+                services,
+                vendor,
+            },
+        ) in merged
+        {
+            let evidence = (!k.unused).then(|| self.evidence_of(&services));
+            let a = Allow {
+                client: index[k.client.as_str()],
+                server: index[k.server.as_str()],
+                proto: k.proto,
+                ports: k.ports,
+                vendor_ports: vendor,
+                rules: rules.into_iter().collect(),
+                evidence,
+            };
+            match unemittable(&a, groups) {
+                Some(note) => self.notes.push(note),
+                None => allows.push(a),
+            }
+        }
+        allows
+    }
+
+    /// What the report's services numbered `services` show together.
+    fn evidence_of(&self, services: &BTreeSet<usize>) -> Evidence {
+        let mut e = Evidence::default();
+        for &i in services {
+            e.add(&self.report.services[i]);
+        }
+        e
+    }
+}
+
+/// Why no ruleset can express `a` (an unknown protocol, groups without a common address
+/// family), or None.
+fn unemittable(a: &Allow, groups: &[Group]) -> Option<String> {
+    if proto_number(&a.proto).is_none() {
+        return Some(format!(
+            "{}: unknown protocol {:?}: not emitted",
+            a.summary(groups),
+            a.proto
+        ));
+    }
+    if a.families(groups).is_empty() {
+        return Some(format!(
+            "{}: the groups share no address family (IPv4/IPv6): not emitted",
+            a.summary(groups)
+        ));
+    }
+    None
+}
+
+/// Keeps only the groups an allow uses, renumbered (in their order), and the allows with them.
+fn keep_used_groups(groups: Vec<Group>, mut allows: Vec<Allow>) -> (Vec<Group>, Vec<Allow>) {
+    let used: BTreeSet<usize> = allows.iter().flat_map(|a| [a.client, a.server]).collect();
+    let keep: Vec<usize> = used.into_iter().collect();
+    let renum: BTreeMap<usize, usize> = keep.iter().enumerate().map(|(n, &o)| (o, n)).collect();
+    for a in &mut allows {
+        a.client = renum[&a.client];
+        a.server = renum[&a.server];
+    }
+    let groups: Vec<Group> = keep.iter().map(|&i| groups[i].clone()).collect();
+    (groups, allows)
+}
+
+/// Allows in ruleset order: used before unused, then by rules, groups, protocol and ports.
+fn sort_allows(allows: &mut [Allow], groups: &[Group]) {
+    allows.sort_by(|a, b| {
+        (
+            a.unused(),
+            &a.rules,
+            &groups[a.client].key,
+            &groups[a.server].key,
+            &a.proto,
+            &a.ports,
+        )
+            .cmp(&(
+                b.unused(),
+                &b.rules,
+                &groups[b.client].key,
+                &groups[b.server].key,
+                &b.proto,
+                &b.ports,
+            ))
+    });
+}
+
+/// Candidates for review by verdict, then client, server, protocol and port.
+fn sort_candidates(candidates: &mut [Candidate]) {
+    candidates.sort_by(|a, b| {
+        let k = |c: &Candidate| {
+            (
+                verdict_rank(&c.service.verdict),
+                c.service.client,
+                c.service.server,
+                c.service.proto.clone(),
+                c.service.port,
+            )
+        };
+        k(a).cmp(&k(b))
+    });
 }
 
 fn rule_ref(r: &input::RuleMeta) -> RuleRef {
