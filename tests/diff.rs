@@ -735,7 +735,7 @@ fn not_an_audit_or_another_schema_is_an_error() {
     .unwrap();
     check(
         "val",
-        "services.csv:2: verdict \"fine\": not a verdict; use documented, role-mismatch, reverse, \
+        "services.csv:2: \"fine\" is not a verdict; use documented, role-mismatch, reverse, \
          unknown-host, undocumented",
     );
     // The baseline is checked too.

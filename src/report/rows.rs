@@ -22,9 +22,11 @@ use crate::audit::{Outcome, Severity, UnknownEnd, Verdict};
 /// One row of services.csv: a service (client host -> server host, protocol, port).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ServicesRow {
+    #[serde(deserialize_with = "address")]
     pub client_addr: IpAddr,
     #[serde(with = "cell")]
     pub client_group: String,
+    #[serde(deserialize_with = "address")]
     pub server_addr: IpAddr,
     #[serde(with = "cell")]
     pub server_group: String,
@@ -232,7 +234,9 @@ pub fn read_rows<T: ReportRow>(dir: &Path) -> Result<Vec<(u64, T)>, String> {
     Ok(rows)
 }
 
-/// `column "cell": what is wrong`, from a csv deserialize error.
+/// What is wrong with a row, from a csv deserialize error: `column "cell": what is wrong` for
+/// errors the csv crate finds (a count that is not a number); the messages of the row types'
+/// own checks (enums, addresses) show the cell themselves (csv gives them no column).
 fn cell_error(e: &csv::Error, headers: &csv::StringRecord, rec: &csv::StringRecord) -> String {
     match e.kind() {
         csv::ErrorKind::Deserialize { err, .. } => match err.field() {
@@ -246,6 +250,13 @@ fn cell_error(e: &csv::Error, headers: &csv::StringRecord, rec: &csv::StringReco
         },
         _ => e.to_string(),
     }
+}
+
+/// An address cell; the error shows the cell (serde's own does not).
+fn address<'de, D: Deserializer<'de>>(d: D) -> Result<IpAddr, D::Error> {
+    let s = String::deserialize(d)?;
+    s.parse()
+        .map_err(|_| de::Error::custom(format!("{s:?} is not an address")))
 }
 
 /// A free-text cell: [`safe_cell`] on the way out, its apostrophe taken off on the way in.
@@ -301,7 +312,7 @@ macro_rules! text_enum {
                     .find(|x: &$t| x.as_str() == s)
                     .ok_or_else(|| {
                         de::Error::custom(format!(
-                            "not {}; use {}",
+                            "{s:?} is not {}; use {}",
                             $what,
                             $all.map(|x: $t| x.as_str()).join(", ")
                         ))
@@ -442,7 +453,7 @@ mod tests {
         assert_eq!(
             read_rows::<GroupsRow>(&dir).unwrap_err(),
             format!(
-                "{shown}:3: kind \"nope\": not a group kind; use entry, roles, host, not-in-inventory, dns-name"
+                "{shown}:3: \"nope\" is not a group kind; use entry, roles, host, not-in-inventory, dns-name"
             )
         );
         std::fs::write(dir.join("groups.csv"), "group,roles,blocks\n").unwrap();
