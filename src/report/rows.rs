@@ -6,8 +6,8 @@
 //! when read (`#[serde(with = "cell")]`), so a round trip gives the text back.
 //!
 //! Readers map cells by header name (`read_rows`): column order does not matter and unknown
-//! columns are ignored, so older report schemas read into the same types (their missing
-//! columns are `#[serde(default)]`, listed in [`ReportRow::NOT_IN_OLDER`]).
+//! columns are ignored, so older report schemas read into the same types (columns they lack,
+//! and columns `diff` does not use, are `#[serde(default)]`, listed in [`ReportRow::OPTIONAL`]).
 
 use std::net::IpAddr;
 use std::path::Path;
@@ -31,7 +31,7 @@ pub struct ServicesRow {
     #[serde(with = "cell")]
     pub server_group: String,
     /// DNS/TLS names of the server, `;`-separated.
-    #[serde(with = "cell")]
+    #[serde(default, with = "cell")]
     pub server_dns: String,
     #[serde(with = "cell")]
     pub proto: String,
@@ -42,22 +42,30 @@ pub struct ServicesRow {
     /// `;`-separated rule ids.
     #[serde(with = "cell")]
     pub rule_ids: String,
+    #[serde(default)]
     pub more_rules: u64,
+    #[serde(default)]
     pub unknown_end: UnknownEnd,
+    #[serde(default)]
     pub flows: u64,
+    #[serde(default)]
     pub established: u64,
+    #[serde(default)]
     pub refused: u64,
+    #[serde(default)]
     pub unanswered: u64,
+    #[serde(default)]
     pub packets: u64,
+    #[serde(default)]
     pub bytes: u64,
     /// ISO 8601 UTC (schema 2: epoch seconds).
-    #[serde(with = "cell")]
+    #[serde(default, with = "cell")]
     pub first_seen: String,
     /// Seconds with three decimals; schemas 2 and 3 had `last_seen` instead.
     #[serde(default, with = "opt_cell")]
     pub duration: Option<String>,
     /// `basis=count;...`
-    #[serde(with = "cell")]
+    #[serde(default, with = "cell")]
     pub direction_basis: String,
     /// Empty, `waived until ...` or `EXPIRED on ...`.
     #[serde(with = "cell")]
@@ -87,37 +95,40 @@ impl RuleStatus {
 pub struct RulesRow {
     #[serde(with = "cell")]
     pub rule_id: String,
-    #[serde(with = "cell")]
+    #[serde(default, with = "cell")]
     pub product: String,
-    #[serde(with = "cell")]
+    #[serde(default, with = "cell")]
     pub section: String,
-    #[serde(with = "cell")]
+    #[serde(default, with = "cell")]
     pub from_role: String,
-    #[serde(with = "cell")]
+    #[serde(default, with = "cell")]
     pub to_role: String,
     #[serde(with = "cell")]
     pub proto: String,
     #[serde(with = "cell")]
     pub ports: String,
-    #[serde(with = "cell")]
+    #[serde(default, with = "cell")]
     pub qualifiers: String,
     #[serde(with = "cell")]
     pub client: String,
     #[serde(with = "cell")]
     pub server: String,
     pub status: RuleStatus,
+    #[serde(default)]
     pub host_pairs: u64,
+    #[serde(default)]
     pub flows: u64,
+    #[serde(default)]
     pub bytes: u64,
     /// Empty for unused rules.
-    #[serde(with = "opt_cell")]
+    #[serde(default, with = "opt_cell")]
     pub first_seen: Option<String>,
-    #[serde(with = "opt_cell")]
+    #[serde(default, with = "opt_cell")]
     pub last_seen: Option<String>,
     /// Ports seen, compressed (`2500-2502;2505`).
     #[serde(with = "cell")]
     pub ports_seen: String,
-    #[serde(with = "cell")]
+    #[serde(default, with = "cell")]
     pub suggested_range: String,
 }
 
@@ -139,19 +150,22 @@ pub struct FindingsRow {
     pub proto: String,
     #[serde(with = "cell")]
     pub ports: String,
+    #[serde(default)]
     pub host_pairs: Option<u64>,
+    #[serde(default)]
     pub flows: Option<u64>,
+    #[serde(default)]
     pub bytes: Option<u64>,
-    #[serde(with = "opt_cell")]
+    #[serde(default, with = "opt_cell")]
     pub first_seen: Option<String>,
-    #[serde(with = "opt_cell")]
+    #[serde(default, with = "opt_cell")]
     pub last_seen: Option<String>,
     /// A few host pairs, `;`-separated.
-    #[serde(with = "cell")]
+    #[serde(default, with = "cell")]
     pub examples: String,
-    #[serde(with = "cell")]
+    #[serde(default, with = "cell")]
     pub reason: String,
-    #[serde(with = "cell")]
+    #[serde(default, with = "cell")]
     pub evidence: String,
     /// Empty, a waiver's mark, or a partly-waived note.
     #[serde(with = "cell")]
@@ -168,30 +182,68 @@ pub struct GroupsRow {
     #[serde(with = "cell")]
     pub roles: String,
     /// `;`-separated address blocks.
-    #[serde(with = "cell")]
+    #[serde(default, with = "cell")]
     pub blocks: String,
 }
 
 /// A report row type and the file it is a row of.
 pub trait ReportRow: DeserializeOwned {
     const FILE: &'static str;
-    /// Columns a report of an older schema a reader accepts may lack (they read as their
-    /// `#[serde(default)]`).
-    const NOT_IN_OLDER: &'static [&'static str] = &[];
+    /// Columns a reader does without (they read as their `#[serde(default)]`): those older
+    /// schemas lack (services' `duration`) and those `diff` does not use, so that a report
+    /// trimmed to what the diff reads (as tests and other tools write them) still reads.
+    const OPTIONAL: &'static [&'static str];
 }
 
 impl ReportRow for ServicesRow {
     const FILE: &'static str = "services.csv";
-    const NOT_IN_OLDER: &'static [&'static str] = &["duration"];
+    const OPTIONAL: &'static [&'static str] = &[
+        "server_dns",
+        "more_rules",
+        "unknown_end",
+        "flows",
+        "established",
+        "refused",
+        "unanswered",
+        "packets",
+        "bytes",
+        "first_seen",
+        "duration",
+        "direction_basis",
+    ];
 }
 impl ReportRow for RulesRow {
     const FILE: &'static str = "rules.csv";
+    const OPTIONAL: &'static [&'static str] = &[
+        "product",
+        "section",
+        "from_role",
+        "to_role",
+        "qualifiers",
+        "host_pairs",
+        "flows",
+        "bytes",
+        "first_seen",
+        "last_seen",
+        "suggested_range",
+    ];
 }
 impl ReportRow for FindingsRow {
     const FILE: &'static str = "findings.csv";
+    const OPTIONAL: &'static [&'static str] = &[
+        "host_pairs",
+        "flows",
+        "bytes",
+        "first_seen",
+        "last_seen",
+        "examples",
+        "reason",
+        "evidence",
+    ];
 }
 impl ReportRow for GroupsRow {
     const FILE: &'static str = "groups.csv";
+    const OPTIONAL: &'static [&'static str] = &["blocks"];
 }
 
 /// The column names of row type `T`, in order: its serde field names.
@@ -216,7 +268,7 @@ pub fn read_rows<T: ReportRow>(dir: &Path) -> Result<Vec<(u64, T)>, String> {
         .map_err(|e| format!("{shown}: not valid CSV: {e}"))?
         .clone();
     for n in columns::<T>() {
-        if !T::NOT_IN_OLDER.contains(n) && !headers.iter().any(|h| h == *n) {
+        if !T::OPTIONAL.contains(n) && !headers.iter().any(|h| h == *n) {
             return Err(format!(
                 "{shown}: no {n:?} column: not a flowaudit audit report of schema version {SCHEMA_VERSION}"
             ));
