@@ -13,10 +13,15 @@ use std::path::Path;
 
 use crate::audit::findings::{service_subject, FindingKind, PARTLY_WAIVED};
 use crate::audit::hosts::GroupKind;
-use crate::audit::{Outcome, Verdict};
+use crate::audit::{Outcome, Severity, Verdict};
 use crate::decode::{proto, Addr};
+use crate::report::rows::{
+    read_rows, FindingsRow, GroupsRow, ReportRow, RuleStatus, RulesRow, ServicesRow,
+};
 use crate::report::{safe_cell, SCHEMA_VERSION};
 use crate::waiver::{self, Date, ServiceRef, Waivers};
+use std::cmp::Reverse;
+use std::collections::BTreeSet;
 
 /// Report schema versions a diff reads. Schema 3 writes times as ISO 8601 where schema 2 wrote
 /// epoch seconds, and schema 4 gives services a duration instead of a last time; the diff
@@ -289,25 +294,14 @@ impl RuleRow {
     }
 }
 
-/// One row of findings.csv.
-#[derive(Debug, Clone)]
-pub struct FindingRow {
-    pub severity: String,
-    pub kind: String,
-    pub subject: String,
-    pub client_group: String,
-    pub server_group: String,
-    pub proto: String,
-    pub ports: String,
-    /// The `waiver` cell: empty, `waived until ...` or `EXPIRED on ...`.
-    pub waiver: String,
-}
+/// One row of findings.csv: the report's own row type.
+pub type FindingRow = FindingsRow;
 
 impl FindingRow {
     /// The rule a rule finding is about (the subject's first word).
     fn rule_id(&self) -> String {
-        match self.kind.as_str() {
-            "unused-rule" | "narrow-range" => {
+        match FindingKind::parse(&self.kind) {
+            Some(FindingKind::UnusedRule | FindingKind::NarrowRange) => {
                 self.subject.split(' ').next().unwrap_or("").to_string()
             }
             _ => String::new(),
@@ -330,13 +324,9 @@ impl FindingRow {
     }
 }
 
-fn severity_rank(s: &str) -> u8 {
-    match s {
-        "high" => 0,
-        "medium" => 1,
-        "low" => 2,
-        _ => 3,
-    }
+/// Most severe first.
+fn severity_rank(s: Severity) -> Reverse<Severity> {
+    Reverse(s)
 }
 
 /// An audit report directory, read and checked.
@@ -348,62 +338,6 @@ pub struct Report {
     pub findings: Vec<FindingRow>,
     /// firewall.csv, when the audit ran the firewall check.
     pub firewall: Option<Vec<crate::firewall::diff::FirewallRow>>,
-}
-
-struct Table {
-    path: String,
-    idx: Vec<usize>,
-    rows: Vec<(u64, csv::StringRecord)>,
-}
-
-impl Table {
-    /// Column `i` of the `need` list, with a spreadsheet escape (`safe_cell`) undone.
-    fn get<'r>(&self, rec: &'r csv::StringRecord, i: usize) -> &'r str {
-        let s = rec.get(self.idx[i]).unwrap_or("");
-        match s.as_bytes() {
-            [b'\'', b'=' | b'+' | b'-' | b'@' | b'\t' | b'\r', ..] => &s[1..],
-            _ => s,
-        }
-    }
-}
-
-fn read_table(dir: &Path, name: &str, need: &[&str], optional: &[&str]) -> Result<Table, String> {
-    let path = dir.join(name);
-    let shown = path.display().to_string();
-    let text = std::fs::read_to_string(&path).map_err(|e| format!("{shown}: cannot read: {e}"))?;
-    let mut rdr = csv::ReaderBuilder::new()
-        .has_headers(true)
-        .from_reader(text.as_bytes());
-    let headers = rdr
-        .headers()
-        .map_err(|e| format!("{shown}: not valid CSV: {e}"))?
-        .clone();
-    let mut idx = Vec::new();
-    for n in need {
-        match headers.iter().position(|h| h == *n) {
-            Some(i) => idx.push(i),
-            None => {
-                return Err(format!(
-                    "{shown}: no {n:?} column: not a flowaudit audit report of schema version {SCHEMA_VERSION}"
-                ))
-            }
-        }
-    }
-    for n in optional {
-        // Missing optional columns read as empty cells.
-        idx.push(headers.iter().position(|h| h == *n).unwrap_or(usize::MAX));
-    }
-    let mut rows = Vec::new();
-    for rec in rdr.records() {
-        let rec = rec.map_err(|e| format!("{shown}: not valid CSV: {e}"))?;
-        let line = rec.position().map(|p| p.line()).unwrap_or(0);
-        rows.push((line, rec));
-    }
-    Ok(Table {
-        path: shown,
-        idx,
-        rows,
-    })
 }
 
 fn proto_number(s: &str) -> Option<u8> {
@@ -434,156 +368,17 @@ fn fmt_span((lo, hi): (u16, u16)) -> String {
     }
 }
 
-const SERVICE_NEED: &[&str] = &[
-    "client_addr",
-    "client_group",
-    "server_addr",
-    "server_group",
-    "proto",
-    "server_port",
-    "verdict",
-    "outcome",
-    "rule_ids",
-    "waiver",
-];
-const GROUP_NEED: &[&str] = &["group", "kind", "roles"];
-const RULE_NEED: &[&str] = &[
-    "rule_id",
-    "proto",
-    "ports",
-    "client",
-    "server",
-    "status",
-    "ports_seen",
-];
-const FINDING_NEED: &[&str] = &[
-    "severity",
-    "kind",
-    "subject",
-    "client_group",
-    "server_group",
-    "proto",
-    "ports",
-    "waiver",
-];
-
 impl Report {
-    /// Reads an audit report directory; anything that is not a readable audit of this build's
-    /// schema version is an error naming the directory or file (and line).
+    /// Reads an audit report directory; anything that is not a readable audit of a schema
+    /// version it reads is an error naming the directory or file (and line).
     pub fn load(dir: &Path) -> Result<Report, String> {
         crate::report::manifest::check_audit_dir(dir, &READS_SCHEMAS)?;
-        let t = read_table(dir, "groups.csv", GROUP_NEED, &[])?;
-        let group_roles: BTreeMap<String, Vec<String>> = t
-            .rows
-            .iter()
-            .map(|(_, rec)| (t.get(rec, 0).to_string(), split_list(t.get(rec, 2))))
-            .collect();
-        let unlisted: std::collections::BTreeSet<String> = t
-            .rows
-            .iter()
-            .filter(|(_, rec)| t.get(rec, 1) == GroupKind::Unlisted.as_str())
-            .map(|(_, rec)| t.get(rec, 0).to_string())
-            .collect();
-        let t = read_table(dir, "services.csv", SERVICE_NEED, &[])?;
-        let mut services = Vec::new();
-        let mut seen = BTreeMap::new();
-        for (line, rec) in &t.rows {
-            let bad = |m: String| format!("{}:{line}: {m}", t.path);
-            let addr = |i: usize| -> Result<Addr, String> {
-                let s = t.get(rec, i);
-                s.parse::<std::net::IpAddr>()
-                    .map(Addr::from)
-                    .map_err(|_| bad(format!("{} {s:?} is not an address", SERVICE_NEED[i])))
-            };
-            let proto_s = t.get(rec, 4).to_string();
-            let proto_num = proto_number(&proto_s)
-                .ok_or_else(|| bad(format!("unknown protocol {proto_s:?}")))?;
-            let port = match t.get(rec, 5) {
-                "" => None,
-                p => Some(
-                    p.parse::<u16>()
-                        .map_err(|_| bad(format!("server_port {p:?} is not a port")))?,
-                ),
-            };
-            let verdict = Verdict::parse(t.get(rec, 6))
-                .ok_or_else(|| bad(format!("unknown verdict {:?}", t.get(rec, 6))))?;
-            let outcome = Outcome::parse(t.get(rec, 7))
-                .ok_or_else(|| bad(format!("unknown outcome {:?}", t.get(rec, 7))))?;
-            // A host outside the inventory has no name of its own: its group is its /24 or /64.
-            let group = |i: usize| {
-                let g = t.get(rec, i);
-                if unlisted.contains(g) {
-                    String::new()
-                } else {
-                    g.to_string()
-                }
-            };
-            let roles = |g: &str| group_roles.get(g).cloned().unwrap_or_default();
-            let row = ServiceRow {
-                client: addr(0)?,
-                server: addr(2)?,
-                client_roles: roles(&group(1)),
-                server_roles: roles(&group(3)),
-                client_group: group(1),
-                server_group: group(3),
-                proto: proto_s,
-                proto_num,
-                port,
-                verdict,
-                outcome,
-                rule_ids: t.get(rec, 8).to_string(),
-                waiver: t.get(rec, 9).to_string(),
-            };
-            if let Some(first) = seen.insert(row.key(), *line) {
-                return Err(bad(format!(
-                    "the same service as on line {first}: not a report flowaudit wrote"
-                )));
-            }
-            services.push(row);
-        }
-        let t = read_table(dir, "rules.csv", RULE_NEED, &[])?;
-        let mut rules = Vec::new();
-        for (line, rec) in &t.rows {
-            let bad = |m: String| format!("{}:{line}: {m}", t.path);
-            let used = match t.get(rec, 5) {
-                "used" => true,
-                "unused" => false,
-                s => return Err(bad(format!("unknown status {s:?}"))),
-            };
-            let span = span_of(t.get(rec, 6)).map_err(|e| bad(format!("ports_seen: {e}")))?;
-            rules.push(RuleRow {
-                rule_id: t.get(rec, 0).to_string(),
-                proto: t.get(rec, 1).to_string(),
-                ports: t.get(rec, 2).to_string(),
-                client: t.get(rec, 3).to_string(),
-                server: t.get(rec, 4).to_string(),
-                used,
-                span,
-            });
-        }
-        let t = read_table(dir, "findings.csv", FINDING_NEED, &[])?;
-        let mut findings = Vec::new();
-        for (line, rec) in &t.rows {
-            let severity = t.get(rec, 0).to_string();
-            if !["high", "medium", "low", "info"].contains(&severity.as_str()) {
-                return Err(format!("{}:{line}: unknown severity {severity:?}", t.path));
-            }
-            findings.push(FindingRow {
-                severity,
-                kind: t.get(rec, 1).to_string(),
-                subject: t.get(rec, 2).to_string(),
-                client_group: t.get(rec, 3).to_string(),
-                server_group: t.get(rec, 4).to_string(),
-                proto: t.get(rec, 5).to_string(),
-                ports: t.get(rec, 6).to_string(),
-                waiver: t.get(rec, 7).to_string(),
-            });
-        }
+        let groups = read_groups(dir)?;
         Ok(Report {
             dir: dir.display().to_string(),
-            services,
-            rules,
-            findings,
+            services: read_services(dir, &groups)?,
+            rules: read_rules(dir)?,
+            findings: read_findings(dir)?,
             firewall: crate::firewall::diff::load(dir)?,
         })
     }
@@ -607,6 +402,96 @@ impl Report {
             f.waiver = marks.map(|m| finding_cell(m)).unwrap_or_default();
         }
     }
+}
+
+/// groups.csv as the services need it.
+#[derive(Default)]
+struct Groups {
+    /// Each group's roles.
+    roles: BTreeMap<String, Vec<String>>,
+    /// The groups of addresses outside the inventory (their /24 or /64).
+    unlisted: BTreeSet<String>,
+}
+
+fn read_groups(dir: &Path) -> Result<Groups, String> {
+    let mut g = Groups::default();
+    for (_, row) in read_rows::<GroupsRow>(dir)? {
+        if row.kind == GroupKind::Unlisted {
+            g.unlisted.insert(row.group.clone());
+        }
+        g.roles.insert(row.group, split_list(&row.roles));
+    }
+    Ok(g)
+}
+
+fn read_services(dir: &Path, groups: &Groups) -> Result<Vec<ServiceRow>, String> {
+    let shown = dir.join(ServicesRow::FILE).display().to_string();
+    let mut services = Vec::new();
+    let mut seen = BTreeMap::new();
+    for (line, r) in read_rows::<ServicesRow>(dir)? {
+        let bad = |m: String| format!("{shown}:{line}: {m}");
+        let proto_num =
+            proto_number(&r.proto).ok_or_else(|| bad(format!("unknown protocol {:?}", r.proto)))?;
+        // A host outside the inventory has no name of its own: its group is its /24 or /64.
+        let group = |g: String| {
+            if groups.unlisted.contains(&g) {
+                String::new()
+            } else {
+                g
+            }
+        };
+        let (client_group, server_group) = (group(r.client_group), group(r.server_group));
+        let roles = |g: &str| groups.roles.get(g).cloned().unwrap_or_default();
+        let row = ServiceRow {
+            client: r.client_addr.into(),
+            server: r.server_addr.into(),
+            client_roles: roles(&client_group),
+            server_roles: roles(&server_group),
+            client_group,
+            server_group,
+            proto: r.proto,
+            proto_num,
+            port: r.server_port,
+            verdict: r.verdict,
+            outcome: r.outcome,
+            rule_ids: r.rule_ids,
+            waiver: r.waiver,
+        };
+        if let Some(first) = seen.insert(row.key(), line) {
+            return Err(bad(format!(
+                "the same service as on line {first}: not a report flowaudit wrote"
+            )));
+        }
+        services.push(row);
+    }
+    Ok(services)
+}
+
+fn read_rules(dir: &Path) -> Result<Vec<RuleRow>, String> {
+    let shown = dir.join(RulesRow::FILE).display().to_string();
+    read_rows::<RulesRow>(dir)?
+        .into_iter()
+        .map(|(line, r)| {
+            let span =
+                span_of(&r.ports_seen).map_err(|e| format!("{shown}:{line}: ports_seen: {e}"))?;
+            Ok(RuleRow {
+                rule_id: r.rule_id,
+                proto: r.proto,
+                ports: r.ports,
+                client: r.client,
+                server: r.server,
+                used: r.status == RuleStatus::Used,
+                span,
+            })
+        })
+        .collect()
+}
+
+fn read_findings(dir: &Path) -> Result<Vec<FindingRow>, String> {
+    Ok(read_rows::<FindingsRow>(dir)?
+        .into_iter()
+        .map(|(_, f)| f)
+        .collect())
 }
 
 /// A finding's waiver cell from its host pairs' marks, as the audit writes it.
@@ -804,7 +689,7 @@ fn fkey(f: &FindingRow) -> FindingKey {
 fn with_finding(mut c: Change, f: Option<&FindingRow>) -> Change {
     if let Some(f) = f {
         c.kind = f.kind.clone();
-        c.severity = f.severity.clone();
+        c.severity = f.severity.as_str().into();
         c.waiver = f.waiver.clone();
     }
     c
@@ -1003,7 +888,7 @@ fn finding_change(k: ChangeKind, f: &FindingRow, rules: &BTreeMap<FindingKey, St
         change: k,
         subject: f.subject.clone(),
         kind: f.kind.clone(),
-        severity: f.severity.clone(),
+        severity: f.severity.as_str().into(),
         waiver: f.waiver.clone(),
         client: f.client_group.clone(),
         server: f.server_group.clone(),
@@ -1033,7 +918,7 @@ fn kind_changes<'a>(base: &Side<'a>, cur: &Side<'a>) -> BTreeMap<FindingKey, &'a
             }
         }
         for v in by_subject.values_mut() {
-            v.sort_by_key(|k| (severity_rank(&m[k].severity), k.0.clone()));
+            v.sort_by_key(|k| (severity_rank(m[k].severity), k.0.clone()));
         }
         by_subject
     };
@@ -1057,9 +942,9 @@ fn finding_changes(base: &Side, cur: &Side) -> Vec<Change> {
     let changed_to = kind_changes(base, cur);
     let changed_from: std::collections::BTreeSet<FindingKey> =
         changed_to.values().map(|f| fkey(f)).collect();
-    let mut fchanges: Vec<(u8, Change)> = Vec::new();
+    let mut fchanges: Vec<(Reverse<Severity>, Change)> = Vec::new();
     for (k, f) in &cur.findings {
-        let rank = severity_rank(&f.severity);
+        let rank = severity_rank(f.severity);
         match base.findings.get(k) {
             None if changed_from.contains(k) => {}
             None => fchanges.push((
@@ -1090,16 +975,16 @@ fn finding_changes(base: &Side, cur: &Side) -> Vec<Change> {
     for (k, b) in &base.findings {
         if let Some(f) = changed_to.get(k) {
             fchanges.push((
-                severity_rank(&f.severity),
+                severity_rank(f.severity),
                 Change {
-                    baseline: format!("{} ({})", b.kind, b.severity),
-                    current: format!("{} ({})", f.kind, f.severity),
+                    baseline: format!("{} ({})", b.kind, b.severity.as_str()),
+                    current: format!("{} ({})", f.kind, f.severity.as_str()),
                     ..finding_change(ChangeKind::FindingKindChanged, f, &crules)
                 },
             ));
         } else if !cur.findings.contains_key(k) {
             fchanges.push((
-                severity_rank(&b.severity),
+                severity_rank(b.severity),
                 Change {
                     baseline: b.state().into(),
                     ..finding_change(ChangeKind::FindingResolved, b, &brules)
@@ -1134,7 +1019,7 @@ fn gate_hits(gate: Gate, base: &Side, cur: &Side, out: &[Change]) -> Vec<String>
             .findings
             .iter()
             .filter(|(k, f)| f.counts() && base.findings.get(*k).is_none_or(|b| !b.counts()))
-            .map(|(_, f)| format!("{} {}: {}", f.severity, f.kind, f.subject))
+            .map(|(_, f)| format!("{} {}: {}", f.severity.as_str(), f.kind, f.subject))
             .collect(),
         Gate::AnyChange => out
             .iter()
@@ -1149,7 +1034,7 @@ fn waived_rows(cur: &Report) -> Vec<[String; 4]> {
         .filter(|f| !f.waiver.is_empty())
         .map(|f| {
             [
-                f.severity.clone(),
+                f.severity.as_str().into(),
                 f.kind.clone(),
                 f.subject.clone(),
                 f.waiver.clone(),

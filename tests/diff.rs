@@ -733,7 +733,11 @@ fn not_an_audit_or_another_schema_is_an_error() {
         s.replacen(",documented,", ",fine,", 1),
     )
     .unwrap();
-    check("val", "services.csv:2: unknown verdict \"fine\"");
+    check(
+        "val",
+        "services.csv:2: \"fine\" is not a verdict; use documented, role-mismatch, reverse, \
+         unknown-host, undocumented",
+    );
     // The baseline is checked too.
     let o = w.diff("empty", "base", "x", &[]);
     assert_eq!(code(&o), 2);

@@ -8,8 +8,10 @@ use std::io::{self, Write};
 use std::path::Path;
 
 use rayon::prelude::*;
+use serde::{de::DeserializeOwned, Serialize};
 
 use super::flows::{write_flows, Format};
+use super::rows::{columns, FindingsRow, GroupsRow, RuleStatus, RulesRow};
 use super::{
     format_iso, push_addr, push_duration, push_int, push_iso, safe_cell, AtomicFile, SCHEMA_VERSION,
 };
@@ -375,67 +377,85 @@ const BASES: [Basis; 5] = [
     Basis::Catalog,
 ];
 
-fn opt_ts(t: Option<i64>) -> String {
-    t.map(format_iso).unwrap_or_default()
+/// Writes `name`: the header of `T`'s columns (even without rows), then `rows` serialized; the
+/// row types make their free-text cells safe (rows.rs).
+fn rows_file<T: Serialize + DeserializeOwned>(
+    dir: &Path,
+    name: &str,
+    rows: impl Iterator<Item = T>,
+) -> io::Result<()> {
+    let mut f = AtomicFile::create(&dir.join(name))?;
+    {
+        let mut w = csv::WriterBuilder::new()
+            .has_headers(false)
+            .from_writer(&mut f);
+        w.write_record(columns::<T>())?;
+        for row in rows {
+            w.serialize(row)?;
+        }
+        w.flush()?;
+    }
+    f.commit()
 }
 
 fn write_rules(dir: &Path, a: &Audit) -> io::Result<()> {
-    csv_file(
+    rows_file(
         dir,
         "rules.csv",
-        RULES_COLUMNS,
         a.rules.iter().map(|u| {
             let r = a.catalog.rule(u.rule);
-            vec![
-                r.id.clone(),
-                r.product.clone(),
-                r.section.clone(),
-                r.from_role.clone(),
-                r.to_role.clone(),
-                r.protocols_str(),
-                r.ports_str(),
-                r.qualifiers_str(),
-                a.group_label(u.client).to_string(),
-                a.group_label(u.server).to_string(),
-                if u.used() { "used" } else { "unused" }.into(),
-                u.host_pairs.to_string(),
-                u.flows.to_string(),
-                u.bytes.to_string(),
-                opt_ts(u.used().then_some(u.first_ts)),
-                opt_ts(u.used().then_some(u.last_ts)),
-                compress_ports(&u.ports_seen),
-                u.suggested(&a.catalog)
+            RulesRow {
+                rule_id: r.id.clone(),
+                product: r.product.clone(),
+                section: r.section.clone(),
+                from_role: r.from_role.clone(),
+                to_role: r.to_role.clone(),
+                proto: r.protocols_str(),
+                ports: r.ports_str(),
+                qualifiers: r.qualifiers_str(),
+                client: a.group_label(u.client).to_string(),
+                server: a.group_label(u.server).to_string(),
+                status: if u.used() {
+                    RuleStatus::Used
+                } else {
+                    RuleStatus::Unused
+                },
+                host_pairs: u.host_pairs,
+                flows: u.flows,
+                bytes: u.bytes,
+                first_seen: u.used().then(|| format_iso(u.first_ts)),
+                last_seen: u.used().then(|| format_iso(u.last_ts)),
+                ports_seen: compress_ports(&u.ports_seen),
+                suggested_range: u
+                    .suggested(&a.catalog)
                     .map(|r| r.to_string())
                     .unwrap_or_default(),
-            ]
+            }
         }),
     )
 }
 
 fn write_findings(dir: &Path, a: &Audit) -> io::Result<()> {
-    csv_file(
+    rows_file(
         dir,
         "findings.csv",
-        FINDINGS_COLUMNS,
-        a.findings.iter().map(|f| {
-            vec![
-                f.severity.as_str().into(),
-                f.kind.as_str().into(),
-                f.subject.clone(),
-                f.client_group.clone(),
-                f.server_group.clone(),
-                f.proto.clone(),
-                f.ports.clone(),
-                f.host_pairs.to_string(),
-                f.flows.to_string(),
-                f.bytes.to_string(),
-                opt_ts(f.first_ts),
-                opt_ts(f.last_ts),
-                f.examples.join(";"),
-                f.reason.clone(),
-                f.evidence.clone(),
-                f.waiver.clone(),
-            ]
+        a.findings.iter().map(|f| FindingsRow {
+            severity: f.severity,
+            kind: f.kind.as_str().into(),
+            subject: f.subject.clone(),
+            client_group: f.client_group.clone(),
+            server_group: f.server_group.clone(),
+            proto: f.proto.clone(),
+            ports: f.ports.clone(),
+            host_pairs: Some(f.host_pairs),
+            flows: Some(f.flows),
+            bytes: Some(f.bytes),
+            first_seen: f.first_ts.map(format_iso),
+            last_seen: f.last_ts.map(format_iso),
+            examples: f.examples.join(";"),
+            reason: f.reason.clone(),
+            evidence: f.evidence.clone(),
+            waiver: f.waiver.clone(),
         }),
     )
 }
@@ -443,21 +463,19 @@ fn write_findings(dir: &Path, a: &Audit) -> io::Result<()> {
 fn write_groups(dir: &Path, a: &Audit) -> io::Result<()> {
     let mut order: Vec<&Group> = a.hosts.groups.iter().collect();
     order.sort_by(|x, y| (x.kind, &x.label).cmp(&(y.kind, &y.label)));
-    csv_file(
+    rows_file(
         dir,
         "groups.csv",
-        GROUPS_COLUMNS,
-        order.into_iter().map(|g| {
-            vec![
-                g.label.clone(),
-                g.kind.as_str().into(),
-                a.catalog.roles.names(&g.roles).join(";"),
-                g.blocks
-                    .iter()
-                    .map(|b| b.to_string())
-                    .collect::<Vec<_>>()
-                    .join(";"),
-            ]
+        order.into_iter().map(|g| GroupsRow {
+            group: g.label.clone(),
+            kind: g.kind,
+            roles: a.catalog.roles.names(&g.roles).join(";"),
+            blocks: g
+                .blocks
+                .iter()
+                .map(|b| b.to_string())
+                .collect::<Vec<_>>()
+                .join(";"),
         }),
     )
 }
@@ -729,4 +747,78 @@ fn waivers_md(a: &Audit, w: &WaiverReport) -> String {
         }
     }
     t
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decode::Addr;
+    use crate::report::rows::ServicesRow;
+
+    /// services.csv's hand formatter and the row type `diff` reads it with agree: each row of
+    /// the demo capture's services.csv reads back as a `ServicesRow` holding its service.
+    #[test]
+    fn services_rows_read_back_as_their_services() {
+        let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/demo");
+        let run = crate::run::run_files(
+            &[demo.join("backup-window.pcap")],
+            Default::default(),
+            &Default::default(),
+        )
+        .unwrap();
+        let cat = crate::catalog::Catalogs::builtin(&[]).unwrap();
+        let text = std::fs::read_to_string(demo.join("hosts.csv")).unwrap();
+        let inv = crate::inventory::Inventory::parse("hosts.csv", &text, &cat.roles).unwrap();
+        let a =
+            crate::audit::audit(&run.flows, &cat, &inv, &run.names, &Default::default()).unwrap();
+        let mut buf = Vec::new();
+        write_services(&mut buf, &a).unwrap();
+        let rows: Vec<ServicesRow> = csv::Reader::from_reader(buf.as_slice())
+            .deserialize()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(rows.len(), a.services.len());
+        for (r, s) in rows.iter().zip(&a.services) {
+            let (c, sv) = (a.hosts.get(s.key.client), a.hosts.get(s.key.server));
+            assert_eq!(Addr::from(r.client_addr), c.addr);
+            assert_eq!(Addr::from(r.server_addr), sv.addr);
+            assert_eq!(r.client_group, a.hosts.groups[c.group as usize].label);
+            assert_eq!(r.server_group, a.hosts.groups[sv.group as usize].label);
+            assert_eq!(r.proto, proto::name(s.key.proto));
+            assert_eq!(r.server_port.is_some(), proto::has_ports(s.key.proto));
+            assert_eq!(r.server_port.unwrap_or(s.key.port), s.key.port);
+            assert_eq!((r.verdict, r.outcome), (s.verdict, s.outcome));
+            assert_eq!(r.unknown_end, s.unknown);
+            let counts = [s.flows, s.established, s.refused, s.unanswered].map(u64::from);
+            assert_eq!([r.flows, r.established, r.refused, r.unanswered], counts);
+            assert_eq!((r.packets, r.bytes), (s.packets, s.bytes));
+            assert_eq!(r.first_seen, format_iso(s.first_ts));
+        }
+        // The first row, as fixtures/demo/expected/services.csv (checked by hand) has it.
+        let first = ServicesRow {
+            client_addr: "10.1.0.5".parse().unwrap(),
+            client_group: "admin01".into(),
+            server_addr: "10.1.0.10".parse().unwrap(),
+            server_group: "vbr01".into(),
+            server_dns: String::new(),
+            proto: "tcp".into(),
+            server_port: Some(9392),
+            verdict: Verdict::Documented,
+            outcome: Outcome::Established,
+            rule_ids: "VBR-036".into(),
+            more_rules: 0,
+            unknown_end: crate::audit::UnknownEnd::None,
+            flows: 1,
+            established: 1,
+            refused: 0,
+            unanswered: 0,
+            packets: 8,
+            bytes: 1668,
+            first_seen: "2026-01-01T00:00:03.048Z".into(),
+            duration: Some("0.007".into()),
+            direction_basis: "syn=1".into(),
+            waiver: String::new(),
+        };
+        assert_eq!(rows[0], first);
+    }
 }

@@ -7,6 +7,7 @@ pub mod flows;
 pub mod flows_jsonl;
 pub mod html;
 pub mod manifest;
+pub mod rows;
 pub mod time;
 
 pub use time::{format_iso, push_duration, push_iso};
