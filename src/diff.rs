@@ -13,13 +13,13 @@ use std::path::Path;
 
 use crate::audit::findings::{service_subject, FindingKind, PARTLY_WAIVED};
 use crate::audit::hosts::GroupKind;
+use crate::audit::waiver::{self, Date, ServiceRef, Waivers};
 use crate::audit::{Outcome, Severity, Verdict};
 use crate::decode::{proto, Addr};
 use crate::report::rows::{
     read_rows, FindingsRow, GroupsRow, ReportRow, RuleStatus, RulesRow, ServicesRow,
 };
 use crate::report::{safe_cell, SCHEMA_VERSION};
-use crate::waiver::{self, Date, ServiceRef, Waivers};
 use std::cmp::Reverse;
 use std::collections::BTreeSet;
 
@@ -224,7 +224,7 @@ impl ServiceRow {
         let kind = FindingKind::of_service(self.verdict, self.outcome)?;
         let group = |g: &str, a: Addr| {
             if g.is_empty() {
-                crate::inventory::Cidr::unlisted_net(a).to_string()
+                crate::audit::inventory::Cidr::unlisted_net(a).to_string()
             } else {
                 g.to_string()
             }
@@ -353,7 +353,7 @@ fn split_list(s: &str) -> Vec<String> {
 
 /// Lowest and highest port of a `ports_seen` cell (`2500-2502;2505`).
 fn span_of(s: &str) -> Result<Option<(u16, u16)>, String> {
-    let r = crate::catalog::parse_ports(s)?;
+    let r = crate::audit::catalog::parse_ports(s)?;
     Ok(r.iter()
         .map(|x| x.lo)
         .min()
@@ -386,7 +386,7 @@ impl Report {
     /// Re-judges the waiver cell of every service, then of every service finding (from its
     /// host pairs, as the audit does), against `w` on `today`.
     pub fn apply_waivers(&mut self, w: &Waivers, today: Date) {
-        let mut cells: BTreeMap<(String, String), Vec<Option<crate::waiver::Mark>>> =
+        let mut cells: BTreeMap<(String, String), Vec<Option<crate::audit::waiver::Mark>>> =
             BTreeMap::new();
         for s in &mut self.services {
             let Some(f) = s.finding() else { continue };
@@ -495,7 +495,7 @@ fn read_findings(dir: &Path) -> Result<Vec<FindingRow>, String> {
 }
 
 /// A finding's waiver cell from its host pairs' marks, as the audit writes it.
-fn finding_cell(marks: &[Option<crate::waiver::Mark>]) -> String {
+fn finding_cell(marks: &[Option<crate::audit::waiver::Mark>]) -> String {
     let marked = marks.iter().flatten().count();
     let waived = marks.iter().flatten().filter(|m| !m.expired).count();
     if marked == 0 {
@@ -1044,7 +1044,7 @@ fn waived_rows(cur: &Report) -> Vec<[String; 4]> {
 }
 
 fn waiver_notes(opts: &Options) -> Option<WaiverNotes> {
-    let describe = |v: Vec<&crate::waiver::Waiver>, w: &Waivers| -> Vec<String> {
+    let describe = |v: Vec<&crate::audit::waiver::Waiver>, w: &Waivers| -> Vec<String> {
         v.into_iter()
             .map(|x| waiver::describe(x, &w.file, opts.today))
             .collect()

@@ -1,47 +1,45 @@
 //! flowaudit: rebuilds bidirectional flows from captures and audits them against vendor port
-//! catalogs. One module per pipeline stage:
+//! catalogs. One folder per pipeline stage, in the order data flows through them:
 //!
-//! - [`capture`]: pcap/pcapng readers and writers
-//! - [`decode`]: frames to fixed-size packet summaries
-//! - [`flow`]: flow keys, direction, TCP state, one shard's flow table
-//! - [`flowmap`]: the key -> flow map under each shard, with prefetching
-//! - [`flowinput`]: flow records (flows.csv, Zeek conn.log, NetFlow/IPFIX) made into flows
-//! - [`flowstore`]: finished flows, spilled to sorted runs on disk and merged back in order
-//! - [`engine`]: the parallel, deterministic pipeline over batches
-//! - [`run`]: driving the engine over files
-//! - [`setup`]: what an audit needs besides the flows (catalogs, inventory, waivers, options)
-//! - [`report`]: CSV/JSONL writers
-//! - [`summary`]: the human summary of a run
-//! - [`synth`]: the deterministic capture generator used by benchmarks and demos
+//! - [`capture`]: packets in: pcap/pcapng files (plain or gzip), live capture through libpcap
+//!   (`live`, feature `live`) and tcpdump filters on files (`bpf`)
+//! - [`flowinput`]: flow records in (flows.csv, Zeek conn.log, NetFlow v5/v9 and IPFIX)
+//! - [`decode`]: frames to fixed-size packet summaries; server names from DNS and TLS
+//!   (`names`); the decoder's part of the summary
+//! - [`flow`]: flow keys, direction, TCP state, one shard's flow table (`map`), finished flows
+//!   spilled to disk and merged back in order (`store`)
+//! - [`engine`]: the parallel, deterministic pipeline over batches, and the one run driver
+//!   (`run`) that feeds it from files, a live capture or flow records
+//! - [`audit`]: flows to classified services, rule use and grouped findings; the catalogs
+//!   (`catalog`), the inventory (`inventory`), waivers (`waiver`) and what an audit needs
+//!   besides the flows (`setup`)
+//! - [`report`]: CSV/JSONL/Markdown/HTML writers, the run summary, the report manifest
 //! - [`diff`]: comparing two audits' report directories, and the change gates
-//! - [`waiver`]: accepted exceptions to findings, with expiry dates
-//! - `bpf` (feature `live`): tcpdump filter expressions applied to capture files, by libpcap
 //! - [`policy`]: firewall rulesets from an audit's report directory
 //! - [`firewall`]: an existing nftables/iptables ruleset checked against the observed traffic
+//! - [`synth`]: the deterministic capture generator used by benchmarks and demos
+//! - [`csvtext`]: the comment and escaping conventions of the CSV files people write
+//!
+//! The modules' former top-level paths (`flowaudit::catalog`, `flowaudit::run`, ...) remain as
+//! re-exports, so code written against them keeps building.
 
 pub mod audit;
-#[cfg(feature = "live")]
-pub mod bpf;
 pub mod capture;
-pub mod catalog;
 pub mod csvtext;
 pub mod decode;
-pub mod decode_summary;
 pub mod diff;
 pub mod engine;
 pub mod firewall;
 pub mod flow;
 pub mod flowinput;
-pub mod flowmap;
-pub mod flowstore;
-pub mod inventory;
-#[cfg(feature = "live")]
-pub mod live;
-pub mod names;
 pub mod policy;
 pub mod report;
-pub mod run;
-pub mod setup;
-pub mod summary;
 pub mod synth;
-pub mod waiver;
+
+pub use audit::{catalog, inventory, setup, waiver};
+#[cfg(feature = "live")]
+pub use capture::{bpf, live};
+pub use decode::{names, summary as decode_summary};
+pub use engine::run;
+pub use flow::{map as flowmap, store as flowstore};
+pub use report::summary;

@@ -5,28 +5,18 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-mod cli_error;
-mod cli_habits;
-mod collect_cmd;
-mod diff_cmd;
-mod firewall_cmd;
-mod policy_cmd;
-mod setup_args;
-#[cfg(feature = "live")]
-mod sniff_cmd;
-#[cfg(feature = "live")]
-mod sniff_prep;
+mod cli;
 
-use flowaudit::catalog::Catalogs;
+use flowaudit::audit::catalog::Catalogs;
+use flowaudit::audit::setup::load_catalogs;
+use flowaudit::engine::run::RunOptions;
 use flowaudit::engine::EngineConfig;
 use flowaudit::flow::Timeouts;
 use flowaudit::report::flows::{write_flows, Format};
 use flowaudit::report::write_output;
-use flowaudit::run::RunOptions;
-use flowaudit::setup::load_catalogs;
 use flowaudit::synth::{generate, SynthSpec};
 
-use cli_error::{CliError, CmdResult, EXIT_CORRUPT, EXIT_FAIL_ON, EXIT_INPUT};
+use cli::error::{CliError, CmdResult, EXIT_CORRUPT, EXIT_FAIL_ON, EXIT_INPUT};
 
 #[derive(Parser)]
 #[command(
@@ -62,12 +52,12 @@ enum Cmd {
     ///
     /// Exit 1 when a --fail-on change gate holds. Example:
     ///   flowaudit diff baseline/ report/ -o diff.csv --md diff.md --fail-on new-undocumented
-    Diff(diff_cmd::DiffArgs),
+    Diff(cli::diff::DiffArgs),
     /// Write a firewall policy (nftables, iptables, Windows, Cisco ASA, CSV) from an audit's
     /// report directory: exactly the documented traffic the capture showed (docs/policy.md).
     ///
     /// Example: flowaudit policy report/ --format nftables -o flowaudit.nft
-    Policy(policy_cmd::PolicyArgs),
+    Policy(cli::policy::PolicyArgs),
     /// Check a firewall ruleset (nft JSON, iptables-save, ipset save) against an audit.
     ///
     /// Writes firewall.csv (one row per rule: needed, unused, too-wide, allows-undocumented,
@@ -77,7 +67,7 @@ enum Cmd {
     ///   nft -j list ruleset > fw.json && flowaudit firewall fw.json report/
     ///
     ///   flowaudit firewall rules.v4 ipsets.save report/ --firewall-chain FORWARD
-    Firewall(firewall_cmd::FirewallArgs),
+    Firewall(cli::firewall::FirewallArgs),
     /// List, show and lint port catalogs; list the role vocabulary.
     #[command(subcommand)]
     Catalog(CatalogCmd),
@@ -87,18 +77,18 @@ enum Cmd {
     /// and writes complete reports. Example:
     ///   flowaudit sniff -i eth1 -I hosts.csv -o report/ --report-every 5m -w window.pcapng
     #[cfg(feature = "live")]
-    Sniff(sniff_cmd::SniffArgs),
+    Sniff(cli::sniff::SniffArgs),
     /// Capture live on an interface: not in this build (it needs libpcap; build with
     /// --features live).
     #[cfg(not(feature = "live"))]
-    Sniff(cli_habits::NoLiveArgs),
+    Sniff(cli::habits::NoLiveArgs),
     /// Collect NetFlow v5/v9 and IPFIX from routers over UDP and write flows or an audit.
     ///
     /// Runs until Ctrl-C/SIGTERM or --duration, then decodes every datagram received and writes
     /// complete reports (collector.txt counts records, missing templates and sequence gaps).
     /// Example:
     ///   flowaudit collect --listen 0.0.0.0:2055 --listen 0.0.0.0:4739 -I hosts.csv -o report/ --report-every 5m
-    Collect(collect_cmd::CollectArgs),
+    Collect(cli::collect::CollectArgs),
     /// Write a deterministic synthetic capture (for benchmarks and demos).
     ///
     /// Example: flowaudit synth --packets 3600000 --flows 200000 -o imix.pcap
@@ -106,11 +96,11 @@ enum Cmd {
     /// Print shell completions.
     ///
     /// Example: flowaudit completions bash > /etc/bash_completion.d/flowaudit
-    Completions(cli_habits::CompletionsArgs),
+    Completions(cli::habits::CompletionsArgs),
     /// Print the man page (roff), or write one page per command with -o DIR.
     ///
     /// Example: flowaudit man | man -l -
-    Man(cli_habits::ManArgs),
+    Man(cli::habits::ManArgs),
 }
 
 /// `--vlan-key` values.
@@ -263,7 +253,7 @@ struct FlowsArgs {
     #[arg(long, value_enum, default_value_t = OutFormat::Csv)]
     format: OutFormat,
     #[command(flatten)]
-    read: cli_habits::ReadArgs,
+    read: cli::habits::ReadArgs,
     #[command(flatten)]
     engine: EngineArgs,
 }
@@ -278,7 +268,7 @@ struct AuditArgs {
     #[arg(short, long, value_name = "DIR")]
     output: PathBuf,
     #[command(flatten)]
-    setup: setup_args::AuditSetupArgs,
+    setup: cli::setup_args::AuditSetupArgs,
     /// Also write flows.csv (one row per flow, turned as the audit decided). Off by default: on a
     /// large capture it is most of the report's size, and services.csv already holds the
     /// evidence per host pair.
@@ -291,11 +281,11 @@ struct AuditArgs {
     #[arg(long, value_enum, default_value_t = OutFormat::Csv)]
     format: OutFormat,
     #[command(flatten)]
-    changes: diff_cmd::AuditDiffArgs,
+    changes: cli::diff::AuditDiffArgs,
     #[command(flatten)]
-    read: cli_habits::ReadArgs,
+    read: cli::habits::ReadArgs,
     #[command(flatten)]
-    firewall: firewall_cmd::AuditFirewallArgs,
+    firewall: cli::firewall::AuditFirewallArgs,
     #[command(flatten)]
     engine: EngineArgs,
 }
@@ -379,7 +369,7 @@ struct SynthArgs {
 fn main() -> ExitCode {
     let code = match Cli::try_parse() {
         Ok(cli) => run(cli).unwrap_or_else(CliError::report),
-        Err(e) => cli_habits::usage_error(e),
+        Err(e) => cli::habits::usage_error(e),
     };
     ExitCode::from(code)
 }
@@ -390,23 +380,23 @@ fn run(cli: Cli) -> CmdResult {
         Cmd::Synth(a) => cmd_synth(a),
         Cmd::Audit(a) => cmd_audit(a),
         Cmd::Catalog(c) => cmd_catalog(c),
-        Cmd::Diff(a) => diff_cmd::cmd_diff(a),
-        Cmd::Collect(a) => collect_cmd::cmd_collect(a),
-        Cmd::Policy(a) => policy_cmd::cmd_policy(a),
-        Cmd::Firewall(a) => firewall_cmd::cmd_firewall(a),
+        Cmd::Diff(a) => cli::diff::cmd_diff(a),
+        Cmd::Collect(a) => cli::collect::cmd_collect(a),
+        Cmd::Policy(a) => cli::policy::cmd_policy(a),
+        Cmd::Firewall(a) => cli::firewall::cmd_firewall(a),
         #[cfg(feature = "live")]
-        Cmd::Sniff(a) => sniff_cmd::cmd_sniff(a),
+        Cmd::Sniff(a) => cli::sniff::cmd_sniff(a),
         #[cfg(not(feature = "live"))]
-        Cmd::Sniff(a) => cli_habits::cmd_no_live(a),
-        Cmd::Completions(a) => cli_habits::cmd_completions(a),
-        Cmd::Man(a) => cli_habits::cmd_man(a),
+        Cmd::Sniff(a) => cli::habits::cmd_no_live(a),
+        Cmd::Completions(a) => cli::habits::cmd_completions(a),
+        Cmd::Man(a) => cli::habits::cmd_man(a),
     }
 }
 
 fn cmd_flows(a: FlowsArgs) -> CmdResult {
     a.engine.check()?;
     if let Some(o) = &a.output {
-        cli_habits::check_output_file(o, "-o").map_err(CliError::input)?;
+        cli::habits::check_output_file(o, "-o").map_err(CliError::input)?;
     }
     let (captures, select) = selection(&a.read, &a.input.captures)?;
     let cfg = a.engine.config();
@@ -425,9 +415,9 @@ fn cmd_flows(a: FlowsArgs) -> CmdResult {
     write_output(a.output.as_deref(), |w| {
         write_flows(w, out.flows.iter(), format)
     })
-    .map_err(|e| cli_habits::cannot_write(a.output.as_deref(), e))?;
+    .map_err(|e| cli::habits::cannot_write(a.output.as_deref(), e))?;
     if !a.engine.quiet || !out.errors.is_empty() || !out.stats.warnings.is_empty() {
-        eprint!("{}", flowaudit::summary::render(&out));
+        eprint!("{}", flowaudit::report::summary::render(&out));
     }
     finished(&out, filter_ok)
 }
@@ -435,7 +425,7 @@ fn cmd_flows(a: FlowsArgs) -> CmdResult {
 /// The exit code of a run whose reports are written: damage the readers could step over still
 /// makes the capture corrupt (3); a filter that could not judge some packets is an input
 /// error (2, its messages printed already).
-fn finished(out: &flowaudit::run::RunOutput, filter_ok: bool) -> CmdResult {
+fn finished(out: &flowaudit::engine::run::RunOutput, filter_ok: bool) -> CmdResult {
     if !(out.errors.is_empty() && out.stats.warnings.is_empty()) {
         Ok(EXIT_CORRUPT)
     } else if !filter_ok {
@@ -447,9 +437,9 @@ fn finished(out: &flowaudit::run::RunOutput, filter_ok: bool) -> CmdResult {
 
 /// The captures to read (-r files, then the positional ones) and the packet selection (-f, -c).
 fn selection(
-    read: &cli_habits::ReadArgs,
+    read: &cli::habits::ReadArgs,
     positional: &[PathBuf],
-) -> Result<(Vec<PathBuf>, flowaudit::run::Selection), CliError> {
+) -> Result<(Vec<PathBuf>, flowaudit::engine::run::Selection), CliError> {
     read.check_positional(positional)
         .and(read.selection())
         .map(|s| (read.captures(positional), s))
@@ -464,8 +454,14 @@ fn read_inputs(
     flows: &[PathBuf],
     cfg: EngineConfig,
     opts: &RunOptions,
-    select: flowaudit::run::Selection,
-) -> Result<(flowaudit::run::RunOutput, flowaudit::run::Selected), CliError> {
+    select: flowaudit::engine::run::Selection,
+) -> Result<
+    (
+        flowaudit::engine::run::RunOutput,
+        flowaudit::engine::run::Selected,
+    ),
+    CliError,
+> {
     if !flows.is_empty() {
         if select.filter.is_some() || select.max_packets.is_some() {
             return Err(CliError::input(
@@ -473,13 +469,14 @@ fn read_inputs(
             ));
         }
         return flowaudit::flowinput::run_flow_files(flows, &cfg)
-            .map(|o| (o, flowaudit::run::Selected::default()))
+            .map(|o| (o, flowaudit::engine::run::Selected::default()))
             .map_err(CliError::input);
     }
-    let bar = cli_habits::progress_bar(opts.progress, flowaudit::run::input_size(captures));
+    let bar =
+        cli::habits::progress_bar(opts.progress, flowaudit::engine::run::input_size(captures));
     let shown = bar.clone();
     let started = std::time::Instant::now();
-    let result = flowaudit::run::run_with_progress(captures, cfg, opts, select, move |p| {
+    let result = flowaudit::engine::run::run_with_progress(captures, cfg, opts, select, move |p| {
         if let Some(b) = &shown {
             b.set_position(p.position);
             let secs = started.elapsed().as_secs_f64().max(1e-3);
@@ -497,7 +494,7 @@ fn read_inputs(
 }
 
 fn cmd_synth(a: SynthArgs) -> CmdResult {
-    cli_habits::check_output_file(&a.output, "-o").map_err(CliError::input)?;
+    cli::habits::check_output_file(&a.output, "-o").map_err(CliError::input)?;
     let cannot =
         |e: std::io::Error| CliError::input(format!("cannot write {}: {e}", a.output.display()));
     if a.demo {
@@ -530,7 +527,7 @@ fn cmd_audit(a: AuditArgs) -> CmdResult {
     a.engine.check()?;
     let setup = a.setup.load()?;
     let extras = a.changes.prepare()?;
-    cli_habits::check_output_dir(&a.output, "-o").map_err(CliError::input)?;
+    cli::habits::check_output_dir(&a.output, "-o").map_err(CliError::input)?;
     let (captures, select) = selection(&a.read, &a.input.captures)?;
     let mut cfg = a.engine.config();
     setup.add_catalog_ports(&mut cfg);
@@ -561,7 +558,7 @@ fn cmd_audit(a: AuditArgs) -> CmdResult {
         flowaudit::report::audit::write_audit_with(dir, &audit, &out, &inputs, &opts)
     })?;
     if !a.engine.quiet || !out.errors.is_empty() {
-        eprint!("{}", flowaudit::summary::render(&out));
+        eprint!("{}", flowaudit::report::summary::render(&out));
         eprintln!("{}", audit_line(&audit, &a.output));
     }
     a.firewall.after_audit(&a.output, a.engine.quiet)?;
@@ -571,7 +568,7 @@ fn cmd_audit(a: AuditArgs) -> CmdResult {
         return Ok(code);
     }
     // Waived findings do not count; an expired waiver makes its finding count again.
-    match setup_args::fail_on_reason(&setup, &audit) {
+    match cli::setup_args::fail_on_reason(&setup, &audit) {
         Some(why) => Err(CliError::with_code(EXIT_FAIL_ON, why)),
         None if changed => Ok(EXIT_FAIL_ON),
         None => Ok(0),
@@ -587,7 +584,7 @@ fn write_audit_or_fallback(
     let Err(e) = write(dir) else {
         return Ok(());
     };
-    let saved = cli_habits::fallback_dir().and_then(|d| write(&d).map(|()| d));
+    let saved = cli::habits::fallback_dir().and_then(|d| write(&d).map(|()| d));
     Err(CliError::input(match saved {
         Ok(d) => format!(
             "cannot write reports to {}: {e}; wrote them to {} instead",
@@ -620,13 +617,13 @@ fn audit_line(audit: &flowaudit::audit::Audit, dir: &std::path::Path) -> String 
 }
 
 fn cmd_catalog(c: CatalogCmd) -> CmdResult {
-    let stdout = |e: std::io::Error| cli_habits::cannot_write(None, e);
+    let stdout = |e: std::io::Error| cli::habits::cannot_write(None, e);
     match c {
         CatalogCmd::Lint { file } => catalog_lint(file),
         CatalogCmd::Roles { markdown } => {
-            let roles = flowaudit::catalog::Roles::builtin();
+            let roles = flowaudit::audit::catalog::Roles::builtin();
             if markdown {
-                print!("{}", flowaudit::catalog::roles_markdown(&roles));
+                print!("{}", flowaudit::audit::catalog::roles_markdown(&roles));
                 return Ok(0);
             }
             roles_csv(&roles).map_err(stdout)?;
@@ -677,9 +674,9 @@ fn catalog_lint(file: Option<PathBuf>) -> CmdResult {
 }
 
 /// `catalog roles` as CSV on stdout.
-fn roles_csv(roles: &flowaudit::catalog::Roles) -> std::io::Result<()> {
+fn roles_csv(roles: &flowaudit::audit::catalog::Roles) -> std::io::Result<()> {
     let mut w = csv::Writer::from_writer(std::io::stdout());
-    w.write_record(flowaudit::catalog::ROLE_COLUMNS)?;
+    w.write_record(flowaudit::audit::catalog::ROLE_COLUMNS)?;
     for d in roles.defs.values() {
         w.write_record([
             d.id.as_str(),
@@ -743,7 +740,7 @@ fn catalog_show(id: &str) -> CmdResult {
         return Ok(0);
     }
     if cat.roles.canonical(id).is_some() {
-        print!("{}", flowaudit::catalog::role_text(&cat.roles, id));
+        print!("{}", flowaudit::audit::catalog::role_text(&cat.roles, id));
         return Ok(0);
     }
     Err(CliError::input(format!(

@@ -12,8 +12,8 @@ use super::compiled::Compiled;
 use super::hosts::{HostIdx, Hosts};
 use super::{Caveats, Outcome, Service, ServiceKey, Verdict};
 use crate::decode::{proto, Addr};
+use crate::flow::store::Flows;
 use crate::flow::{Basis, FlowRecord};
-use crate::flowstore::Flows;
 
 /// Flows handled at once: bounds the keys held while flows stream from disk.
 const CHUNK: usize = 1 << 20;

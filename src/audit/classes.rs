@@ -110,13 +110,13 @@ mod tests {
     //! own gives, whatever mix of hosts, roles, names and ports the services bring.
 
     use super::*;
+    use crate::audit::catalog::Catalogs;
     use crate::audit::compiled::Compiled;
     use crate::audit::hosts::{GroupBy, Hosts};
+    use crate::audit::inventory::Inventory;
     use crate::audit::{Outcome, ServiceKey, NO_WAIVER};
-    use crate::catalog::Catalogs;
     use crate::decode::proto::{ICMP, TCP, UDP};
     use crate::decode::Addr;
-    use crate::inventory::Inventory;
     use proptest::prelude::*;
 
     /// Hosts with one role, two roles, a role family; two private and two public hosts outside

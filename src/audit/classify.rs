@@ -4,7 +4,7 @@
 
 use super::compiled::{Compiled, RoleSet, RuleIdx};
 use super::Verdict;
-use crate::catalog::name_matches;
+use crate::audit::catalog::name_matches;
 
 /// One end of a service as the classification sees it.
 #[derive(Debug, Clone, Copy)]
@@ -212,7 +212,7 @@ pub fn closest(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::catalog::Catalogs;
+    use crate::audit::catalog::Catalogs;
     use crate::decode::proto::{ICMP, TCP, UDP};
 
     fn cc() -> Compiled {

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::catalog::{Catalogs, Qualifier, Roles, Rule};
+use crate::audit::catalog::{Catalogs, Qualifier, Roles, Rule};
 use crate::decode::proto;
 
 /// Most roles a vocabulary may hold (built-in and user roles together).

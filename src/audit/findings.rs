@@ -11,10 +11,10 @@ use super::classify::{allowing, End};
 use super::compiled::{Compiled, RoleSet, RuleIdx};
 use super::hosts::{GroupIdx, GroupKind, HostIdx, Hosts};
 use super::{is_public, Caveats, Outcome, Service, Severity, Verdict, NO_WAIVER};
-use crate::catalog::{PortRange, Qualifier};
+use crate::audit::catalog::{PortRange, Qualifier};
+use crate::audit::inventory::Cidr;
+use crate::audit::waiver::{Date, Mark, ServiceRef, Waivers};
 use crate::decode::proto;
-use crate::inventory::Cidr;
-use crate::waiver::{Date, Mark, ServiceRef, Waivers};
 
 /// What a finding is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -700,7 +700,7 @@ fn rule_finding(u: &RuleUse, cc: &Compiled, hosts: &Hosts, weak: &str) -> Option
         };
         let evidence = format!("{} {}: {}", rule.protocols_str(), ports, rule.note);
         (FindingKind::UnusedRule, reason, evidence)
-    } else if let Some(advice) = crate::catalog::pin_advice(rule, &u.ports_seen) {
+    } else if let Some(advice) = crate::audit::catalog::pin_advice(rule, &u.ports_seen) {
         (
             FindingKind::NarrowRange,
             advice,

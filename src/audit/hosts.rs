@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use rustc_hash::FxHashMap;
 
 use super::compiled::{RoleIndex, RoleSet};
+use crate::audit::inventory::{Cidr, Entry, Inventory};
 use crate::decode::Addr;
-use crate::inventory::{Cidr, Entry, Inventory};
 
 /// What a finding's client or server side is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, clap::ValueEnum)]
@@ -82,7 +82,7 @@ pub struct Host {
     pub group: GroupIdx,
     /// Where its rule instances go (the entry's group; for `--group-by host`, the entry itself).
     pub rule_group: GroupIdx,
-    /// The inventory host it is an address of (see [`crate::inventory::host_key`]); None
+    /// The inventory host it is an address of (see [`crate::audit::inventory::host_key`]); None
     /// outside the inventory and inside blocks, where addresses are distinct hosts.
     pub inv_host: Option<u32>,
 }
@@ -123,7 +123,7 @@ impl Prefixes {
     }
 }
 
-/// Per inventory entry, its inventory host as a number (see [`crate::inventory::host_key`]):
+/// Per inventory entry, its inventory host as a number (see [`crate::audit::inventory::host_key`]):
 /// single addresses sharing a name get one number; blocks get none.
 /// Also returns each number's key (the name, or the address of an unnamed entry).
 fn inventory_hosts(inv: &Inventory) -> (Vec<Option<u32>>, Vec<String>) {
@@ -134,7 +134,7 @@ fn inventory_hosts(inv: &Inventory) -> (Vec<Option<u32>>, Vec<String>) {
         .iter()
         .map(|e| {
             e.cidr.is_host().then(|| {
-                let key = crate::inventory::host_key(e);
+                let key = crate::audit::inventory::host_key(e);
                 *ids.entry(key.clone()).or_insert_with(|| {
                     keys.push(key);
                     keys.len() as u32 - 1

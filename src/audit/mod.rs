@@ -7,22 +7,26 @@
 //! a pure function), [`findings`] (rule use and grouped findings).
 
 pub mod aggregate;
+pub mod catalog;
 pub mod classes;
 pub mod classify;
 pub mod compiled;
 pub mod findings;
 pub mod hosts;
+pub mod inventory;
+pub mod setup;
+pub mod waiver;
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use rustc_hash::FxHashMap;
 
-use crate::catalog::Catalogs;
+use crate::audit::catalog::Catalogs;
+use crate::audit::inventory::Inventory;
+use crate::audit::waiver::{Date, Waivers};
 use crate::decode::{proto, Addr};
+use crate::flow::store::Flows;
 use crate::flow::{ConnState, FlowRecord};
-use crate::flowstore::Flows;
-use crate::inventory::Inventory;
-use crate::waiver::{Date, Waivers};
 
 pub use classify::UnknownEnd;
 pub use compiled::{Compiled, RuleIdx};
@@ -331,14 +335,14 @@ pub struct Audit {
     pub caveats: Caveats,
     /// The inventory as the audit read it (one entry per address block), written to
     /// inventory.csv so that `policy` and `firewall` can work from the report directory alone.
-    pub inventory: Vec<crate::inventory::Entry>,
+    pub inventory: Vec<crate::audit::inventory::Entry>,
     /// The inventory's file name, as given.
     pub inventory_file: String,
     /// Names the capture gave hosts (DNS answers, TLS SNI), by host.
     pub names: FxHashMap<HostIdx, Vec<String>>,
     pub group_by: GroupBy,
     /// The waivers' lines, by the index services and findings hold.
-    pub waiver_marks: Vec<crate::waiver::Mark>,
+    pub waiver_marks: Vec<crate::audit::waiver::Mark>,
 }
 
 impl Audit {

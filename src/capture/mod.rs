@@ -4,6 +4,10 @@
 //! engine hands to the decoding workers. Damage stops a reader with a [`ReadError`] that names the
 //! file and byte offset; every record before the damage has already been delivered.
 
+#[cfg(feature = "live")]
+pub mod bpf;
+#[cfg(feature = "live")]
+pub mod live;
 pub mod pcap;
 pub mod pcapng;
 pub mod source;

@@ -236,7 +236,7 @@ impl PcapReader {
             let rel = (at - base) as usize;
             let ahead = (rel + PREFETCH_AHEAD).min(len);
             while fetched < ahead {
-                crate::flowmap::prefetch(&batch.bytes()[fetched]);
+                crate::flow::map::prefetch(&batch.bytes()[fetched]);
                 fetched += 64;
             }
             if batch.len() >= max_records || rel - first >= max_bytes {

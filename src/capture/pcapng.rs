@@ -607,7 +607,7 @@ impl PcapngReader {
 #[inline]
 fn prefetch_window(batch: &Batch, fetched: &mut usize, ahead: usize) {
     while *fetched < ahead {
-        crate::flowmap::prefetch(&batch.bytes()[*fetched]);
+        crate::flow::map::prefetch(&batch.bytes()[*fetched]);
         *fetched += 64;
     }
 }

@@ -73,6 +73,8 @@ impl fmt::Debug for Addr {
 }
 
 /// IP protocol numbers the engine treats specially.
+pub mod names;
+pub mod summary;
 pub mod proto {
     pub const ICMP: u8 = 1;
     pub const IPIP: u8 = 4;

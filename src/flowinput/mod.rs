@@ -12,10 +12,10 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use crate::decode::Addr;
+use crate::engine::run::RunOutput;
 use crate::engine::{EngineConfig, Stats};
+use crate::flow::store::Flows;
 use crate::flow::{Basis, FlowKey};
-use crate::flowstore::Flows;
-use crate::run::RunOutput;
 
 pub mod netflow;
 pub mod ownflows;
@@ -281,7 +281,7 @@ pub fn read_all(path: &Path) -> Result<Vec<u8>, InputError> {
     Ok(raw)
 }
 
-/// Reads every flow input and makes flows of them, as [`crate::run::run_files`] does for
+/// Reads every flow input and makes flows of them, as [`crate::engine::run::run_files`] does for
 /// captures. Fails before producing anything when a file cannot be read or is no flow input.
 pub fn run_flow_files(paths: &[PathBuf], cfg: &EngineConfig) -> Result<RunOutput, InputError> {
     let started = Instant::now();

@@ -6,7 +6,7 @@ use std::fmt::Write;
 
 use super::names::{asa_char, comment_text, Namer};
 use super::{header_lines, is_icmp, proto_number, Allow, Candidate, GroupBy, Policy};
-use crate::catalog::PortRange;
+use crate::audit::catalog::PortRange;
 
 pub const ACL: &str = "FLOWAUDIT";
 /// ASA limits a remark to 100 characters.

@@ -9,7 +9,7 @@ use std::net::IpAddr;
 use std::path::Path;
 
 use super::net::Net;
-use crate::catalog::{parse_ports, PortRange};
+use crate::audit::catalog::{parse_ports, PortRange};
 
 /// Report schema versions this reader understands.
 pub const SCHEMA_VERSIONS: [u64; 4] = [1, 2, 3, 4];
@@ -312,7 +312,9 @@ fn host_name(t: &Table, rec: &csv::StringRecord, end: &str) -> String {
         return name.to_string();
     }
     let group = t.get(rec, &format!("{end}_group"));
-    if group.parse::<std::net::IpAddr>().is_ok() || crate::inventory::Cidr::parse(group).is_ok() {
+    if group.parse::<std::net::IpAddr>().is_ok()
+        || crate::audit::inventory::Cidr::parse(group).is_ok()
+    {
         String::new()
     } else {
         group.to_string()

@@ -8,7 +8,7 @@ use std::fmt::Write;
 use super::names::{comment_text, word_char, Namer};
 use super::net::Net;
 use super::{header_lines, is_icmp, proto_number, Allow, GroupBy, Policy};
-use crate::catalog::PortRange;
+use crate::audit::catalog::PortRange;
 
 pub const CHAIN: &str = "FLOWAUDIT";
 /// Ends each here-document: never a line of the rules (comments start with `#`).

@@ -17,7 +17,7 @@ pub mod windows;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
-use crate::catalog::{PortRange, Roles};
+use crate::audit::catalog::{PortRange, Roles};
 use input::{Report, Service};
 use net::{compact, normalize, ports_str, Net};
 

@@ -5,7 +5,7 @@
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use crate::catalog::PortRange;
+use crate::audit::catalog::PortRange;
 
 /// An IPv4 or IPv6 address block; `addr` is the network address (host bits cleared).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]

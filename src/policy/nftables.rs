@@ -127,7 +127,11 @@ fn allow_lines(o: &mut String, p: &Policy, a: &Allow, set_names: &[String]) {
 }
 
 /// `tcp dport { 2500-2502, 2505 }`, `meta l4proto icmp`, ...; None for an unknown protocol.
-pub fn l4_match(proto: &str, ports: &[crate::catalog::PortRange], v6: bool) -> Option<String> {
+pub fn l4_match(
+    proto: &str,
+    ports: &[crate::audit::catalog::PortRange],
+    v6: bool,
+) -> Option<String> {
     if is_icmp(proto) {
         return Some(
             if v6 {
@@ -159,9 +163,9 @@ fn candidate_lines(o: &mut String, c: &Candidate) {
         comment_text(&c.evidence_text(), 300)
     );
     let ipk = if s.client.is_ipv4() { "ip" } else { "ip6" };
-    let ports: Vec<crate::catalog::PortRange> = s
+    let ports: Vec<crate::audit::catalog::PortRange> = s
         .port
-        .map(|p| crate::catalog::PortRange { lo: p, hi: p })
+        .map(|p| crate::audit::catalog::PortRange { lo: p, hi: p })
         .into_iter()
         .collect();
     if s.client.is_ipv4() == s.server.is_ipv4() {

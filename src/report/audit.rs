@@ -16,11 +16,11 @@ use super::{
     format_iso, push_addr, push_duration, push_int, push_iso, safe_cell, AtomicFile, SCHEMA_VERSION,
 };
 use crate::audit::hosts::Group;
+use crate::audit::waiver::{describe, Date, Waivers};
 use crate::audit::{Audit, Outcome, Service, Severity, Verdict, NO_WAIVER};
 use crate::decode::proto;
+use crate::engine::run::RunOutput;
 use crate::flow::Basis;
-use crate::run::RunOutput;
-use crate::waiver::{describe, Date, Waivers};
 
 pub const SERVICES_COLUMNS: &[&str] = &[
     "client_addr",
@@ -727,13 +727,13 @@ fn waivers_md(a: &Audit, w: &WaiverReport) -> String {
         let _ = writeln!(
             t,
             "No waiver expires within {} days.",
-            crate::waiver::EXPIRY_WARNING_DAYS
+            crate::audit::waiver::EXPIRY_WARNING_DAYS
         );
     } else {
         let _ = writeln!(
             t,
             "Waivers expiring within {} days:\n",
-            crate::waiver::EXPIRY_WARNING_DAYS
+            crate::audit::waiver::EXPIRY_WARNING_DAYS
         );
         for x in soon {
             let _ = writeln!(t, "- {}", md(&describe(x, &w.waivers.file, w.today)));
@@ -760,15 +760,16 @@ mod tests {
     #[test]
     fn services_rows_read_back_as_their_services() {
         let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/demo");
-        let run = crate::run::run_files(
+        let run = crate::engine::run::run_files(
             &[demo.join("backup-window.pcap")],
             Default::default(),
             &Default::default(),
         )
         .unwrap();
-        let cat = crate::catalog::Catalogs::builtin(&[]).unwrap();
+        let cat = crate::audit::catalog::Catalogs::builtin(&[]).unwrap();
         let text = std::fs::read_to_string(demo.join("hosts.csv")).unwrap();
-        let inv = crate::inventory::Inventory::parse("hosts.csv", &text, &cat.roles).unwrap();
+        let inv =
+            crate::audit::inventory::Inventory::parse("hosts.csv", &text, &cat.roles).unwrap();
         let a =
             crate::audit::audit(&run.flows, &cat, &inv, &run.names, &Default::default()).unwrap();
         let mut buf = Vec::new();

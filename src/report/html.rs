@@ -20,7 +20,7 @@ use super::SCHEMA_VERSION;
 use super::{format_iso, AtomicFile};
 use crate::audit::{Audit, FindingKind, HostIdx, Outcome, RuleUse, Severity, Verdict};
 use crate::decode::proto;
-use crate::run::RunOutput;
+use crate::engine::run::RunOutput;
 
 const STYLE: &str = include_str!("html/style.css");
 const SCRIPT: &str = include_str!("html/script.js");

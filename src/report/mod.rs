@@ -8,6 +8,7 @@ pub mod flows_jsonl;
 pub mod html;
 pub mod manifest;
 pub mod rows;
+pub mod summary;
 pub mod time;
 
 pub use time::{format_iso, push_duration, push_iso};

@@ -7,7 +7,7 @@ use clap::{Args, ValueEnum};
 use flowaudit::policy::{self, input::Report, GroupBy, Options};
 use flowaudit::report::write_output;
 
-use crate::cli_error::{CliError, CmdResult};
+use crate::cli::error::{CliError, CmdResult};
 
 #[derive(Clone, Copy, ValueEnum)]
 pub enum PolicyFormat {
@@ -95,7 +95,7 @@ pub fn cmd_policy(a: PolicyArgs) -> CmdResult {
             .map_err(|e| CliError::input(format!("cannot write the CSV: {e}")))?,
     };
     write_output(a.output.as_deref(), |w| w.write_all(&bytes))
-        .map_err(|e| crate::cli_habits::cannot_write(a.output.as_deref(), e))?;
+        .map_err(|e| crate::cli::habits::cannot_write(a.output.as_deref(), e))?;
     eprintln!(
         "flowaudit policy: {} allow rules ({} unused), {} groups, {} candidates for review",
         p.allows.len(),

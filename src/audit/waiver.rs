@@ -12,9 +12,9 @@
 use std::fmt;
 use std::path::Path;
 
-use crate::catalog::{parse_ports, PortRange, Problem, Roles};
+use crate::audit::catalog::{parse_ports, PortRange, Problem, Roles};
+use crate::audit::inventory::Cidr;
 use crate::decode::Addr;
-use crate::inventory::Cidr;
 
 /// Finding kinds that are about one service (and so can be waived).
 pub const SERVICE_FINDING_KINDS: [&str; 6] = [
@@ -274,7 +274,7 @@ fn parse_proto(s: &str) -> Result<Option<String>, String> {
     match s.parse::<crate::decode::proto::IpProto>() {
         // By name only, as catalogs and reports write them.
         Ok(p)
-            if crate::catalog::CATALOG_PROTOCOLS.contains(&p.0)
+            if crate::audit::catalog::CATALOG_PROTOCOLS.contains(&p.0)
                 && p.to_string() == s.to_ascii_lowercase() =>
         {
             Ok(Some(p.to_string()))

@@ -5,6 +5,8 @@
 //! order; and every flow lives in one of a fixed number of shards, each fed its packets in capture
 //! order. Thread count and batch size therefore cannot change the result.
 
+pub mod run;
+
 use rayon::prelude::*;
 use rustc_hash::FxHashMap;
 use std::collections::{BTreeMap, BTreeSet};
@@ -14,9 +16,9 @@ use crate::decode::{
     decode_with_mirror, outer_first_fragment, Addr, DecodeOptions, Frag, Kept, MirrorSource, Note,
     Packet, Skip,
 };
+use crate::flow::map::{hash_key, map_hash};
+use crate::flow::store::{Flows, Spill};
 use crate::flow::{FlowConfig, FlowKey, FlowTable, Prefetch, ServerPorts, Timeouts};
-use crate::flowmap::{hash_key, map_hash};
-use crate::flowstore::{Flows, Spill};
 
 /// Fixed, so that results never depend on the thread count.
 pub const SHARDS: usize = 64;
@@ -135,10 +137,12 @@ fn names_in(
         return Vec::new();
     };
     match p.proto {
-        crate::decode::proto::UDP if p.sport == 53 => crate::names::dns_answers(payload),
-        crate::decode::proto::TCP if payload.first() == Some(&22) => crate::names::tls_sni(payload)
-            .map(|n| vec![(p.dst, n)])
-            .unwrap_or_default(),
+        crate::decode::proto::UDP if p.sport == 53 => crate::decode::names::dns_answers(payload),
+        crate::decode::proto::TCP if payload.first() == Some(&22) => {
+            crate::decode::names::tls_sni(payload)
+                .map(|n| vec![(p.dst, n)])
+                .unwrap_or_default()
+        }
         _ => Vec::new(),
     }
 }
@@ -401,7 +405,7 @@ fn prefetch_frame_ahead(batch: &Batch, i: usize) {
     // A zero-length last record starts at the end of the bytes: hence get.
     let ahead = batch.records.get(i + DECODE_PREFETCH_AHEAD);
     if let Some(b) = ahead.and_then(|n| batch.bytes().get(n.start as usize)) {
-        crate::flowmap::prefetch(b);
+        crate::flow::map::prefetch(b);
     }
 }
 

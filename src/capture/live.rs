@@ -13,8 +13,8 @@ use pcap::{Capture, Device, Precision};
 
 use crate::capture::writer::PcapngWriter;
 use crate::capture::Batch;
+use crate::engine::run::{Driver, Event, Feed, RunOutput};
 use crate::engine::EngineConfig;
-use crate::run::{Driver, Event, Feed, RunOutput};
 
 #[derive(Clone, Debug)]
 pub struct SniffConfig {

@@ -12,43 +12,46 @@ use crate::decode::proto;
 pub type Source = (&'static str, &'static str);
 
 pub const BUILTIN_CATALOGS: &[Source] = &[
-    ("veeam-vbr.csv", include_str!("../catalogs/veeam-vbr.csv")),
-    ("veeam-em.csv", include_str!("../catalogs/veeam-em.csv")),
+    (
+        "veeam-vbr.csv",
+        include_str!("../../catalogs/veeam-vbr.csv"),
+    ),
+    ("veeam-em.csv", include_str!("../../catalogs/veeam-em.csv")),
     (
         "veeam-agent.csv",
-        include_str!("../catalogs/veeam-agent.csv"),
+        include_str!("../../catalogs/veeam-agent.csv"),
     ),
     (
         "veeam-proxmox.csv",
-        include_str!("../catalogs/veeam-proxmox.csv"),
+        include_str!("../../catalogs/veeam-proxmox.csv"),
     ),
     (
         "backup-exec.csv",
-        include_str!("../catalogs/backup-exec.csv"),
+        include_str!("../../catalogs/backup-exec.csv"),
     ),
 ];
 
 pub const BUILTIN_ROLES: &[Source] = &[
-    ("roles.csv", include_str!("../catalogs/roles.csv")),
+    ("roles.csv", include_str!("../../catalogs/roles.csv")),
     (
         "roles-veeam-vbr.csv",
-        include_str!("../catalogs/roles-veeam-vbr.csv"),
+        include_str!("../../catalogs/roles-veeam-vbr.csv"),
     ),
     (
         "roles-veeam-em.csv",
-        include_str!("../catalogs/roles-veeam-em.csv"),
+        include_str!("../../catalogs/roles-veeam-em.csv"),
     ),
     (
         "roles-veeam-agent.csv",
-        include_str!("../catalogs/roles-veeam-agent.csv"),
+        include_str!("../../catalogs/roles-veeam-agent.csv"),
     ),
     (
         "roles-veeam-proxmox.csv",
-        include_str!("../catalogs/roles-veeam-proxmox.csv"),
+        include_str!("../../catalogs/roles-veeam-proxmox.csv"),
     ),
     (
         "roles-backup-exec.csv",
-        include_str!("../catalogs/roles-backup-exec.csv"),
+        include_str!("../../catalogs/roles-backup-exec.csv"),
     ),
 ];
 

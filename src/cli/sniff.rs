@@ -5,11 +5,11 @@ use std::time::Duration;
 
 use clap::Args;
 
-use flowaudit::setup::AuditSetup;
+use flowaudit::audit::setup::AuditSetup;
 
-use crate::cli_error::{CliError, CmdResult, EXIT_FAIL_ON};
-use crate::cli_habits::{parse_duration, parse_size};
-use crate::setup_args::AuditSetupArgs;
+use crate::cli::error::{CliError, CmdResult, EXIT_FAIL_ON};
+use crate::cli::habits::{parse_duration, parse_size};
+use crate::cli::setup_args::AuditSetupArgs;
 use crate::EngineArgs;
 
 #[derive(Args)]
@@ -87,20 +87,20 @@ pub fn cmd_sniff(a: SniffArgs) -> CmdResult {
     let Some(output) = a.output.clone() else {
         return Err(CliError::input("-o DIR is needed: where the reports go"));
     };
-    let writable = crate::sniff_prep::prepare(&output, a.write.as_deref(), a.user.as_deref())
+    let writable = crate::cli::sniff_prep::prepare(&output, a.write.as_deref(), a.user.as_deref())
         .map_err(CliError::input)?;
     let cfg = sniff_config(&a, writable);
     let mut engine_cfg = a.engine.config();
     setup.add_catalog_ports(&mut engine_cfg);
     let inputs = vec![format!("live capture on {}", cfg.iface)];
-    let mut target = crate::sniff_prep::Target::new(output.clone());
+    let mut target = crate::cli::sniff_prep::Target::new(output.clone());
     let mut failing = None;
-    let result = flowaudit::live::sniff(&cfg, engine_cfg, say, |out, counters, last| {
+    let result = flowaudit::capture::live::sniff(&cfg, engine_cfg, say, |out, counters, last| {
         let audit = setup.audit(out).transpose()?;
         if last {
             failing = audit
                 .as_ref()
-                .and_then(|au| crate::setup_args::fail_on_reason(&setup, au));
+                .and_then(|au| crate::cli::setup_args::fail_on_reason(&setup, au));
         }
         target.write(|dir| write_reports(dir, &setup, audit.as_ref(), out, &inputs, counters, last))
     });
@@ -113,7 +113,7 @@ pub fn cmd_sniff(a: SniffArgs) -> CmdResult {
         CliError::input_lines(lines)
     })?;
     if !a.engine.quiet {
-        eprint!("{}", flowaudit::summary::render(&out));
+        eprint!("{}", flowaudit::report::summary::render(&out));
         eprintln!(
             "libpcap: {} received, {} dropped by the kernel, {} dropped by the interface; reports in {}",
             c.received,
@@ -137,8 +137,8 @@ pub fn cmd_sniff(a: SniffArgs) -> CmdResult {
 }
 
 /// What the capture says while it runs, on stderr.
-fn say(n: flowaudit::live::Notice) {
-    use flowaudit::live::Notice;
+fn say(n: flowaudit::capture::live::Notice) {
+    use flowaudit::capture::live::Notice;
     match n {
         // Like tcpdump: tells the user (and scripts) the capture is running.
         Notice::Listening {
@@ -158,7 +158,7 @@ fn say(n: flowaudit::live::Notice) {
 
 /// `sniff -D`: the interfaces libpcap can open, numbered as tcpdump -D numbers them.
 fn print_interfaces() -> CmdResult {
-    let list = flowaudit::live::list_interfaces().map_err(CliError::input)?;
+    let list = flowaudit::capture::live::list_interfaces().map_err(CliError::input)?;
     for (i, (name, desc)) in list.iter().enumerate() {
         println!(
             "{}.{name}{}",
@@ -173,8 +173,8 @@ fn print_interfaces() -> CmdResult {
     Ok(0)
 }
 
-fn sniff_config(a: &SniffArgs, writable: Vec<PathBuf>) -> flowaudit::live::SniffConfig {
-    flowaudit::live::SniffConfig {
+fn sniff_config(a: &SniffArgs, writable: Vec<PathBuf>) -> flowaudit::capture::live::SniffConfig {
+    flowaudit::capture::live::SniffConfig {
         iface: a.interface.clone().unwrap_or_default(),
         promisc: !a.no_promisc,
         snaplen: a.snaplen.max(64),
@@ -197,18 +197,18 @@ fn write_reports(
     dir: &std::path::Path,
     setup: &AuditSetup,
     audit: Option<&flowaudit::audit::Audit>,
-    out: &flowaudit::run::RunOutput,
+    out: &flowaudit::engine::run::RunOutput,
     inputs: &[String],
-    counters: &flowaudit::live::Counters,
+    counters: &flowaudit::capture::live::Counters,
     last: bool,
 ) -> std::io::Result<()> {
-    crate::setup_args::write_audit_or_flows(dir, setup, audit, out, inputs)?;
+    crate::cli::setup_args::write_audit_or_flows(dir, setup, audit, out, inputs)?;
     let mut f = flowaudit::report::AtomicFile::create(&dir.join("capture.txt"))?;
     use std::io::Write;
     writeln!(
         f,
         "{}libpcap: received {} dropped {} interface-dropped {}{}\n{}",
-        flowaudit::summary::render(out),
+        flowaudit::report::summary::render(out),
         counters.received,
         counters.dropped,
         counters.if_dropped,

@@ -1,10 +1,13 @@
 //! Bidirectional flows: the key, the client/server decision, TCP state in Zeek's vocabulary, and
 //! one shard's flow table with idle expiry and bounded size.
 
+pub mod map;
+pub mod store;
+
 use std::fmt;
 
 use crate::decode::{proto, tcp_flags as F, Addr, Packet, NO_VLAN};
-use crate::flowmap::{hash_key, map_hash, FlowMap};
+use crate::flow::map::{hash_key, map_hash, FlowMap};
 
 /// A flow's identity: the outer VLAN, the protocol and the two endpoints, in canonical order
 /// (`a` <= `b`) so both directions of a conversation find the same key.

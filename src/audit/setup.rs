@@ -5,13 +5,13 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::audit::catalog::Catalogs;
+use crate::audit::inventory::Inventory;
+use crate::audit::waiver::{Date, Waivers};
 use crate::audit::{Audit, AuditOptions, GroupBy, Severity};
-use crate::catalog::Catalogs;
+use crate::engine::run::RunOutput;
 use crate::engine::EngineConfig;
-use crate::inventory::Inventory;
 use crate::report::audit::WaiverReport;
-use crate::run::RunOutput;
-use crate::waiver::{Date, Waivers};
 
 /// The built-in catalog ids `--product` accepts.
 pub const PRODUCTS: [&str; 5] = [

@@ -5,11 +5,11 @@ use std::path::PathBuf;
 
 use clap::Args;
 
+use flowaudit::audit::setup::{AuditSetup, SetupSpec};
 use flowaudit::audit::{Audit, GroupBy};
-use flowaudit::setup::{AuditSetup, SetupSpec};
 
-use crate::cli_error::CliError;
-use crate::diff_cmd::WaiverArgs;
+use crate::cli::diff::WaiverArgs;
+use crate::cli::error::CliError;
 
 #[derive(Args)]
 pub struct AuditSetupArgs {
@@ -61,7 +61,7 @@ impl AuditSetupArgs {
 pub fn fail_on_reason(setup: &AuditSetup, audit: &Audit) -> Option<String> {
     let t = setup.fail_on?;
     let (counted, waived) = setup.failing(audit);
-    crate::cli_habits::fail_on_reason(counted, waived, t.as_str())
+    crate::cli::habits::fail_on_reason(counted, waived, t.as_str())
 }
 
 /// The reports of a live run (`sniff`, `collect`): the audit's, with the flows (a live window
@@ -70,7 +70,7 @@ pub fn write_audit_or_flows(
     dir: &std::path::Path,
     setup: &AuditSetup,
     audit: Option<&Audit>,
-    out: &flowaudit::run::RunOutput,
+    out: &flowaudit::engine::run::RunOutput,
     inputs: &[String],
 ) -> std::io::Result<()> {
     if let Some(audit) = audit {

@@ -4,11 +4,11 @@ use std::path::{Path, PathBuf};
 
 use clap::Args;
 
-use flowaudit::catalog::Roles;
+use flowaudit::audit::catalog::Roles;
+use flowaudit::audit::waiver::{Date, Waivers};
 use flowaudit::diff::{self, Gate, Report};
-use flowaudit::waiver::{Date, Waivers};
 
-use crate::cli_error::{CliError, CmdResult, EXIT_FAIL_ON};
+use crate::cli::error::{CliError, CmdResult, EXIT_FAIL_ON};
 
 fn parse_gate(s: &str) -> Result<Gate, String> {
     Gate::parse(s)
@@ -116,7 +116,7 @@ impl AuditExtras {
         &self,
         dir: &Path,
         quiet: bool,
-        setup: &flowaudit::setup::AuditSetup,
+        setup: &flowaudit::audit::setup::AuditSetup,
     ) -> Result<bool, CliError> {
         let Some(base) = &self.baseline else {
             // A diff from an earlier run into this directory no longer describes it.
@@ -208,7 +208,7 @@ pub fn cmd_diff(a: DiffArgs) -> CmdResult {
     }
     for (p, flag) in [(Some(&a.output), "-o"), (a.md.as_ref(), "--md")] {
         if let Some(p) = p {
-            crate::cli_habits::check_output_file(p, flag).map_err(CliError::input)?;
+            crate::cli::habits::check_output_file(p, flag).map_err(CliError::input)?;
         }
     }
     let waivers = a.waivers.load(&Roles::builtin())?;

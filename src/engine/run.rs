@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use crate::capture::{source::open_capture_with, Batch, ReadError, RecordReader};
 use crate::engine::{Engine, EngineConfig, Names, Stats};
-use crate::flowstore::Flows;
+use crate::flow::store::Flows;
 
 #[derive(Clone, Debug)]
 pub struct RunOptions {
@@ -135,7 +135,7 @@ impl Inputs {
     }
 }
 
-/// A packet filter applied to the inputs before the engine sees them (`-f`, see `crate::bpf`).
+/// A packet filter applied to the inputs before the engine sees them (`-f`, see `crate::capture::bpf`).
 pub trait PacketFilter: Send {
     /// Whether to keep a packet of link type `link` (a LINKTYPE_* value); Err when the filter
     /// cannot be applied to that link type (the packet is then left out and the error kept).

@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use clap::{Args, CommandFactory, ValueEnum};
 
-use flowaudit::run::{Selected, Selection};
+use flowaudit::engine::run::{Selected, Selection};
 
-use crate::cli_error::{CliError, CmdResult, EXIT_INPUT};
+use crate::cli::error::{CliError, CmdResult, EXIT_INPUT};
 
 /// The error for an output that could not be written (`None`: stdout).
 pub fn cannot_write(output: Option<&Path>, e: std::io::Error) -> CliError {
@@ -125,12 +125,12 @@ impl ReadArgs {
 }
 
 #[cfg(feature = "live")]
-fn compile_filter(expr: &str) -> Result<Box<dyn flowaudit::run::PacketFilter>, String> {
-    Ok(Box::new(flowaudit::bpf::Bpf::new(expr)?))
+fn compile_filter(expr: &str) -> Result<Box<dyn flowaudit::engine::run::PacketFilter>, String> {
+    Ok(Box::new(flowaudit::capture::bpf::Bpf::new(expr)?))
 }
 
 #[cfg(not(feature = "live"))]
-fn compile_filter(expr: &str) -> Result<Box<dyn flowaudit::run::PacketFilter>, String> {
+fn compile_filter(expr: &str) -> Result<Box<dyn flowaudit::engine::run::PacketFilter>, String> {
     Err(format!(
         "-f {expr:?}: capture filters are compiled by libpcap, which this build does not \
          include; build with it: apt-get install libpcap-dev, then cargo build --release \

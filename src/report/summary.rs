@@ -2,7 +2,7 @@
 
 use std::fmt::Write;
 
-use crate::run::RunOutput;
+use crate::engine::run::RunOutput;
 
 pub fn render(out: &RunOutput) -> String {
     let s = &out.stats;
@@ -33,7 +33,7 @@ pub fn render(out: &RunOutput) -> String {
             );
         }
     }
-    crate::decode_summary::render(s, &mut t);
+    crate::decode::summary::render(s, &mut t);
     if s.fragment_table_full > 0 {
         let _ = writeln!(
             t,

@@ -10,7 +10,7 @@
 use std::collections::HashMap;
 use std::ffi::{c_char, c_int, c_uint, c_void, CStr, CString};
 
-use crate::run::PacketFilter;
+use crate::engine::run::PacketFilter;
 
 #[repr(C)]
 struct BpfProgram {

@@ -10,13 +10,13 @@ use std::time::{Duration, Instant};
 
 use clap::Args;
 
+use flowaudit::audit::setup::AuditSetup;
+use flowaudit::engine::run::RunOutput;
 use flowaudit::flowinput::{make_output, netflow::Decoder, FlowInputStats, Rec};
-use flowaudit::run::RunOutput;
-use flowaudit::setup::AuditSetup;
 
-use crate::cli_error::{CliError, CmdResult, EXIT_FAIL_ON};
-use crate::cli_habits::parse_duration;
-use crate::setup_args::AuditSetupArgs;
+use crate::cli::error::{CliError, CmdResult, EXIT_FAIL_ON};
+use crate::cli::habits::parse_duration;
+use crate::cli::setup_args::AuditSetupArgs;
 use crate::EngineArgs;
 
 #[derive(Args)]
@@ -244,14 +244,14 @@ fn write_reports(
     inputs: &[String],
 ) -> std::io::Result<Option<String>> {
     let audit = setup.audit(out).transpose()?;
-    crate::setup_args::write_audit_or_flows(dir, setup, audit.as_ref(), out, inputs)?;
+    crate::cli::setup_args::write_audit_or_flows(dir, setup, audit.as_ref(), out, inputs)?;
     let st = out.stats.flow_input.as_deref().cloned().unwrap_or_default();
     let mut f = flowaudit::report::AtomicFile::create(&dir.join("collector.txt"))?;
     use std::io::Write;
     writeln!(
         f,
         "{}datagrams: {}  bytes: {}\nrecords: {}\ndata sets without template: {}\nsequence gaps: {} (lost: {})\n{}",
-        flowaudit::summary::render(out),
+        flowaudit::report::summary::render(out),
         c.datagrams,
         c.bytes,
         st.records,
@@ -267,5 +267,5 @@ fn write_reports(
     f.commit()?;
     Ok(audit
         .as_ref()
-        .and_then(|au| crate::setup_args::fail_on_reason(setup, au)))
+        .and_then(|au| crate::cli::setup_args::fail_on_reason(setup, au)))
 }

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
-use crate::catalog::{Problem, Roles};
+use crate::audit::catalog::{Problem, Roles};
 use crate::decode::Addr;
 
 /// An address block in the 16-byte address space (IPv4 as mapped: prefix + 96).
@@ -196,7 +196,7 @@ impl Inventory {
             line,
             message: m,
         };
-        for (line, rec) in crate::catalog::csv_lines(file, text, &mut problems) {
+        for (line, rec) in crate::audit::catalog::csv_lines(file, text, &mut problems) {
             let cell = |i: usize| rec.get(i).unwrap_or("").trim();
             if rec.iter().all(|c| c.trim().is_empty()) {
                 continue;

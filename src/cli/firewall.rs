@@ -9,7 +9,7 @@ use flowaudit::firewall::eval::Selection;
 use flowaudit::firewall::model::parse_addr_interval;
 use flowaudit::firewall::{self, Options};
 
-use crate::cli_error::{CliError, CmdResult};
+use crate::cli::error::{CliError, CmdResult};
 
 /// Options shared by `firewall` and `audit --firewall`.
 #[derive(Args, Clone, Debug)]

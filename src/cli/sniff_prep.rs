@@ -5,7 +5,7 @@
 use std::io;
 use std::path::{Path, PathBuf};
 
-use crate::cli_habits::{check_output_dir, check_output_file, fallback_dir};
+use crate::cli::habits::{check_output_dir, check_output_file, fallback_dir};
 
 /// Checks the report directory and the -w file. Without -Z they are checked now, as the user
 /// running flowaudit. With -Z USER (reports are written after the switch) a missing directory
