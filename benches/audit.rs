@@ -13,11 +13,11 @@ use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion, SamplingMode, Throughput};
 
+use flowaudit::audit::catalog::Catalogs;
+use flowaudit::audit::inventory::Inventory;
 use flowaudit::audit::{audit, AuditOptions};
-use flowaudit::catalog::Catalogs;
+use flowaudit::engine::run::{run_files, RunOptions, RunOutput};
 use flowaudit::engine::EngineConfig;
-use flowaudit::inventory::Inventory;
-use flowaudit::run::{run_files, RunOptions, RunOutput};
 use flowaudit::synth::{generate, SynthSpec};
 
 /// The flows of a capture of `flows` minimum-size flows, all open at once.

@@ -26,8 +26,8 @@ use criterion::{criterion_group, criterion_main, BatchSize, Criterion, SamplingM
 use flowaudit::capture::{open_capture, Batch};
 use flowaudit::decode::{decode, link, tcp_flags as F, DecodeOptions, Packet};
 use flowaudit::engine::{Engine, EngineConfig};
+use flowaudit::flow::map::{hash_key, map_hash};
 use flowaudit::flow::{FlowConfig, FlowKey, FlowTable, Prefetch, ServerPorts, Timeouts};
-use flowaudit::flowmap::{hash_key, map_hash};
 use flowaudit::synth::{generate, Frame, SynthSpec};
 
 /// Packets per batch, as `flowaudit flows` hands them to the workers (RunOptions's default).

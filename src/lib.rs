@@ -20,7 +20,7 @@
 //! - [`synth`]: the deterministic capture generator used by benchmarks and demos
 //! - [`csvtext`]: the comment and escaping conventions of the CSV files people write
 //!
-//! The modules' former top-level paths (`flowaudit::catalog`, `flowaudit::run`, ...) remain as
+//! The modules' former top-level paths (`flowaudit::audit::catalog`, `flowaudit::engine::run`, ...) remain as
 //! re-exports, so code written against them keeps building.
 
 pub mod audit;
@@ -35,11 +35,3 @@ pub mod flowinput;
 pub mod policy;
 pub mod report;
 pub mod synth;
-
-pub use audit::{catalog, inventory, setup, waiver};
-#[cfg(feature = "live")]
-pub use capture::{bpf, live};
-pub use decode::{names, summary as decode_summary};
-pub use engine::run;
-pub use flow::{map as flowmap, store as flowstore};
-pub use report::summary;

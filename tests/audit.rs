@@ -12,8 +12,8 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
 
-use flowaudit::catalog::{parse_ports, Catalogs, Roles};
-use flowaudit::inventory::Inventory;
+use flowaudit::audit::catalog::{parse_ports, Catalogs, Roles};
+use flowaudit::audit::inventory::Inventory;
 
 const BIN: &str = env!("CARGO_BIN_EXE_flowaudit");
 
@@ -553,7 +553,7 @@ fn names_from_dns_match_internet_rules() {
 
 #[test]
 fn docs_roles_md_matches_the_vocabulary() {
-    let want = flowaudit::catalog::roles_markdown(&Roles::builtin());
+    let want = flowaudit::audit::catalog::roles_markdown(&Roles::builtin());
     assert_eq!(
         std::fs::read_to_string("docs/roles.md").unwrap(),
         want,

@@ -14,9 +14,9 @@ use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 use std::process::Command;
 
+use flowaudit::audit::catalog::{Catalogs, Roles};
+use flowaudit::audit::inventory::Inventory;
 use flowaudit::capture::writer::PcapWriter;
-use flowaudit::catalog::{Catalogs, Roles};
-use flowaudit::inventory::Inventory;
 use flowaudit::synth::{tcp_session, Session};
 
 const BIN: &str = env!("CARGO_BIN_EXE_flowaudit");
@@ -561,13 +561,16 @@ fn nfs_helper_ports_are_dynamic_and_name_the_port_to_pin() {
     let rule = |id: &str| cat.rules.iter().find(|r| r.id == id).unwrap();
     let seen: std::collections::BTreeSet<u16> = [20048].into();
     assert_eq!(
-        flowaudit::catalog::pin_advice(rule("VBR-068"), &seen).as_deref(),
+        flowaudit::audit::catalog::pin_advice(rule("VBR-068"), &seen).as_deref(),
         Some("mountd service on an NFSv3 share: the port is assigned at run time; seen on port 20048: pin it in the service's settings and open only that port instead of 1-65535")
     );
     // A dynamic-range rule (Windows RPC ports) is a range to keep, not a port to pin.
-    assert_eq!(flowaudit::catalog::pin_advice(rule("VBR-009"), &seen), None);
     assert_eq!(
-        flowaudit::catalog::pin_advice(rule("VBR-068"), &Default::default()),
+        flowaudit::audit::catalog::pin_advice(rule("VBR-009"), &seen),
+        None
+    );
+    assert_eq!(
+        flowaudit::audit::catalog::pin_advice(rule("VBR-068"), &Default::default()),
         None
     );
 }

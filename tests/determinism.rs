@@ -10,9 +10,9 @@ use std::process::Command;
 
 use common::*;
 use flowaudit::decode::{proto, DecodeOptions};
+use flowaudit::engine::run::RunOptions;
 use flowaudit::engine::EngineConfig;
 use flowaudit::flow::Timeouts;
-use flowaudit::run::RunOptions;
 use flowaudit::synth::{generate, Frame, Rng, SynthSpec};
 use proptest::prelude::*;
 

@@ -15,11 +15,11 @@ use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use flowaudit::audit::catalog::Roles;
+use flowaudit::audit::waiver::{Date, ServiceRef, Waivers};
 use flowaudit::capture::writer::PcapWriter;
-use flowaudit::catalog::Roles;
 use flowaudit::decode::{link, Addr};
 use flowaudit::synth::{tcp_session, Session, DEMO_INVENTORY};
-use flowaudit::waiver::{Date, ServiceRef, Waivers};
 
 use Session::{Complete, Refused};
 

@@ -192,10 +192,10 @@ fn zeek_rows_become_the_engines_flows() {
         assert_eq!(out.flows.len(), flows, "{name}");
         // btest canonified every ts: all rows kept, at time 0.
         assert_eq!(st.no_time_records, rows, "{name}");
-        let pcap = flowaudit::run::run_files(
+        let pcap = flowaudit::engine::run::run_files(
             &[dir.join(format!("{name}.pcap"))],
             EngineConfig::default(),
-            &flowaudit::run::RunOptions::default(),
+            &flowaudit::engine::run::RunOptions::default(),
         )
         .unwrap();
         assert_eq!(pcap.flows.len(), flows, "{name}: the capture's flows");

@@ -17,10 +17,10 @@ use std::path::PathBuf;
 
 use common::*;
 use flowaudit::decode::{proto, DecodeOptions, Skip};
+use flowaudit::engine::run::RunOptions;
 use flowaudit::engine::EngineConfig;
 use flowaudit::flow::Timeouts;
 use flowaudit::report::flows::FlowRow;
-use flowaudit::run::RunOptions;
 use flowaudit::synth::{ip_packet, Frame};
 
 const C: &str = "10.0.0.9";

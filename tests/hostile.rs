@@ -15,9 +15,9 @@ use std::process::{Command, Output, Stdio};
 use common::*;
 use flowaudit::capture::ReadError;
 use flowaudit::decode::Skip;
+use flowaudit::engine::run::{run_files, RunOptions, RunOutput};
 use flowaudit::engine::{EngineConfig, Stats};
 use flowaudit::flow::FlowRecord;
-use flowaudit::run::{run_files, RunOptions, RunOutput};
 use flowaudit::synth::{ip_packet, Frame};
 
 const BIN: &str = env!("CARGO_BIN_EXE_flowaudit");

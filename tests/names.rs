@@ -8,8 +8,8 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 use flowaudit::decode::Addr;
+use flowaudit::engine::run::{run_files, RunOptions};
 use flowaudit::engine::EngineConfig;
-use flowaudit::run::{run_files, RunOptions};
 
 fn capture() -> Option<std::path::PathBuf> {
     let p = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -75,13 +75,13 @@ fn hostile_names_are_printable_and_bounded() {
     // Answer 2: a pointer to itself (offset of this answer): must be refused, not loop.
     let self_at = msg.len() as u8;
     msg.extend_from_slice(&[0xc0, self_at, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 192, 0, 2, 8]);
-    let got = flowaudit::names::dns_answers(&msg);
+    let got = flowaudit::decode::names::dns_answers(&msg);
     assert_eq!(got, vec![(addr("192.0.2.7"), "a=b\\x0ac.com".to_string())]);
     let set: BTreeSet<String> = got.into_iter().map(|(_, n)| n).collect();
     assert!(set.iter().all(|n| n.bytes().all(|b| b.is_ascii_graphic())));
     // A ClientHello cut short anywhere yields no name and no panic.
     let hello = b"\x16\x03\x01\x00\x40\x01\x00\x00\x3c\x03\x03";
     for cut in 0..hello.len() {
-        assert_eq!(flowaudit::names::tls_sni(&hello[..cut]), None);
+        assert_eq!(flowaudit::decode::names::tls_sni(&hello[..cut]), None);
     }
 }

@@ -2,9 +2,9 @@
 //! fuzzers and a review of their messages found. Every problem names the file and the line it
 //! is on (issue item 5).
 
-use flowaudit::catalog::{Catalogs, Roles};
-use flowaudit::inventory::{Cidr, Inventory};
-use flowaudit::waiver::Waivers;
+use flowaudit::audit::catalog::{Catalogs, Roles};
+use flowaudit::audit::inventory::{Cidr, Inventory};
+use flowaudit::audit::waiver::Waivers;
 
 /// A catalog whose header row is wrong: the problem names the header's line (4 here, after two
 /// comment lines and a blank one), not line 0, which is no line of the file.

@@ -5,8 +5,8 @@
 use std::path::{Path, PathBuf};
 
 use flowaudit::decode::{DecodeOptions, VlanKey};
+use flowaudit::engine::run::{run_files, RunOptions};
 use flowaudit::engine::EngineConfig;
-use flowaudit::run::{run_files, RunOptions};
 
 fn shared() -> Option<PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/pcaps");

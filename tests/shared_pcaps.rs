@@ -5,8 +5,8 @@
 use std::path::{Path, PathBuf};
 
 use flowaudit::decode::{proto, Skip};
+use flowaudit::engine::run::{run_files, RunOptions};
 use flowaudit::engine::EngineConfig;
-use flowaudit::run::{run_files, RunOptions};
 
 mod common;
 

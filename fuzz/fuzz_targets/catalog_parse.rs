@@ -11,7 +11,7 @@ use libfuzzer_sys::fuzz_target;
 use std::collections::BTreeSet;
 use std::sync::OnceLock;
 
-use flowaudit::catalog::{parse_ports, Catalogs, Roles};
+use flowaudit::audit::catalog::{parse_ports, Catalogs, Roles};
 
 fn builtin() -> &'static Catalogs {
     static B: OnceLock<Catalogs> = OnceLock::new();
@@ -29,7 +29,7 @@ fuzz_target!(|data: &[u8]| {
         let mut seen = BTreeSet::new();
         for r in &base.rules[before..] {
             if r.via.is_none() && !seen.insert(r.id.clone()) {
-                problems.push(flowaudit::catalog::Problem {
+                problems.push(flowaudit::audit::catalog::Problem {
                     file: "fuzz.csv".into(),
                     line: r.source_line,
                     message: format!("duplicate rule id {}", r.id),
@@ -51,7 +51,7 @@ fuzz_target!(|data: &[u8]| {
     let mut roles = Roles::default();
     let mut problems = Vec::new();
     roles.parse("roles.csv", &text, &mut problems);
-    let _ = roles.lint("roles.csv");
+    let _ = roles.lint();
     for id in roles.defs.keys() {
         let _ = roles.with_ancestors(id);
     }

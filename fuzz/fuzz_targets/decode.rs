@@ -29,9 +29,7 @@ fuzz_target!(|data: &[u8]| {
         .copied()
         .unwrap_or(u16::from_be_bytes([data[0], data[1]]));
     let frame = &data[2..];
-    let opts = DecodeOptions {
-        decap: data[1] & 1 != 0,
-    };
+    let opts = DecodeOptions::with_decap(data[1] & 1 != 0);
     let wire = frame.len() as u32 + (data[1] >> 1) as u32;
     let a = decode(link_type, frame, 7, wire, opts);
     // Pure: the same frame decodes the same way.

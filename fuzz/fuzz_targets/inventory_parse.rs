@@ -3,9 +3,9 @@
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 
-use flowaudit::catalog::Roles;
+use flowaudit::audit::catalog::Roles;
 use flowaudit::decode::Addr;
-use flowaudit::inventory::{Cidr, Inventory};
+use flowaudit::audit::inventory::{Cidr, Inventory};
 
 fn roles() -> &'static Roles {
     static R: std::sync::OnceLock<Roles> = std::sync::OnceLock::new();

@@ -5,7 +5,7 @@
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 
-use flowaudit::names::{dns_answers, tls_sni};
+use flowaudit::decode::names::{dns_answers, tls_sni};
 
 fn printable(s: &str) -> bool {
     s.bytes().all(|b| b.is_ascii_graphic())

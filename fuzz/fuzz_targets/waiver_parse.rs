@@ -2,9 +2,9 @@
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 
-use flowaudit::catalog::Roles;
+use flowaudit::audit::catalog::Roles;
 use flowaudit::decode::Addr;
-use flowaudit::waiver::{describe, Date, ServiceRef, Waivers};
+use flowaudit::audit::waiver::{describe, Date, ServiceRef, Waivers};
 
 fn roles() -> &'static Roles {
     static R: std::sync::OnceLock<Roles> = std::sync::OnceLock::new();

@@ -79,7 +79,7 @@ pub fn read_capture(bytes: &[u8], suffix: &str) {
         }
     }
     let _ = reader.take_warnings();
-    let (flows, stats) = engine.finish();
+    let (flows, stats, _names) = engine.finish();
     let flows = flows.to_vec().expect("flows held in memory read back");
     assert_eq!(stats.packets, records);
     let skipped: u64 = stats.skipped.values().sum();

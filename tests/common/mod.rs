@@ -11,9 +11,9 @@ use std::path::{Path, PathBuf};
 use flowaudit::capture::writer::{PcapWriter, PcapngWriter};
 use flowaudit::capture::ReadError;
 use flowaudit::decode::{proto, tcp_flags};
+use flowaudit::engine::run::{run_files, RunOptions, RunOutput};
 use flowaudit::engine::{EngineConfig, Stats};
 use flowaudit::report::flows::FlowRow;
-use flowaudit::run::{run_files, RunOptions, RunOutput};
 use flowaudit::synth::{ethernet, ip_packet, Frame};
 use tempfile::NamedTempFile;
 
