@@ -18,7 +18,7 @@ use rustc_hash::FxHashMap;
 
 use super::SCHEMA_VERSION;
 use super::{format_iso, AtomicFile};
-use crate::audit::{Audit, FindingKind, HostIdx, Outcome, RuleUse, Severity, Verdict};
+use crate::audit::{Audit, FindingKind, HostIdx, Outcome, RuleUse, Service, Severity, Verdict};
 use crate::decode::proto;
 use crate::engine::run::RunOutput;
 
@@ -353,7 +353,8 @@ impl Matrix {
         let mut labels: FxHashMap<HostIdx, Vec<u32>> = FxHashMap::default();
         let index = finding_index(a);
         let mut raw: FxHashMap<(u32, u32), Cell> = FxHashMap::default();
-        for s in &a.services {
+        // Services alike in all the matrix reads are counted together, then placed once each.
+        for (s, n) in tally(a) {
             for h in [s.key.client, s.key.server] {
                 labels.entry(h).or_insert_with(|| {
                     let intern = |x: Axis| {
@@ -370,9 +371,9 @@ impl Matrix {
             for &c in &labels[&s.key.client] {
                 for &sv in &labels[&s.key.server] {
                     let cell = raw.entry((c, sv)).or_default();
-                    cell.by_verdict[s.verdict as usize] += 1;
+                    cell.by_verdict[s.verdict as usize] += n;
                     if s.verdict == Verdict::Documented && s.outcome != Outcome::Established {
-                        cell.failed += 1;
+                        cell.failed += n;
                     }
                     cell.findings.extend(finding);
                 }
@@ -413,6 +414,35 @@ fn host_axes(a: &Audit, h: HostIdx) -> Vec<Axis> {
         .into_iter()
         .map(|r| Axis::Role(r.to_string()))
         .collect()
+}
+
+/// The services in groups that the matrix cannot tell apart: the same inventory roles and
+/// group at both ends, verdict, outcome, protocol and port. Each group is given as its first
+/// service, with the number of services in it; groups come in the order of their first service.
+fn tally(a: &Audit) -> Vec<(&Service, u64)> {
+    let shape = |h: HostIdx| {
+        let host = a.hosts.get(h);
+        (host.in_inventory(), host.roles, host.group)
+    };
+    let mut seen: FxHashMap<_, usize> = FxHashMap::default();
+    let mut groups: Vec<(&Service, u64)> = Vec::new();
+    for s in &a.services {
+        let k = s.key;
+        let key = (
+            shape(k.client),
+            shape(k.server),
+            s.verdict,
+            s.outcome,
+            k.proto,
+            k.port,
+        );
+        let i = *seen.entry(key).or_insert_with(|| {
+            groups.push((s, 0));
+            groups.len() - 1
+        });
+        groups[i].1 += 1;
+    }
+    groups
 }
 
 /// The key findings.csv groups service findings by, as the finding holds it.
