@@ -1083,6 +1083,15 @@ const MD_LIST_MAX: usize = 50;
 /// The Markdown summary, for a change ticket or a pull-request comment.
 pub fn markdown(d: &Diff) -> String {
     let mut t = String::new();
+    md_counts(&mut t, d);
+    md_gates(&mut t, d);
+    md_changes(&mut t, d);
+    md_waivers(&mut t, d);
+    t
+}
+
+/// The heading, the two directories and the count of each kind of change.
+fn md_counts(t: &mut String, d: &Diff) {
     let _ = writeln!(t, "## flowaudit diff\n");
     let _ = writeln!(
         t,
@@ -1101,6 +1110,10 @@ pub fn markdown(d: &Diff) -> String {
             }
         }
     }
+}
+
+/// Each gate, passed or failed, with up to ten of the items that failed it.
+fn md_gates(t: &mut String, d: &Diff) {
     if !d.gates.is_empty() {
         let _ = writeln!(t, "\n### Gates\n");
         for g in &d.gates {
@@ -1125,6 +1138,10 @@ pub fn markdown(d: &Diff) -> String {
             }
         }
     }
+}
+
+/// The changes by kind; info-level rows folded away.
+fn md_changes(t: &mut String, d: &Diff) {
     for k in ChangeKind::ALL {
         let rows: Vec<&Change> = d.changes.iter().filter(|c| c.change == k).collect();
         if rows.is_empty() {
@@ -1134,7 +1151,7 @@ pub fn markdown(d: &Diff) -> String {
         // Info-level rows are folded, so a pull-request comment shows what needs a look.
         let (info, rest): (Vec<&Change>, Vec<&Change>) =
             rows.into_iter().partition(|c| c.severity == "info");
-        md_list(&mut t, &rest);
+        md_list(t, &rest);
         if !info.is_empty() {
             if !rest.is_empty() {
                 t.push('\n');
@@ -1145,10 +1162,14 @@ pub fn markdown(d: &Diff) -> String {
                 info.len(),
                 if info.len() == 1 { "" } else { "s" }
             );
-            md_list(&mut t, &info);
+            md_list(t, &info);
             let _ = writeln!(t, "\n</details>");
         }
     }
+}
+
+/// Findings under a waiver, and waivers that expire soon or have expired.
+fn md_waivers(t: &mut String, d: &Diff) {
     if !d.waived.is_empty() || d.waiver_notes.is_some() {
         let _ = writeln!(t, "\n### Waivers\n");
         if !d.waived.is_empty() {
@@ -1188,7 +1209,6 @@ pub fn markdown(d: &Diff) -> String {
             }
         }
     }
-    t
 }
 
 /// Up to MD_LIST_MAX items as a Markdown list.

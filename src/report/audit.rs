@@ -307,7 +307,35 @@ fn service_row(buf: &mut Vec<u8>, a: &Audit, groups: &[Vec<u8>], plain: &[bool],
     buf.push(b',');
     buf.extend_from_slice(s.outcome.as_str().as_bytes());
     buf.push(b',');
-    // A documented service lists every rule that allows it; the others their closest few.
+    let more = push_rule_ids(buf, a, plain, s);
+    buf.push(b',');
+    push_int(buf, more);
+    buf.push(b',');
+    buf.extend_from_slice(s.unknown.as_str().as_bytes());
+    for n in [s.flows, s.established, s.refused, s.unanswered] {
+        buf.push(b',');
+        push_int(buf, n);
+    }
+    for n in [s.packets, s.bytes] {
+        buf.push(b',');
+        push_int(buf, n);
+    }
+    buf.push(b',');
+    push_iso(buf, s.first_ts);
+    buf.push(b',');
+    push_duration(buf, s.first_ts, s.last_ts);
+    buf.push(b',');
+    push_bases(buf, s);
+    buf.push(b',');
+    if s.waiver != NO_WAIVER {
+        push_cell(buf, &a.waiver_marks[s.waiver as usize].to_string());
+    }
+    buf.push(b'\n');
+}
+
+/// The rule_ids cell: a documented service lists every rule that allows it, the others their
+/// closest few. Returns how many more rules there are (the more_rules cell).
+fn push_rule_ids(buf: &mut Vec<u8>, a: &Audit, plain: &[bool], s: &Service) -> u16 {
     let all;
     let (listed, more) = if s.verdict == Verdict::Documented && s.more > 0 {
         let cx = crate::audit::aggregate::Ctx {
@@ -332,23 +360,11 @@ fn service_row(buf: &mut Vec<u8>, a: &Audit, groups: &[Vec<u8>], plain: &[bool],
         let ids: Vec<&str> = listed.iter().map(|&r| a.rule_id(r)).collect();
         push_cell(buf, &ids.join(";"));
     }
-    buf.push(b',');
-    push_int(buf, more);
-    buf.push(b',');
-    buf.extend_from_slice(s.unknown.as_str().as_bytes());
-    for n in [s.flows, s.established, s.refused, s.unanswered] {
-        buf.push(b',');
-        push_int(buf, n);
-    }
-    for n in [s.packets, s.bytes] {
-        buf.push(b',');
-        push_int(buf, n);
-    }
-    buf.push(b',');
-    push_iso(buf, s.first_ts);
-    buf.push(b',');
-    push_duration(buf, s.first_ts, s.last_ts);
-    buf.push(b',');
+    more
+}
+
+/// The direction_basis cell: flows per basis, `syn=3;port=1`.
+fn push_bases(buf: &mut Vec<u8>, s: &Service) {
     let mut first = true;
     for (i, n) in s.bases.iter().enumerate() {
         if *n > 0 {
@@ -361,11 +377,6 @@ fn service_row(buf: &mut Vec<u8>, a: &Audit, groups: &[Vec<u8>], plain: &[bool],
             push_int(buf, *n);
         }
     }
-    buf.push(b',');
-    if s.waiver != NO_WAIVER {
-        push_cell(buf, &a.waiver_marks[s.waiver as usize].to_string());
-    }
-    buf.push(b'\n');
 }
 
 /// The bases in `Basis as usize` order.
@@ -511,6 +522,15 @@ fn summary_md(a: &Audit, run: &RunOutput, inputs: &[String]) -> String {
         a.services.len(),
         a.group_by.as_str()
     );
+    verdicts_md(&mut t, a);
+    findings_md(&mut t, a);
+    coverage_md(&mut t, a);
+    caveats_md(&mut t, a, run);
+    t
+}
+
+/// Services per verdict and outcome.
+fn verdicts_md(t: &mut String, a: &Audit) {
     let _ = writeln!(t, "## Services by verdict\n\n| verdict | services | established | refused | unanswered |\n|---|---|---|---|---|");
     let mut counts = [[0u64; 3]; 5];
     for sv in &a.services {
@@ -528,6 +548,10 @@ fn summary_md(a: &Audit, run: &RunOutput, inputs: &[String]) -> String {
             c[Outcome::Unanswered as usize]
         );
     }
+}
+
+/// Findings per severity, then the groups that matter most.
+fn findings_md(t: &mut String, a: &Audit) {
     let _ = writeln!(
         t,
         "\n## Findings\n\n| severity | findings | host pairs |\n|---|---|---|"
@@ -579,6 +603,10 @@ fn summary_md(a: &Audit, run: &RunOutput, inputs: &[String]) -> String {
             let _ = writeln!(t, "- ... and {} more in findings.csv", top.len() - 15);
         }
     }
+}
+
+/// Rule instances per product, used and unused.
+fn coverage_md(t: &mut String, a: &Audit) {
     let _ = writeln!(t, "\n## Coverage per product\n\n| product | rule instances | used | unused |\n|---|---|---|---|");
     let mut products: BTreeMap<&str, (usize, usize)> = BTreeMap::new();
     for u in &a.rules {
@@ -589,8 +617,6 @@ fn summary_md(a: &Audit, run: &RunOutput, inputs: &[String]) -> String {
     for (p, (n, used)) in products {
         let _ = writeln!(t, "| {} | {} | {} | {} |", md(p), n, used, n - used);
     }
-    caveats_md(&mut t, a, run);
-    t
 }
 
 /// What the reader needs first: when the capture ran, what was read, against which inventory.
